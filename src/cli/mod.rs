@@ -1,0 +1,159 @@
+//! The command line (SPEC 2): one file per command; this one parses and dispatches.
+
+mod ca;
+mod config_check;
+mod run;
+mod start;
+mod status;
+mod stop;
+mod threats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Egress security proxy for AI agents: see, scan and control everything they send",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Config file (YAML or JSON)
+    #[arg(long, global = true, env = "AIRLOCK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (CA, logs, store); also AIRLOCK_HOME
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy (foreground; Ctrl-C or SIGTERM stop it gracefully)
+    Start(start::StartArgs),
+    /// Stop the running instance
+    Stop,
+    /// Show whether airlock runs, where, and what it has seen
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the latest threats
+    Threats {
+        /// How many (newest last)
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where the CA certificate is and how to trust it
+    Ca {
+        /// Print only the certificate's path
+        #[arg(long, conflicts_with = "pem")]
+        path: bool,
+        /// Print the certificate (PEM)
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Run a command with the proxy and CA environment set
+    Run {
+        /// Isolate the command in a network namespace (Linux)
+        #[arg(long)]
+        jail: bool,
+        /// The command and its arguments
+        #[arg(
+            trailing_var_arg = true,
+            required = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
+    },
+    /// Work with config files
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file; prints the first error with its key path (exit 2)
+    Check { file: PathBuf },
+}
+
+/// A failure reported to the user: one line, and the exit code SPEC 2 gives it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::usage(e.to_string())
+    }
+}
+
+impl From<crate::server::ServeError> for Failure {
+    fn from(e: crate::server::ServeError) -> Self {
+        Failure::runtime(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            let message: String = f.message.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("airlock: error: {message}");
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    let base = Overrides {
+        data_dir: cli.data_dir.clone(),
+        ..Default::default()
+    };
+    match cli.command {
+        Command::Start(args) => start::start(cli.config.as_deref(), base, args),
+        Command::Stop => stop::stop(&load(&cli.config, &base)?),
+        Command::Status { json } => status::status(&load(&cli.config, &base)?, json),
+        Command::Threats { limit, json } => {
+            threats::threats(&load(&cli.config, &base)?, limit, json)
+        }
+        Command::Ca { path, pem } => ca::ca(&load(&cli.config, &base)?, path, pem),
+        Command::Run { jail, command } => run::run(load(&cli.config, &base)?, jail, command),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check::check(&file, &base),
+    }
+}
+
+fn load(file: &Option<PathBuf>, overrides: &Overrides) -> Result<Config, Failure> {
+    Ok(Config::load(file.as_deref(), overrides)?)
+}

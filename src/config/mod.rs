@@ -1,0 +1,615 @@
+//! Configuration: the raw file (serde, unknown keys refused) validated once into an immutable
+//! [`Config`]. Every key is optional; command-line flags are applied on top by [`Overrides`].
+
+mod hosts;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use hosts::HostSet;
+pub use resolve::ResolveMap;
+
+/// A configuration problem, reported with the key path so the user can find it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid YAML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Key {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("invalid setting `{key}`: {message}")]
+    Flag { key: String, message: String },
+    #[error(
+        "cannot find a home directory for the data directory; set AIRLOCK_HOME or pass --data-dir"
+    )]
+    NoHome,
+}
+
+/// Stderr event verbosity (`log`): 0 off, 1 blocks, 2 full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogMode {
+    #[default]
+    Off,
+    Blocks,
+    Full,
+}
+
+impl LogMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogMode::Off => "off",
+            LogMode::Blocks => "blocks",
+            LogMode::Full => "full",
+        }
+    }
+
+    pub fn from_level(level: u64) -> Result<Self, String> {
+        match level {
+            0 => Ok(LogMode::Off),
+            1 => Ok(LogMode::Blocks),
+            2 => Ok(LogMode::Full),
+            other => Err(format!(
+                "must be 0 (off), 1 (blocks) or 2 (full), got {other}"
+            )),
+        }
+    }
+}
+
+/// Diagnostics verbosity (`log_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiagLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl DiagLevel {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "ERROR" => Ok(Self::Error),
+            "WARN" | "WARNING" => Ok(Self::Warn),
+            "INFO" => Ok(Self::Info),
+            "DEBUG" => Ok(Self::Debug),
+            _ => Err(format!(
+                "must be one of ERROR, WARN, INFO, DEBUG, got {s:?}"
+            )),
+        }
+    }
+
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    proxy_host: Option<String>,
+    proxy_port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
+    log: Option<u64>,
+    log_level: Option<String>,
+    enable_mitm: Option<bool>,
+    passthrough_hosts: Option<Vec<String>>,
+    http1_only_hosts: Option<Vec<String>>,
+    upstream_ca: Option<Vec<PathBuf>>,
+    resolve: Option<BTreeMap<String, String>>,
+    keylog_file: Option<PathBuf>,
+    limits: Option<RawLimits>,
+    store: Option<RawStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<u32>,
+    header_bytes: Option<u32>,
+    idle_timeout: Option<u64>,
+    header_timeout: Option<u64>,
+    connect_timeout: Option<u64>,
+    request_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    retention_days: Option<u32>,
+    max_mb: Option<u64>,
+}
+
+/// Connection limits and timeouts (`limits`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_bytes: usize,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time allowed for a client to send a complete request head.
+    pub header_timeout: Duration,
+    /// Time allowed to open a TCP (and TLS) connection upstream.
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream to answer with response headers.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            header_bytes: 64 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// SQLite store housekeeping (`store`).
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub retention_days: u32,
+    pub max_mb: u64,
+}
+
+/// The validated, immutable configuration every component reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub log: LogMode,
+    pub log_level: DiagLevel,
+    pub enable_mitm: bool,
+    pub passthrough_hosts: HostSet,
+    pub http1_only_hosts: HostSet,
+    pub upstream_ca: Vec<PathBuf>,
+    pub resolve: ResolveMap,
+    pub keylog_file: Option<PathBuf>,
+    pub limits: Limits,
+    pub store: StoreSettings,
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+    /// sha256 of the file's bytes (or of the empty config), shown by `status`.
+    pub digest: String,
+}
+
+/// Command-line values that take precedence over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub no_mitm: bool,
+    pub log: Option<u64>,
+}
+
+impl Config {
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
+    }
+    pub fn bundle_path(&self) -> PathBuf {
+        self.ca_dir().join("bundle.pem")
+    }
+    pub fn pid_path(&self) -> PathBuf {
+        self.data_dir.join("airlock.pid")
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("airlock.state.json")
+    }
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("airlock.db")
+    }
+
+    /// Loads `file` (or the embedded defaults when `None`) and applies `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let (raw, source, digest) = match file {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let digest = sha256_hex(&bytes);
+                let raw = parse_raw(path, &bytes)?;
+                (raw, Some(path.to_path_buf()), digest)
+            }
+            None => (RawConfig::default(), None, sha256_hex(b"")),
+        };
+        let path = source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<defaults>"));
+        let key_err = |key: &str, message: String| ConfigError::Key {
+            path: path.clone(),
+            key: key.to_string(),
+            message,
+        };
+
+        let host = raw.proxy_host.as_deref().unwrap_or("127.0.0.1");
+        let ip = parse_listen_host(host).map_err(|m| key_err("proxy_host", m))?;
+        let mut listen = SocketAddr::new(ip, raw.proxy_port.unwrap_or(8888));
+        if let Some(flag) = &overrides.listen {
+            listen = parse_listen(flag).map_err(|message| ConfigError::Flag {
+                key: "--listen".into(),
+                message,
+            })?;
+        }
+
+        let data_dir = match (&overrides.data_dir, std::env::var_os("AIRLOCK_HOME")) {
+            (Some(dir), _) => expand_home(dir)?,
+            (None, Some(env)) if !env.is_empty() => expand_home(Path::new(&env))?,
+            _ => match &raw.data_dir {
+                Some(dir) => expand_home(dir)?,
+                None => default_data_dir()?,
+            },
+        };
+        let data_dir = absolute(&data_dir);
+        let log_dir = match &raw.log_dir {
+            Some(dir) => absolute(&expand_home(dir)?),
+            None => data_dir.join("logs"),
+        };
+
+        let log = match overrides.log.or(raw.log) {
+            Some(level) => LogMode::from_level(level).map_err(|m| {
+                if overrides.log.is_some() {
+                    ConfigError::Flag {
+                        key: "--log".into(),
+                        message: m,
+                    }
+                } else {
+                    key_err("log", m)
+                }
+            })?,
+            None => LogMode::Off,
+        };
+        let log_level = match &raw.log_level {
+            Some(s) => DiagLevel::parse(s).map_err(|m| key_err("log_level", m))?,
+            None => DiagLevel::Info,
+        };
+
+        let passthrough_hosts = HostSet::new(raw.passthrough_hosts.as_deref().unwrap_or(&[]))
+            .map_err(|m| key_err("passthrough_hosts", m))?;
+        let http1_only_hosts = HostSet::new(raw.http1_only_hosts.as_deref().unwrap_or(&[]))
+            .map_err(|m| key_err("http1_only_hosts", m))?;
+
+        let base = source
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut upstream_ca = Vec::new();
+        for (i, p) in raw.upstream_ca.unwrap_or_default().iter().enumerate() {
+            let p = absolute_from(&base, &expand_home(p)?);
+            if !p.is_file() {
+                return Err(key_err(
+                    &format!("upstream_ca[{i}]"),
+                    format!("{} is not a readable file", p.display()),
+                ));
+            }
+            upstream_ca.push(p);
+        }
+
+        let resolve = ResolveMap::new(raw.resolve.unwrap_or_default())
+            .map_err(|(k, m)| key_err(&format!("resolve.{k}"), m))?;
+
+        let keylog_file = match &raw.keylog_file {
+            Some(p) => Some(absolute_from(&base, &expand_home(p)?)),
+            None => std::env::var_os("SSLKEYLOGFILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        };
+
+        let mut limits = Limits::default();
+        if let Some(l) = raw.limits {
+            let positive = |key: &str, v: u64| -> Result<u64, ConfigError> {
+                if v == 0 {
+                    Err(key_err(
+                        &format!("limits.{key}"),
+                        "must be greater than 0".into(),
+                    ))
+                } else {
+                    Ok(v)
+                }
+            };
+            if let Some(v) = l.max_connections {
+                limits.max_connections = positive("max_connections", v.into())? as usize;
+            }
+            if let Some(v) = l.header_bytes {
+                if v < 1024 {
+                    return Err(key_err(
+                        "limits.header_bytes",
+                        format!("must be at least 1024, got {v}"),
+                    ));
+                }
+                limits.header_bytes = v as usize;
+            }
+            let secs =
+                |key: &str, v: Option<u64>, into: &mut Duration| -> Result<(), ConfigError> {
+                    if let Some(v) = v {
+                        *into = Duration::from_secs(positive(key, v)?);
+                    }
+                    Ok(())
+                };
+            secs("idle_timeout", l.idle_timeout, &mut limits.idle_timeout)?;
+            secs(
+                "header_timeout",
+                l.header_timeout,
+                &mut limits.header_timeout,
+            )?;
+            secs(
+                "connect_timeout",
+                l.connect_timeout,
+                &mut limits.connect_timeout,
+            )?;
+            secs(
+                "request_timeout",
+                l.request_timeout,
+                &mut limits.request_timeout,
+            )?;
+        }
+
+        let raw_store = raw.store.unwrap_or_default();
+        let store = StoreSettings {
+            retention_days: raw_store.retention_days.unwrap_or(30),
+            max_mb: raw_store.max_mb.unwrap_or(1024),
+        };
+
+        Ok(Config {
+            listen,
+            data_dir,
+            log_dir,
+            log,
+            log_level,
+            enable_mitm: raw.enable_mitm.unwrap_or(true) && !overrides.no_mitm,
+            passthrough_hosts,
+            http1_only_hosts,
+            upstream_ca,
+            resolve,
+            keylog_file,
+            limits,
+            store,
+            source,
+            digest,
+        })
+    }
+}
+
+/// YAML (and so JSON) into the raw structs, with the failing key's path in the error.
+fn parse_raw(path: &Path, bytes: &[u8]) -> Result<RawConfig, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: "the file is not UTF-8 text".into(),
+    })?;
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    // Two steps so that serde_path_to_error can name the key: YAML → a generic tree → our
+    // structs. serde-saphyr bounds alias expansion, so an alias bomb is an error, not a hang.
+    let tree: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: one_line(&e.to_string()),
+        })?;
+    if tree.is_null() {
+        return Ok(RawConfig::default());
+    }
+    if !tree.is_object() {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: "the top level must be a mapping of keys to values".into(),
+        });
+    }
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = one_line(&e.into_inner().to_string());
+        let (key, message) = explain_serde_error(&key, &inner);
+        ConfigError::Key {
+            path: path.to_path_buf(),
+            key,
+            message,
+        }
+    })
+}
+
+/// serde_path_to_error's path already ends in an unknown field's name; serde's message
+/// ("unknown field `x`, expected one of …") is reworded to list the known keys.
+fn explain_serde_error(path: &str, message: &str) -> (String, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(end) = rest.find('`')
+    {
+        let allowed = rest[end + 1..]
+            .trim_start_matches(", ")
+            .replace("expected one of ", "known keys: ");
+        return (path.to_string(), format!("unknown key ({allowed})"));
+    }
+    (path.to_string(), message.to_string())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    hex(digest.as_ref())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn parse_listen_host(host: &str) -> Result<IpAddr, String> {
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    host.trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .map_err(|_| format!("expected an IP address such as 127.0.0.1, got {host:?}"))
+}
+
+/// `HOST:PORT` for `--listen`; `localhost` is accepted for the host.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected HOST:PORT such as 127.0.0.1:8888, got {s:?}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("expected HOST:PORT such as 127.0.0.1:8888, got {s:?}"))?;
+    Ok(SocketAddr::new(parse_listen_host(host)?, port))
+}
+
+fn expand_home(p: &Path) -> Result<PathBuf, ConfigError> {
+    match p.strip_prefix("~") {
+        Ok(rest) => Ok(home_dir().ok_or(ConfigError::NoHome)?.join(rest)),
+        Err(_) => Ok(p.to_path_buf()),
+    }
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("airlock"));
+    }
+    Ok(home_dir()
+        .ok_or(ConfigError::NoHome)?
+        .join(".local/share/airlock"))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    absolute_from(
+        &std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        p,
+    )
+}
+
+/// Relative paths in a config file are relative to the file, so a config can travel with
+/// the files it names.
+fn absolute_from(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else if base.as_os_str().is_empty() {
+        absolute(p)
+    } else {
+        absolute(&base.join(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("airlock-cfg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("airlock.yaml");
+        std::fs::write(&file, text).unwrap();
+        let overrides = Overrides {
+            data_dir: Some(dir.join("data")),
+            ..Default::default()
+        };
+        let result = Config::load(Some(&file), &overrides);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Key { key, .. } => key,
+            other => panic!("expected a key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8888".parse().unwrap());
+        assert!(c.enable_mitm);
+        assert_eq!(c.log, LogMode::Off);
+    }
+
+    #[test]
+    fn json_is_accepted() {
+        let c = load_str(r#"{"proxy_port": 9999, "log": 2, "enable_mitm": false}"#).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.log, LogMode::Full);
+        assert!(!c.enable_mitm);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert_eq!(key_of(load_str("nonsense: 1").unwrap_err()), "nonsense");
+        assert_eq!(
+            key_of(load_str("limits:\n  bogus: 3").unwrap_err()),
+            "limits.bogus"
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        assert_eq!(key_of(load_str("log: true").unwrap_err()), "log");
+        assert_eq!(key_of(load_str("log: '1'").unwrap_err()), "log");
+        assert_eq!(key_of(load_str("log: 3").unwrap_err()), "log");
+        assert_eq!(key_of(load_str("proxy_port: x").unwrap_err()), "proxy_port");
+        assert_eq!(
+            key_of(load_str("enable_mitm: 1").unwrap_err()),
+            "enable_mitm"
+        );
+        assert_eq!(
+            key_of(load_str("limits: {connect_timeout: 0}").unwrap_err()),
+            "limits.connect_timeout"
+        );
+    }
+
+    #[test]
+    fn later_capabilities_keys_are_refused_until_they_exist() {
+        assert_eq!(key_of(load_str("gateways: []").unwrap_err()), "gateways");
+    }
+
+    #[test]
+    fn resolve_values_are_checked() {
+        let err = load_str("resolve: {example.test: not-an-ip}").unwrap_err();
+        assert_eq!(key_of(err), "resolve.example.test");
+        let c = load_str("resolve: {example.test: '127.0.0.1:4443'}").unwrap();
+        assert_eq!(
+            c.resolve.lookup("example.test", 443),
+            Some("127.0.0.1:4443".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn alias_bomb_is_an_error_not_a_hang() {
+        let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
+        assert!(load_str(bomb).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! airlock: an egress security proxy for AI agents.
+//!
+//! The path of a request: `proxy::listener` (listen) → `proxy` / `proxy::tunnel` (identify)
+//! → `proxy::intercept` (TLS) → `proxy::forward` + `proxy::upstream` (forward) →
+//! `pipeline` (body metering, responses) → `record` (flows, store, stderr).
+
+mod cli;
+mod config;
+mod diag;
+mod instance;
+mod pipeline;
+mod proxy;
+mod record;
+mod server;
+mod tls;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,40 @@
+//! The one place a failure in the data path becomes a response to the client: a status, our
+//! headers, and a JSON body with the reason (never internals, never a secret).
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full};
+
+use super::body::ProxyBody;
+
+pub const ERROR_HEADER: &str = "x-airlock-error";
+
+pub fn empty_body() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A response that airlock itself makes, with `error` a short stable kind
+/// (`upstream-tls`, `upstream-connect`, …) and `reason` one readable sentence.
+pub fn error_response(status: StatusCode, error: &str, reason: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "error": error, "reason": reason });
+    let mut resp = Response::new(full_body(body.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(error) {
+        h.insert(ERROR_HEADER, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

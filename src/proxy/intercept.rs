@@ -1,0 +1,171 @@
+//! Intercept: inside a CONNECT tunnel, tell TLS from plain HTTP by the first byte, terminate
+//! TLS with a leaf certificate for the host the client asked for, and serve HTTP/1.1 or
+//! HTTP/2 (per ALPN) into the same forwarding path as every other request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::ProxyContext;
+use super::forward::forward;
+use super::prefixed::PrefixedStream;
+use crate::pipeline::{Exchange, FlowTracker, Scheme};
+
+const TLS_HANDSHAKE: u8 = 0x16;
+
+pub async fn serve_tunnel(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    host: String,
+    port: u16,
+    upgraded: Upgraded,
+) {
+    let mut io = TokioIo::new(upgraded);
+    let mut first = vec![0u8; 1024];
+    let n = match tokio::time::timeout(ctx.config.limits.idle_timeout, io.read(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => n,
+        // The client opened a tunnel and went away (or said nothing): nothing was sent.
+        _ => return,
+    };
+    first.truncate(n);
+    let starts_tls = first[0] == TLS_HANDSHAKE;
+    let starts_http = first[0].is_ascii_uppercase();
+    let stream = PrefixedStream::new(Bytes::from(first), io);
+
+    if starts_tls {
+        serve_tls(ctx, client, host, port, stream).await;
+    } else if starts_http {
+        let exchange = Exchange {
+            listener: ctx.listener_name.clone(),
+            client_ip: client.ip(),
+            scheme: Scheme::Http,
+            host,
+            port,
+        };
+        serve_http(ctx, exchange, stream, false).await;
+    } else {
+        // Fail closed: with interception on, nothing leaves uninspected.
+        let tracker = FlowTracker::connection(
+            ctx.records.clone(),
+            &ctx.listener_name,
+            client.ip(),
+            Some("CONNECT"),
+            "tcp",
+            Some((&host, port)),
+        );
+        tracker.fail(
+            None,
+            "the tunnel carried neither TLS nor HTTP, so it cannot be inspected and was closed; add the host to passthrough_hosts to tunnel it blindly",
+        );
+    }
+}
+
+async fn serve_tls<S>(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    host: String,
+    port: u16,
+    stream: S,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake_failed = |reason: String| {
+        let tracker = FlowTracker::connection(
+            ctx.records.clone(),
+            &ctx.listener_name,
+            client.ip(),
+            Some("CONNECT"),
+            "https",
+            Some((&host, port)),
+        );
+        tracker.fail(None, reason);
+    };
+    let timeout = ctx.config.limits.header_timeout;
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match tokio::time::timeout(timeout, acceptor).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => return handshake_failed(format!("client TLS handshake failed: {e}")),
+        Err(_) => {
+            return handshake_failed(format!(
+                "client sent no complete TLS ClientHello within {} s",
+                timeout.as_secs()
+            ));
+        }
+    };
+    // The certificate names what the client will check: its SNI, or the CONNECT target when
+    // it sent none (IP addresses). Routing and records stay on the CONNECT target.
+    let cert_host = start
+        .client_hello()
+        .server_name()
+        .map(str::to_string)
+        .unwrap_or_else(|| host.clone());
+    let http1_only = ctx.config.http1_only_hosts.matches(&host);
+    let server_config = match ctx.tls.leaf_cache.server_config(&cert_host, http1_only) {
+        Ok(c) => c,
+        Err(e) => return handshake_failed(e.to_string()),
+    };
+    let tls = match tokio::time::timeout(timeout, start.into_stream(server_config)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            return handshake_failed(format!(
+                "client TLS handshake failed: {e} (a client that pins certificates or does not trust the airlock CA rejects interception; add the host to passthrough_hosts to tunnel it)"
+            ));
+        }
+        Err(_) => {
+            return handshake_failed(format!(
+                "client TLS handshake did not finish within {} s",
+                timeout.as_secs()
+            ));
+        }
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let exchange = Exchange {
+        listener: ctx.listener_name.clone(),
+        client_ip: client.ip(),
+        scheme: Scheme::Https,
+        host,
+        port,
+    };
+    serve_http(ctx, exchange, tls, h2).await;
+}
+
+/// Serves HTTP on a tunnel's inner stream: every request goes to the tunnel's destination.
+async fn serve_http<S>(ctx: Arc<ProxyContext>, exchange: Exchange, stream: S, h2: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let client = SocketAddr::new(exchange.client_ip, 0);
+    let scheme = exchange.scheme.as_str();
+    let target = (exchange.host.clone(), exchange.port);
+    let svc_ctx = ctx.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = svc_ctx.clone();
+        let exchange = exchange.clone();
+        async move { Ok::<_, std::convert::Infallible>(forward(ctx, exchange, req).await) }
+    });
+    if !h2 {
+        let target = Some((target.0.as_str(), target.1));
+        super::listener::serve_http1(&ctx, TokioIo::new(stream), service, client, scheme, target)
+            .await;
+        return;
+    }
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(ctx.config.limits.header_bytes as u32);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut shutdown = ctx.shutdown.clone();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = super::stopping(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

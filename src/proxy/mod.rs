@@ -1,0 +1,128 @@
+//! The forward proxy: listen → identify (absolute-form URL or CONNECT target) → intercept TLS
+//! → forward → record. Requests addressed to airlock itself are answered by [`local`].
+
+pub mod forward;
+pub mod intercept;
+pub mod listener;
+pub mod local;
+pub mod prefixed;
+pub mod splice;
+pub mod tunnel;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::pipeline::respond::error_response;
+use crate::pipeline::{Exchange, FlowTracker, ProxyBody, Scheme};
+use crate::record::RecordSink;
+use crate::tls::TlsContext;
+use upstream::Upstreams;
+
+/// The name under which airlock answers for itself (hello page, CA download).
+pub const LOCAL_HOST: &str = "airlock.local";
+pub const PROXY_LISTENER: &str = "proxy";
+
+/// Everything a connection handler needs, shared by all connections.
+pub struct ProxyContext {
+    pub config: Arc<Config>,
+    pub tls: Arc<TlsContext>,
+    pub upstreams: Upstreams,
+    pub records: RecordSink,
+    /// The address actually bound (the port is real even with `--listen …:0`).
+    pub listen: SocketAddr,
+    /// Every connection and tunnel task, so shutdown can wait for them to drain.
+    pub tasks: TaskTracker,
+    /// Flips to true when the proxy should stop taking new requests.
+    pub shutdown: watch::Receiver<bool>,
+    pub listener_name: Arc<str>,
+}
+
+impl ProxyContext {
+    /// True when `host:port` is this proxy itself (asking it to forward to itself would loop).
+    pub fn is_self(&self, host: &str, port: u16) -> bool {
+        if host.eq_ignore_ascii_case(LOCAL_HOST) {
+            return true;
+        }
+        if port != self.listen.port() {
+            return false;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) => {
+                ip == self.listen.ip()
+                    || (self.listen.ip().is_unspecified()
+                        && (ip.is_loopback() || ip.is_unspecified()))
+                    || (self.listen.ip().is_loopback() && ip.is_loopback())
+            }
+            Err(_) => host.eq_ignore_ascii_case("localhost") && self.listen.ip().is_loopback(),
+        }
+    }
+}
+
+/// The service for connections on the proxy port: CONNECT, absolute-form requests, and
+/// requests meant for airlock itself.
+pub async fn handle_proxy_request(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    if req.method() == http::Method::CONNECT {
+        return Ok(tunnel::handle_connect(ctx, client, req).await);
+    }
+    let uri = req.uri();
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        // Origin-form: a browser or curl pointed straight at the proxy port.
+        return Ok(local::respond(&ctx, &req));
+    };
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => {
+            let reason = format!("unsupported scheme {other:?}; airlock forwards http and https");
+            let tracker = FlowTracker::connection(
+                ctx.records.clone(),
+                &ctx.listener_name,
+                client.ip(),
+                Some(req.method().as_str()),
+                other,
+                None,
+            );
+            tracker.fail(Some(400), &reason);
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                &reason,
+            ));
+        }
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(scheme.default_port());
+    if ctx.is_self(&host, port) {
+        return Ok(local::respond(&ctx, &req));
+    }
+    let exchange = Exchange {
+        listener: ctx.listener_name.clone(),
+        client_ip: client.ip(),
+        scheme,
+        host,
+        port,
+    };
+    Ok(forward::forward(ctx, exchange, req).await)
+}
+
+/// Resolves once the proxy is shutting down (the watch guard is dropped before returning, so
+/// the future stays `Send`).
+pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

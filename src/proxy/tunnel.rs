@@ -1,0 +1,114 @@
+//! CONNECT: either a blind tunnel (interception off, or a `passthrough_hosts` match), logged
+//! as host:port with byte counts, or the entry to TLS interception.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::splice::splice;
+use super::{ProxyContext, intercept};
+use crate::pipeline::respond::{empty_body, error_response};
+use crate::pipeline::{FlowTracker, ProxyBody};
+
+pub async fn handle_connect(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let target = req
+        .uri()
+        .authority()
+        .and_then(|a| Some((a.host().to_string(), a.port_u16()?)));
+    let Some((host, port)) = target else {
+        let reason = format!(
+            "CONNECT needs a HOST:PORT target, got {:?}",
+            req.uri().to_string()
+        );
+        let tracker = FlowTracker::connection(
+            ctx.records.clone(),
+            &ctx.listener_name,
+            client.ip(),
+            Some("CONNECT"),
+            "tcp",
+            None,
+        );
+        tracker.fail(Some(400), &reason);
+        return error_response(StatusCode::BAD_REQUEST, "bad-request", &reason);
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+
+    if ctx.is_self(&host, port) && !host.eq_ignore_ascii_case(super::LOCAL_HOST) {
+        let reason =
+            format!("refusing to CONNECT to airlock's own listener {host}:{port} (it would loop)");
+        let tracker = FlowTracker::connection(
+            ctx.records.clone(),
+            &ctx.listener_name,
+            client.ip(),
+            Some("CONNECT"),
+            "tcp",
+            Some((&host, port)),
+        );
+        tracker.fail(Some(400), &reason);
+        return error_response(StatusCode::BAD_REQUEST, "loop", &reason);
+    }
+
+    let blind = !ctx.config.enable_mitm || ctx.config.passthrough_hosts.matches(&host);
+    if blind {
+        return blind_tunnel(ctx, client, host, port, req).await;
+    }
+
+    // Intercept: answer 200 now and dial per request inside the tunnel, through the shared
+    // upstream pool. A dead upstream then shows as a 502 with its reason on the request.
+    let tasks = ctx.tasks.clone();
+    tasks.spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => intercept::serve_tunnel(ctx, client, host, port, upgraded).await,
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    Response::new(empty_body())
+}
+
+async fn blind_tunnel(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    host: String,
+    port: u16,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let tracker = FlowTracker::connection(
+        ctx.records.clone(),
+        &ctx.listener_name,
+        client.ip(),
+        Some("CONNECT"),
+        "tcp",
+        Some((&host, port)),
+    );
+    // Dial before answering, so an unreachable upstream is a 502 on the CONNECT itself.
+    let upstream = match ctx.upstreams.dialer.dial(&host, port).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracker.fail(Some(e.status().as_u16()), e.to_string());
+            return error_response(e.status(), e.kind(), &e.to_string());
+        }
+    };
+    tracker.set_status(200);
+    let idle = ctx.config.limits.idle_timeout;
+    ctx.tasks.spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let (up, down) = splice(TokioIo::new(upgraded), upstream, idle).await;
+                tracker.add_bytes(crate::pipeline::Side::Request, up);
+                tracker.add_bytes(crate::pipeline::Side::Response, down);
+            }
+            Err(e) => tracker.fail(Some(200), format!("CONNECT upgrade failed: {e}")),
+        }
+    });
+    Response::new(empty_body())
+}

@@ -1,0 +1,374 @@
+//! Forward: connections to upstream servers. One dialer (with `resolve` overrides and
+//! timeouts) serves both the pooled HTTP clients and blind tunnels; upstream TLS is always
+//! verified, and a failure is a typed error that becomes a clear 502/504.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::config::{Config, ResolveMap};
+use crate::pipeline::ProxyBody;
+use crate::tls::TlsContext;
+
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const POOL_MAX_IDLE_PER_HOST: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("connection to {host}:{port} ({addr}) was refused")]
+    Refused {
+        host: String,
+        port: u16,
+        addr: SocketAddr,
+    },
+    #[error("connection to {host}:{port} timed out after {secs} s")]
+    ConnectTimeout { host: String, port: u16, secs: u64 },
+    #[error("cannot connect to {host}:{port} ({addr}): {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("upstream certificate of {host} was rejected: {reason}")]
+    Certificate { host: String, reason: String },
+    #[error("TLS handshake with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("invalid upstream address {0:?}")]
+    BadAddress(String),
+}
+
+impl UpstreamError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The short kind in `X-Airlock-Error` and the flow record's reason prefix.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Resolve { .. } => "upstream-dns",
+            UpstreamError::Refused { .. } | UpstreamError::Connect { .. } => "upstream-connect",
+            UpstreamError::ConnectTimeout { .. } => "upstream-timeout",
+            UpstreamError::Certificate { .. } => "upstream-certificate",
+            UpstreamError::Tls { .. } => "upstream-tls",
+            UpstreamError::BadAddress(_) => "upstream-address",
+        }
+    }
+}
+
+/// Opens TCP connections to upstreams, honouring `resolve` and the connect timeout.
+pub struct Dialer {
+    resolve: ResolveMap,
+    connect_timeout: Duration,
+}
+
+impl Dialer {
+    pub fn new(config: &Config) -> Self {
+        Dialer {
+            resolve: config.resolve.clone(),
+            connect_timeout: config.limits.connect_timeout,
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, UpstreamError> {
+        if let Some(addr) = self.resolve.lookup(host, port) {
+            return Ok(vec![addr]);
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let lookup =
+            tokio::time::timeout(self.connect_timeout, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| UpstreamError::Resolve {
+                    host: host.to_string(),
+                    reason: format!("no answer within {} s", self.connect_timeout.as_secs()),
+                })?
+                .map_err(|e| UpstreamError::Resolve {
+                    host: host.to_string(),
+                    reason: e.to_string(),
+                })?;
+        let addrs: Vec<SocketAddr> = lookup.collect();
+        if addrs.is_empty() {
+            return Err(UpstreamError::Resolve {
+                host: host.to_string(),
+                reason: "no addresses".into(),
+            });
+        }
+        Ok(addrs)
+    }
+
+    /// Tries each address in turn within one overall connect timeout.
+    pub async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
+        let addrs = self.addresses(host, port).await?;
+        let attempt = async {
+            let mut last = None;
+            for addr in addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        return Ok(stream);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                        last = Some(UpstreamError::Refused {
+                            host: host.to_string(),
+                            port,
+                            addr,
+                        });
+                    }
+                    Err(source) => {
+                        last = Some(UpstreamError::Connect {
+                            host: host.to_string(),
+                            port,
+                            addr,
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(last.expect("at least one address"))
+        };
+        tokio::time::timeout(self.connect_timeout, attempt)
+            .await
+            .map_err(|_| UpstreamError::ConnectTimeout {
+                host: host.to_string(),
+                port,
+                secs: self.connect_timeout.as_secs(),
+            })?
+    }
+}
+
+/// A connection to an upstream, plain or TLS.
+pub enum UpstreamIo {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        match self {
+            UpstreamIo::Plain(_) => Connected::new(),
+            UpstreamIo::Tls(tls) => {
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    Connected::new().negotiated_h2()
+                } else {
+                    Connected::new()
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpstreamIo::Plain(s) => s.is_write_vectored(),
+            UpstreamIo::Tls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connector the pooled clients use: dial, then TLS for `https` URIs.
+#[derive(Clone)]
+pub struct UpstreamConnector {
+    dialer: Arc<Dialer>,
+    tls: Arc<ClientConfig>,
+}
+
+impl tower_service::Service<Uri> for UpstreamConnector {
+    type Response = TokioIo<UpstreamIo>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let dialer = self.dialer.clone();
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| UpstreamError::BadAddress(uri.to_string()))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let https = uri.scheme_str() == Some("https");
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let tcp = dialer.dial(&host, port).await?;
+            if !https {
+                return Ok(TokioIo::new(UpstreamIo::Plain(tcp)));
+            }
+            let name = ServerName::try_from(host.clone())
+                .map_err(|_| UpstreamError::BadAddress(host.clone()))?;
+            let handshake = TlsConnector::from(tls).connect(name, tcp);
+            let stream = tokio::time::timeout(dialer.connect_timeout(), handshake)
+                .await
+                .map_err(|_| UpstreamError::ConnectTimeout {
+                    host: host.clone(),
+                    port,
+                    secs: dialer.connect_timeout().as_secs(),
+                })?
+                .map_err(|e| classify_tls_error(&host, e))?;
+            Ok(TokioIo::new(UpstreamIo::Tls(Box::new(stream))))
+        })
+    }
+}
+
+fn classify_tls_error(host: &str, e: io::Error) -> UpstreamError {
+    use rustls::CertificateError as C;
+    if let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        let reason = match cert {
+            C::UnknownIssuer => "it is signed by an authority airlock does not trust (for a private server, add its CA to upstream_ca)".to_string(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                format!("it is not valid for the name {host}")
+            }
+            C::Expired | C::ExpiredContext { .. } => "it has expired".to_string(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_string(),
+            C::Revoked => "it has been revoked".to_string(),
+            C::BadSignature => "its signature is invalid".to_string(),
+            other => format!("{other:?}"),
+        };
+        return UpstreamError::Certificate {
+            host: host.to_string(),
+            reason,
+        };
+    }
+    UpstreamError::Tls {
+        host: host.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+pub type PooledClient = Client<UpstreamConnector, ProxyBody>;
+
+/// The pooled upstream clients, shared by all client connections: keep-alive and h2
+/// multiplexing to upstreams survive across the agents' own short-lived connections.
+pub struct Upstreams {
+    /// Offers h2 to TLS upstreams.
+    pub any: PooledClient,
+    /// HTTP/1.1 only: WebSocket upgrades and `http1_only_hosts`.
+    pub h1: PooledClient,
+    pub dialer: Arc<Dialer>,
+}
+
+impl Upstreams {
+    pub fn new(config: &Config, tls: &TlsContext) -> Self {
+        let dialer = Arc::new(Dialer::new(config));
+        let build = |tls: Arc<ClientConfig>| {
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+                .build(UpstreamConnector {
+                    dialer: dialer.clone(),
+                    tls,
+                })
+        };
+        Upstreams {
+            any: build(tls.upstream_any.clone()),
+            h1: build(tls.upstream_h1.clone()),
+            dialer,
+        }
+    }
+}
+
+/// Turns a pooled-client error into (status, kind, reason) for the client and the record.
+pub fn describe_client_error(
+    e: &hyper_util::client::legacy::Error,
+) -> (StatusCode, &'static str, String) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(up) = s.downcast_ref::<UpstreamError>() {
+            return (up.status(), up.kind(), up.to_string());
+        }
+        source = s.source();
+    }
+    let mut reason = e.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    (
+        StatusCode::BAD_GATEWAY,
+        "upstream-protocol",
+        format!("upstream exchange failed: {reason}"),
+    )
+}

@@ -1,0 +1,214 @@
+//! The typed records airlock writes (SPEC 4): flows, stderr events, the boot line.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(Utc::now())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowAction {
+    Allowed,
+    Blocked,
+    Redacted,
+    Warned,
+    Tunneled,
+    Failed,
+}
+
+impl FlowAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowAction::Allowed => "allowed",
+            FlowAction::Blocked => "blocked",
+            FlowAction::Redacted => "redacted",
+            FlowAction::Warned => "warned",
+            FlowAction::Tunneled => "tunneled",
+            FlowAction::Failed => "failed",
+        }
+    }
+}
+
+/// What the scanner looked at for one exchange. Detection arrives with its own capability;
+/// until then nothing is scanned and the record says so rather than implying otherwise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScanSummary {
+    pub scanned: bool,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub truncated: bool,
+}
+
+/// One line of `logs/flows.jsonl`: a request/response, a blind tunnel, or a failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowRecord {
+    pub timestamp: String,
+    pub id: String,
+    pub listener: String,
+    pub client_ip: String,
+    pub method: Option<String>,
+    pub url: Option<String>,
+    pub scheme: String,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub status: Option<u16>,
+    pub duration_ms: f64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub action: FlowAction,
+    pub reason: Option<String>,
+    pub request_headers: BTreeMap<String, String>,
+    pub scan: ScanSummary,
+    /// The protocol spoken with the client ("HTTP/1.1", "HTTP/2"), absent for tunnels.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub http_version: Option<String>,
+}
+
+/// Stderr event lines (`log` 1 and 2).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EgressEvent {
+    EgressRequest {
+        timestamp: String,
+        id: String,
+        host: String,
+        method: String,
+        path: String,
+        headers: BTreeMap<String, String>,
+        body: String,
+        body_bytes: u64,
+        body_truncated: bool,
+    },
+    EgressResponse {
+        timestamp: String,
+        id: String,
+        host: String,
+        status: u16,
+        headers: BTreeMap<String, String>,
+        body: String,
+        body_bytes: u64,
+        body_truncated: bool,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayListen {
+    pub name: String,
+    pub listen: String,
+}
+
+/// The first stderr line, always.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootLine {
+    pub event: &'static str,
+    pub version: &'static str,
+    pub listen: String,
+    pub gateways: Vec<GatewayListen>,
+    /// The admin API's address; null until the admin server exists.
+    pub admin: Option<String>,
+    pub mitm: bool,
+    pub log: &'static str,
+    pub ca: String,
+    pub data_dir: String,
+}
+
+/// Header names whose values are credentials. Matching is on lower-case names.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-auth-token",
+    "x-amz-security-token",
+    "cookie",
+    "set-cookie",
+];
+
+pub const MASK: &str = "[MASKED]";
+
+pub fn is_credential_header(name: &str) -> bool {
+    CREDENTIAL_HEADERS.contains(&name)
+}
+
+/// Masks a credential header's value, keeping only the auth scheme word (`Bearer`, `Basic`)
+/// and, for cookies, the cookie names: enough to read the record, nothing of the secret.
+pub fn mask_value(name: &str, value: &str) -> String {
+    match name {
+        "authorization" | "proxy-authorization" => match value.split_once(' ') {
+            Some((scheme, _))
+                if scheme.len() <= 16 && scheme.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
+                format!("{scheme} {MASK}")
+            }
+            _ => MASK.to_string(),
+        },
+        "cookie" => value
+            .split(';')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) => format!("{}={MASK}", k.trim()),
+                None => MASK.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        "set-cookie" => match value.split_once('=') {
+            Some((k, _)) => format!("{}={MASK}", k.trim()),
+            None => MASK.to_string(),
+        },
+        _ => MASK.to_string(),
+    }
+}
+
+/// Headers as a record shows them: lower-case names, repeated headers joined, credentials
+/// masked, non-UTF-8 values shown lossily.
+pub fn masked_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let shown = if is_credential_header(name) {
+            mask_value(name, &text)
+        } else {
+            text.into_owned()
+        };
+        out.entry(name.to_string())
+            .and_modify(|v| {
+                v.push_str(if name == "cookie" { "; " } else { ", " });
+                v.push_str(&shown);
+            })
+            .or_insert(shown);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_headers_never_show_their_secret() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer sk-secret-123".parse().unwrap());
+        h.insert("x-api-key", "sk-ant-api03-zzz".parse().unwrap());
+        h.append("cookie", "session=abc; theme=dark".parse().unwrap());
+        h.insert("proxy-authorization", "weird-no-scheme".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        let m = masked_headers(&h);
+        assert_eq!(m["authorization"], "Bearer [MASKED]");
+        assert_eq!(m["x-api-key"], "[MASKED]");
+        assert_eq!(m["cookie"], "session=[MASKED]; theme=[MASKED]");
+        assert_eq!(m["proxy-authorization"], "[MASKED]");
+        assert_eq!(m["accept"], "*/*");
+        let all = serde_json::to_string(&m).unwrap();
+        assert!(!all.contains("secret") && !all.contains("zzz") && !all.contains("abc"));
+    }
+}

@@ -1,0 +1,205 @@
+//! Bringing a proxy up and down: lock the data directory, load the CA, open the records,
+//! bind, announce (boot line, state file), serve until told to stop, drain, flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::instance::{InstanceError, InstanceLock, InstanceState};
+use crate::proxy::upstream::Upstreams;
+use crate::proxy::{PROXY_LISTENER, ProxyContext, listener};
+use crate::record::events::{BootLine, now_rfc3339};
+use crate::record::{RecordError, RecordSink};
+use crate::tls::{TlsContext, TlsSetupError};
+
+/// How long in-flight exchanges get to finish once a stop is requested (under `airlock
+/// stop`'s 5 s before SIGKILL).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+const STATE_REFRESH: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(
+        "cannot listen on {addr}: {source}; choose another address with --listen or proxy_port"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What stops the proxy.
+pub enum Stop {
+    /// SIGTERM or SIGINT (`airlock start`).
+    Signals,
+    /// The caller says when (`airlock run`, once its command exits).
+    When(tokio::sync::oneshot::Receiver<()>),
+}
+
+pub struct ServeOptions {
+    pub print_boot: bool,
+    pub ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
+    pub stop: Stop,
+}
+
+/// Runs the proxy to completion on its own runtime. Blocks.
+pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let lock = InstanceLock::acquire(&config.data_dir)?;
+    let tls = Arc::new(TlsContext::new(&config)?);
+    let (records, writer) = RecordSink::start(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("airlock")
+        .build()
+        .map_err(ServeError::Runtime)?;
+
+    let result = runtime.block_on(run(config.clone(), tls, records, &lock, opts));
+    // Tasks still running after the drain are dropped here; their flow trackers write the
+    // records of whatever they were doing before the writer is closed below.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    writer.finish();
+    drop(lock);
+    result
+}
+
+async fn run(
+    config: Arc<Config>,
+    tls: Arc<TlsContext>,
+    records: RecordSink,
+    lock: &InstanceLock,
+    opts: ServeOptions,
+) -> Result<(), ServeError> {
+    let tcp = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let listen = tcp.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let boot = BootLine {
+        event: "boot",
+        version: env!("CARGO_PKG_VERSION"),
+        listen: listen.to_string(),
+        gateways: Vec::new(),
+        admin: None,
+        mitm: config.enable_mitm,
+        log: config.log.name(),
+        ca: tls.ca.cert_path().display().to_string(),
+        data_dir: config.data_dir.display().to_string(),
+    };
+    let boot_line = serde_json::to_string(&boot).expect("boot line serializes");
+    crate::diag::release(opts.print_boot.then_some(boot_line.as_str()));
+    tracing::info!(listen = %listen, data_dir = %config.data_dir.display(), "airlock is listening");
+
+    let started_at = now_rfc3339();
+    let state = |r: &RecordSink| InstanceState {
+        pid: std::process::id(),
+        listen: listen.to_string(),
+        started_at: started_at.clone(),
+        started_unix: chrono::Utc::now().timestamp(),
+        config_file: config.source.as_ref().map(|p| p.display().to_string()),
+        config_digest: config.digest.clone(),
+        config_loaded_at: started_at.clone(),
+        mitm: config.enable_mitm,
+        requests: r.counters.requests.load(Ordering::Relaxed),
+        blocked: r.counters.blocked.load(Ordering::Relaxed),
+        threats: r.counters.threats.load(Ordering::Relaxed),
+        failed: r.counters.failed.load(Ordering::Relaxed),
+    };
+    let mut last_state = state(&records);
+    lock.write_state(&last_state);
+    if let Some(ready) = opts.ready {
+        let _ = ready.send(listen);
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let tasks = TaskTracker::new();
+    let upstreams = Upstreams::new(&config, &tls);
+    let ctx = Arc::new(ProxyContext {
+        config: config.clone(),
+        tls,
+        upstreams,
+        records: records.clone(),
+        listen,
+        tasks: tasks.clone(),
+        shutdown: shutdown_rx,
+        listener_name: Arc::from(PROXY_LISTENER),
+    });
+    let accept = tokio::spawn(listener::accept_loop(ctx.clone(), tcp));
+
+    let stop = wait_for_stop(opts.stop);
+    tokio::pin!(stop);
+    let mut refresh = tokio::time::interval(STATE_REFRESH);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = refresh.tick() => {
+                let now = state(&records);
+                if now.requests != last_state.requests || now.failed != last_state.failed {
+                    lock.write_state(&now);
+                    last_state = now;
+                }
+            }
+        }
+    }
+
+    tracing::info!("stopping: no new connections; draining open exchanges");
+    let _ = shutdown_tx.send(true);
+    let _ = accept.await;
+    tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            open = tasks.len(),
+            "drain timed out; closing the remaining connections"
+        );
+    }
+    lock.write_state(&state(&records));
+    Ok(())
+}
+
+async fn wait_for_stop(stop: Stop) {
+    match stop {
+        Stop::When(rx) => {
+            let _ = rx.await;
+        }
+        Stop::Signals => {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => {
+                        // Without a handler SIGHUP would kill the proxy; live reload is not
+                        // implemented yet, so say so instead of pretending.
+                        tracing::warn!("SIGHUP received: live reload is not available in this version; restart airlock to apply a new config");
+                    }
+                }
+            }
+        }
+    }
+}
