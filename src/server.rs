@@ -84,6 +84,9 @@ async fn run(
     lock: &InstanceLock,
     opts: ServeOptions,
 ) -> Result<(), ServeError> {
+    // Signal handlers go in before the boot line announces us: a SIGTERM sent the moment a
+    // supervisor sees the boot line must stop the proxy gracefully, not kill it.
+    let stop = StopWaiter::new(opts.stop);
     let tcp = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -146,7 +149,7 @@ async fn run(
     });
     let accept = tokio::spawn(listener::accept_loop(ctx.clone(), tcp));
 
-    let stop = wait_for_stop(opts.stop);
+    let stop = stop.wait();
     tokio::pin!(stop);
     let mut refresh = tokio::time::interval(STATE_REFRESH);
     loop {
@@ -179,17 +182,38 @@ async fn run(
     Ok(())
 }
 
-async fn wait_for_stop(stop: Stop) {
-    match stop {
-        Stop::When(rx) => {
-            let _ = rx.await;
+enum StopWaiter {
+    Signals {
+        term: tokio::signal::unix::Signal,
+        int: tokio::signal::unix::Signal,
+        hup: tokio::signal::unix::Signal,
+    },
+    When(tokio::sync::oneshot::Receiver<()>),
+}
+
+impl StopWaiter {
+    fn new(stop: Stop) -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match stop {
+            Stop::When(rx) => StopWaiter::When(rx),
+            Stop::Signals => StopWaiter::Signals {
+                term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+                int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+                hup: signal(SignalKind::hangup()).expect("SIGHUP handler"),
+            },
         }
-        Stop::Signals => {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-            let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-            loop {
+    }
+
+    async fn wait(self) {
+        match self {
+            StopWaiter::When(rx) => {
+                let _ = rx.await;
+            }
+            StopWaiter::Signals {
+                mut term,
+                mut int,
+                mut hup,
+            } => loop {
                 tokio::select! {
                     _ = term.recv() => return,
                     _ = int.recv() => return,
@@ -199,7 +223,7 @@ async fn wait_for_stop(stop: Stop) {
                         tracing::warn!("SIGHUP received: live reload is not available in this version; restart airlock to apply a new config");
                     }
                 }
-            }
+            },
         }
     }
 }

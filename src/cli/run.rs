@@ -37,7 +37,12 @@ pub fn run(config: Config, jail: bool, command: Vec<String>) -> Result<ExitCode,
     let listen = match running_listen(&config) {
         Some(listen) => listen,
         None => {
-            crate::diag::init(config.log_level);
+            // The command's terminal is the agent's: only warnings and worse from the proxy,
+            // unless the config asks for more.
+            crate::diag::init(match config.log_level {
+                crate::config::DiagLevel::Info => crate::config::DiagLevel::Warn,
+                other => other,
+            });
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
             let mut private_config = config.clone();

@@ -107,7 +107,7 @@ struct RawConfig {
     proxy_port: Option<u16>,
     data_dir: Option<PathBuf>,
     log_dir: Option<PathBuf>,
-    log: Option<u64>,
+    log: Option<LogLevelValue>,
     log_level: Option<String>,
     enable_mitm: Option<bool>,
     passthrough_hosts: Option<Vec<String>>,
@@ -117,6 +117,31 @@ struct RawConfig {
     keylog_file: Option<PathBuf>,
     limits: Option<RawLimits>,
     store: Option<RawStore>,
+}
+
+/// `log` accepts only an integer: SPEC refuses `true` and `"1"` at parse time.
+#[derive(Debug, Clone, Copy)]
+struct LogLevelValue(u64);
+
+impl<'de> Deserialize<'de> for LogLevelValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = LogLevelValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the integer 0 (off), 1 (blocks) or 2 (full)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LogLevelValue(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(LogLevelValue)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+        }
+        d.deserialize_u64(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,7 +292,7 @@ impl Config {
             None => data_dir.join("logs"),
         };
 
-        let log = match overrides.log.or(raw.log) {
+        let log = match overrides.log.or(raw.log.map(|v| v.0)) {
             Some(level) => LogMode::from_level(level).map_err(|m| {
                 if overrides.log.is_some() {
                     ConfigError::Flag {

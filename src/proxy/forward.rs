@@ -22,6 +22,9 @@ pub async fn forward(
     exchange: Exchange,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if ctx.is_self(&exchange.host, exchange.port) {
+        return super::local::respond(&ctx, &req);
+    }
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -37,8 +40,9 @@ pub async fn forward(
         Some(version_name(req.version())),
     );
 
-    let wants_upgrade =
-        req.version() <= Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
+    // Only WebSocket is bridged: any other upgrade (h2c, say) would become a byte relay that
+    // hides every later request, so its headers are dropped and the request goes as HTTP/1.1.
+    let wants_upgrade = req.version() <= Version::HTTP_11 && is_websocket_upgrade(req.headers());
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let upstream_uri: Uri = match exchange.url(&path_and_query).parse() {
@@ -52,6 +56,9 @@ pub async fn forward(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers, wants_upgrade);
+    // The destination is the exchange's, decided once; the client's Host header (or h2
+    // :authority) never redirects a request. The pooled client writes Host from the URI.
+    headers.remove(header::HOST);
     if tracker.wants_bodies() {
         tracker.set_forwarded_headers(&headers);
     }
@@ -124,6 +131,15 @@ pub async fn forward(
     parts.version = Version::HTTP_11;
     let body = MeteredBody::new(body, tracker, Side::Response).boxed();
     Response::from_parts(parts, body)
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
 }
 
 pub fn version_name(v: Version) -> &'static str {

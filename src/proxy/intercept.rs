@@ -13,6 +13,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::ProxyContext;
 use super::forward::forward;
+use super::idle::{ConnActivity, IdleIo};
 use super::prefixed::PrefixedStream;
 use crate::pipeline::{Exchange, FlowTracker, Scheme};
 
@@ -142,11 +143,17 @@ where
     let client = SocketAddr::new(exchange.client_ip, 0);
     let scheme = exchange.scheme.as_str();
     let target = (exchange.host.clone(), exchange.port);
+    let activity = ConnActivity::default();
+    let stream = IdleIo::new(stream, activity.clone(), ctx.config.limits.idle_timeout);
     let svc_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req| {
         let ctx = svc_ctx.clone();
         let exchange = exchange.clone();
-        async move { Ok::<_, std::convert::Infallible>(forward(ctx, exchange, req).await) }
+        let in_flight = activity.begin();
+        async move {
+            let resp = forward(ctx, exchange, req).await;
+            Ok::<_, std::convert::Infallible>(super::hold_until_body_done(resp, in_flight))
+        }
     });
     if !h2 {
         let target = Some((target.0.as_str(), target.1));

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::idle::{ConnActivity, IdleIo};
 use super::{ProxyContext, handle_proxy_request};
 use crate::pipeline::{FlowTracker, ProxyBody};
 
@@ -49,11 +50,13 @@ pub async fn accept_loop(ctx: Arc<ProxyContext>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
         ctx.tasks.clone().spawn(async move {
+            let activity = ConnActivity::default();
+            let io = IdleIo::new(stream, activity.clone(), ctx.config.limits.idle_timeout);
             let svc_ctx = ctx.clone();
             let service = hyper::service::service_fn(move |req| {
-                handle_proxy_request(svc_ctx.clone(), peer, req)
+                handle_proxy_request(svc_ctx.clone(), peer, req, activity.begin())
             });
-            serve_http1(&ctx, TokioIo::new(stream), service, peer, "http", None).await;
+            serve_http1(&ctx, TokioIo::new(io), service, peer, "http", None).await;
             drop(permit);
         });
     }
@@ -83,7 +86,7 @@ pub async fn serve_http1<I, S>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.config.limits.header_timeout)
-        .max_buf_size(ctx.config.limits.header_bytes.max(8192));
+        .max_header_size(ctx.config.limits.header_bytes);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut shutdown = ctx.shutdown.clone();

@@ -2,6 +2,7 @@
 //! → forward → record. Requests addressed to airlock itself are answered by [`local`].
 
 pub mod forward;
+pub mod idle;
 pub mod intercept;
 pub mod listener;
 pub mod local;
@@ -24,6 +25,8 @@ use crate::pipeline::respond::error_response;
 use crate::pipeline::{Exchange, FlowTracker, ProxyBody, Scheme};
 use crate::record::RecordSink;
 use crate::tls::TlsContext;
+use http_body_util::BodyExt;
+use idle::InFlight;
 use upstream::Upstreams;
 
 /// The name under which airlock answers for itself (hello page, CA download).
@@ -73,14 +76,27 @@ pub async fn handle_proxy_request(
     ctx: Arc<ProxyContext>,
     client: SocketAddr,
     req: Request<Incoming>,
+    in_flight: InFlight,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if req.method() == http::Method::CONNECT {
-        return Ok(tunnel::handle_connect(ctx, client, req).await);
+        // The tunnel keeps the connection busy for as long as it is open.
+        return Ok(tunnel::handle_connect(ctx, client, req, in_flight).await);
     }
+    Ok(hold_until_body_done(
+        route(ctx, client, req).await,
+        in_flight,
+    ))
+}
+
+async fn route(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let uri = req.uri();
     let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
         // Origin-form: a browser or curl pointed straight at the proxy port.
-        return Ok(local::respond(&ctx, &req));
+        return local::respond(&ctx, &req);
     };
     let scheme = match scheme {
         "http" => Scheme::Http,
@@ -96,11 +112,7 @@ pub async fn handle_proxy_request(
                 None,
             );
             tracker.fail(Some(400), &reason);
-            return Ok(error_response(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                &reason,
-            ));
+            return error_response(StatusCode::BAD_REQUEST, "bad-request", &reason);
         }
     };
     let host = host
@@ -109,7 +121,7 @@ pub async fn handle_proxy_request(
         .to_ascii_lowercase();
     let port = uri.port_u16().unwrap_or(scheme.default_port());
     if ctx.is_self(&host, port) {
-        return Ok(local::respond(&ctx, &req));
+        return local::respond(&ctx, &req);
     }
     let exchange = Exchange {
         listener: ctx.listener_name.clone(),
@@ -118,11 +130,22 @@ pub async fn handle_proxy_request(
         host,
         port,
     };
-    Ok(forward::forward(ctx, exchange, req).await)
+    forward::forward(ctx, exchange, req).await
 }
 
 /// Resolves once the proxy is shutting down (the watch guard is dropped before returning, so
 /// the future stays `Send`).
 pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Keeps the connection counted as busy until the response body has been sent (or dropped).
+pub fn hold_until_body_done(resp: Response<ProxyBody>, in_flight: InFlight) -> Response<ProxyBody> {
+    resp.map(|body| {
+        body.map_frame(move |frame| {
+            let _busy = &in_flight;
+            frame
+        })
+        .boxed()
+    })
 }

@@ -8,6 +8,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::idle::InFlight;
 use super::splice::splice;
 use super::{ProxyContext, intercept};
 use crate::pipeline::respond::{empty_body, error_response};
@@ -17,6 +18,7 @@ pub async fn handle_connect(
     ctx: Arc<ProxyContext>,
     client: SocketAddr,
     req: Request<Incoming>,
+    in_flight: InFlight,
 ) -> Response<ProxyBody> {
     let target = req
         .uri()
@@ -60,13 +62,14 @@ pub async fn handle_connect(
 
     let blind = !ctx.config.enable_mitm || ctx.config.passthrough_hosts.matches(&host);
     if blind {
-        return blind_tunnel(ctx, client, host, port, req).await;
+        return blind_tunnel(ctx, client, host, port, req, in_flight).await;
     }
 
     // Intercept: answer 200 now and dial per request inside the tunnel, through the shared
     // upstream pool. A dead upstream then shows as a 502 with its reason on the request.
     let tasks = ctx.tasks.clone();
     tasks.spawn(async move {
+        let _busy = in_flight;
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => intercept::serve_tunnel(ctx, client, host, port, upgraded).await,
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
@@ -81,6 +84,7 @@ async fn blind_tunnel(
     host: String,
     port: u16,
     req: Request<Incoming>,
+    in_flight: InFlight,
 ) -> Response<ProxyBody> {
     let tracker = FlowTracker::connection(
         ctx.records.clone(),
@@ -101,6 +105,7 @@ async fn blind_tunnel(
     tracker.set_status(200);
     let idle = ctx.config.limits.idle_timeout;
     ctx.tasks.spawn(async move {
+        let _busy = in_flight;
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let (up, down) = splice(TokioIo::new(upgraded), upstream, idle).await;
