@@ -1,0 +1,178 @@
+//! The rule catalogue: `rules/secrets.yaml` and `rules/injections.yaml`, compiled once.
+//! Every rule names literal keywords (the prefilter), a bytes regex, a length bound, and
+//! optionally an entropy floor and a checksum; each carries examples that tests check.
+
+use regex::bytes::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use crate::verify::Checksum;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("rule catalogue {file} is not valid YAML: {message}")]
+    Syntax { file: String, message: String },
+    #[error("rule {id} in {file}: {message}")]
+    Rule {
+        file: String,
+        id: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// A credential (EXFIL going out, SECRET coming in).
+    Secret,
+    /// Commands or instructions arriving (INJECTION).
+    Injection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    name: String,
+    family: String,
+    keywords: Vec<String>,
+    pattern: String,
+    max_len: usize,
+    #[serde(default)]
+    entropy: Option<f64>,
+    #[serde(default)]
+    checksum: Option<String>,
+    #[serde(default)]
+    issuer_hosts: Vec<String>,
+    #[serde(default)]
+    auth_headers: Vec<String>,
+    #[serde(default)]
+    raw: bool,
+    #[serde(default)]
+    default_action: Option<String>,
+    #[serde(default)]
+    examples: RawExamples,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExamples {
+    #[serde(default)]
+    pub positive: Vec<String>,
+    #[serde(default)]
+    pub negative: Vec<String>,
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub family: String,
+    pub kind: RuleKind,
+    pub keywords: Vec<String>,
+    pub regex: Regex,
+    /// Index of the `secret` capture group, if the pattern has one.
+    pub secret_group: Option<usize>,
+    pub max_len: usize,
+    pub entropy: Option<f64>,
+    pub checksum: Checksum,
+    pub issuer_hosts: Vec<String>,
+    pub auth_headers: Vec<String>,
+    /// Injection rules that must see the text before normalisation (zero-width characters).
+    pub raw: bool,
+    pub default_action: Option<String>,
+    pub examples: RawExamples,
+}
+
+/// All rules, secrets first.
+#[derive(Debug)]
+pub struct Catalogue {
+    pub rules: Vec<Rule>,
+}
+
+/// Regex size limit per rule: generous for PEM blocks, bounded against a pathological rule.
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+impl Catalogue {
+    pub fn from_yaml(secrets: &str, injections: &str) -> Result<Self, CatalogueError> {
+        let mut rules = Vec::new();
+        for (file, text, kind) in [
+            ("rules/secrets.yaml", secrets, RuleKind::Secret),
+            ("rules/injections.yaml", injections, RuleKind::Injection),
+        ] {
+            let raw: RawFile =
+                serde_saphyr::from_str(text).map_err(|e| CatalogueError::Syntax {
+                    file: file.to_string(),
+                    message: e.to_string(),
+                })?;
+            for r in raw.rules {
+                rules.push(compile(file, kind, r)?);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &rules {
+            if !seen.insert(r.id.as_str()) {
+                return Err(CatalogueError::Rule {
+                    file: "rules/".into(),
+                    id: r.id.clone(),
+                    message: "the id is used twice".into(),
+                });
+            }
+        }
+        Ok(Catalogue { rules })
+    }
+}
+
+fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueError> {
+    let err = |message: String| CatalogueError::Rule {
+        file: file.to_string(),
+        id: r.id.clone(),
+        message,
+    };
+    if r.keywords.is_empty() {
+        return Err(err("needs at least one keyword for the prefilter".into()));
+    }
+    if r.keywords.iter().any(|k| k.len() < 3) {
+        return Err(err("keywords must be at least 3 bytes".into()));
+    }
+    if r.max_len == 0 {
+        return Err(err("max_len must be positive".into()));
+    }
+    // Bytes semantics: `\b`, `\w` and classes are ASCII, which keeps the matcher fast next
+    // to non-ASCII text (a Unicode `\b` there costs 50x).
+    let regex = RegexBuilder::new(&format!("(?-u){}", r.pattern))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| err(format!("pattern does not compile: {e}")))?;
+    let secret_group = regex.capture_names().position(|n| n == Some("secret"));
+    let checksum = match &r.checksum {
+        Some(c) => Checksum::parse(c).ok_or_else(|| err(format!("unknown checksum {c:?}")))?,
+        None => Checksum::None,
+    };
+    Ok(Rule {
+        keywords: r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect(),
+        id: r.id,
+        name: r.name,
+        family: r.family,
+        kind,
+        regex,
+        secret_group,
+        max_len: r.max_len,
+        entropy: r.entropy,
+        checksum,
+        issuer_hosts: r.issuer_hosts,
+        auth_headers: r
+            .auth_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        raw: r.raw,
+        default_action: r.default_action,
+        examples: r.examples,
+    })
+}

@@ -1,0 +1,90 @@
+//! airlock's detection engine, without I/O: the rule catalogue (`rules/*.yaml`, data with
+//! examples), a keyword-prefiltered matcher, a streaming scanner with carry-over so that a
+//! secret split across chunks is still found, and the decoders and normalisers that let it
+//! see what an agent actually sent.
+//!
+//! The speed comes from the shape of the search: one Aho-Corasick pass finds the literal
+//! keywords every rule carries; each rule's regex then runs only in a window around its
+//! keyword's hits, and a match must still pass the rule's entropy floor and checksum.
+
+pub mod catalogue;
+pub mod decode;
+pub mod engine;
+pub mod normalize;
+pub mod stream;
+pub mod verify;
+
+pub use catalogue::{Catalogue, CatalogueError, Rule, RuleKind};
+pub use engine::{Engine, Finding};
+pub use stream::StreamScanner;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stream::StreamFinding;
+
+    const SECRETS: &str = r#"
+rules:
+  - id: github_pat_classic
+    name: GitHub token (classic)
+    family: vcs_token
+    keywords: ["ghp_"]
+    pattern: '\b(?P<secret>ghp_[A-Za-z0-9]{36})\b'
+    max_len: 40
+    entropy: 3.0
+"#;
+    const INJECTIONS: &str = r#"
+rules:
+  - id: pipe_to_shell
+    name: download piped to a shell
+    family: pipe_to_shell
+    keywords: ["curl", "wget"]
+    pattern: '(?:curl|wget)[^|\n]{1,300}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b'
+    max_len: 400
+"#;
+    const TOKEN: &str = "ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk";
+
+    fn engine() -> Engine {
+        let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
+        Engine::new(cat, |r| r.kind == RuleKind::Secret)
+    }
+
+    #[test]
+    fn finds_a_token_on_wire_boundaries() {
+        let e = engine();
+        for text in [
+            format!("a={TOKEN}&b=1"),
+            format!("{{\"k\":\"{TOKEN}\"}}"),
+            format!("{TOKEN},next"),
+            format!("x\n{TOKEN}\n"),
+        ] {
+            let mut out = Vec::new();
+            e.scan(text.as_bytes(), &mut out);
+            assert_eq!(out.len(), 1, "{text}");
+            assert_eq!(&text.as_bytes()[out[0].start..out[0].end], TOKEN.as_bytes());
+        }
+        let mut out = Vec::new();
+        e.scan(b"ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", &mut out);
+        assert!(out.is_empty(), "placeholder fails the entropy floor");
+        e.scan(format!("{TOKEN}x").as_bytes(), &mut out);
+        assert!(out.is_empty(), "longer word is not this token");
+    }
+
+    #[test]
+    fn stream_finds_a_split_secret_once() {
+        let e = engine();
+        let text = format!("{}{TOKEN}{}", "a ".repeat(100), " b".repeat(100));
+        for split in [1, 50, 200, 210, 239, 240, 260] {
+            let mut s = StreamScanner::new(&e);
+            let mut out: Vec<StreamFinding> = Vec::new();
+            for chunk in text.as_bytes().chunks(split) {
+                s.feed(chunk, &mut out);
+            }
+            assert_eq!(out.len(), 1, "chunk size {split}");
+            assert_eq!(out[0].start, 200);
+            assert_eq!(out[0].end, 200 + TOKEN.len() as u64);
+        }
+    }
+}
