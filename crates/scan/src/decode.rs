@@ -11,6 +11,11 @@ pub struct JsonUnescaper {
 }
 
 impl JsonUnescaper {
+    /// True when no escape is waiting for its next chunk.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Decodes `chunk`, appending to `out`. Returns true if anything was unescaped.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> bool {
         let mut input = std::mem::take(&mut self.pending);
@@ -91,6 +96,11 @@ pub struct PercentDecoder {
 }
 
 impl PercentDecoder {
+    /// True when no escape is waiting for its next chunk.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Decodes `chunk`, appending to `out`. Returns true if anything was decoded.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> bool {
         let mut input = std::mem::take(&mut self.pending);
@@ -146,5 +156,186 @@ mod tests {
         d.feed(b"key=abc%2", &mut out);
         d.feed(b"Bdef%2Fg+h%zz", &mut out);
         assert_eq!(out, b"key=abc+def/g+h%zz");
+    }
+}
+
+/// Shortest base64 run worth decoding: the shortest credentials are ~20 bytes (28 chars).
+const MIN_BASE64_RUN: usize = 24;
+/// Shortest hex run worth decoding (16 bytes).
+const MIN_HEX_RUN: usize = 32;
+/// A run longer than this is decoded in pieces rather than held whole.
+const MAX_PENDING_RUN: usize = 1 << 20;
+
+const B64: u8 = 1;
+const HEX: u8 = 2;
+
+const fn class_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut v = 0;
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_' {
+            v |= B64;
+        }
+        if b.is_ascii_hexdigit() {
+            v |= HEX;
+        }
+        t[c] = v;
+        c += 1;
+    }
+    t
+}
+static CLASS: [u8; 256] = class_table();
+
+/// Finds base64 and hex blobs in a stream and decodes them, so that an encoded credential
+/// is scanned in the clear. A blob split across chunks is held until it ends.
+#[derive(Debug, Default)]
+pub struct BlobDecoder {
+    run: Vec<u8>,
+}
+
+impl BlobDecoder {
+    /// Calls `sink` with each decoded blob that ends in (or before) this chunk; `last` ends
+    /// the stream.
+    pub fn feed(&mut self, chunk: &[u8], last: bool, sink: &mut impl FnMut(&'static str, &[u8])) {
+        let mut i = 0;
+        while i < chunk.len() {
+            // Fast path: skip bytes outside any blob alphabet when no run is open.
+            if self.run.is_empty() {
+                while i < chunk.len() && CLASS[chunk[i] as usize] == 0 {
+                    i += 1;
+                }
+            }
+            let start = i;
+            while i < chunk.len() && CLASS[chunk[i] as usize] != 0 {
+                i += 1;
+            }
+            if start == i {
+                if i < chunk.len() {
+                    self.finish_run(sink);
+                    i += 1;
+                }
+                continue;
+            }
+            // Short runs that end inside the chunk need no copy at all.
+            let ends_here = i < chunk.len();
+            if self.run.is_empty() && ends_here && i - start < MIN_BASE64_RUN.min(MIN_HEX_RUN) {
+                continue;
+            }
+            self.run.extend_from_slice(&chunk[start..i]);
+            if ends_here || self.run.len() >= MAX_PENDING_RUN {
+                self.finish_run(sink);
+            }
+        }
+        if last {
+            self.finish_run(sink);
+        }
+    }
+
+    fn finish_run(&mut self, sink: &mut impl FnMut(&'static str, &[u8])) {
+        if self.run.is_empty() {
+            return;
+        }
+        let run = std::mem::take(&mut self.run);
+        // `=` padding ends a run (it is not in the alphabet): decoding needs no padding.
+        let trimmed: &[u8] = &run;
+        if trimmed.len() >= MIN_HEX_RUN
+            && trimmed.len() % 2 == 0
+            && trimmed.iter().all(|&b| CLASS[b as usize] & HEX != 0)
+        {
+            let decoded: Vec<u8> = trimmed
+                .chunks(2)
+                .map(|p| (hex_val(p[0]).unwrap_or(0) << 4) | hex_val(p[1]).unwrap_or(0))
+                .collect();
+            if decoded
+                .iter()
+                .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+                .count()
+                * 10
+                >= decoded.len() * 9
+            {
+                sink("hex", &decoded);
+            }
+            return;
+        }
+        if trimmed.len() >= MIN_BASE64_RUN {
+            let decoded = decode_base64(trimmed);
+            // Only text is worth scanning; random binary (hashes, images) is skipped cheaply.
+            let printable = decoded
+                .iter()
+                .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+                .count();
+            if !decoded.is_empty() && printable * 10 >= decoded.len() * 9 {
+                sink("base64", &decoded);
+            }
+        }
+        self.run = run;
+        self.run.clear();
+    }
+}
+
+/// Standard or URL-safe base64 without padding; trailing partial groups are dropped.
+fn decode_base64(s: &[u8]) -> Vec<u8> {
+    fn val(b: u8) -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in s {
+        let Some(v) = val(b) else {
+            continue;
+        };
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod blob_tests {
+    use super::*;
+
+    fn blobs(chunks: &[&[u8]]) -> Vec<(String, Vec<u8>)> {
+        let mut d = BlobDecoder::default();
+        let mut out = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            d.feed(c, i + 1 == chunks.len(), &mut |kind, b| {
+                out.push((kind.to_string(), b.to_vec()))
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn finds_base64_and_hex_even_when_split() {
+        // base64 of "my key is ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk"
+        let b64 = b"bXkga2V5IGlzIGdocF80ZjlLeDJtUTdwTDFuUjhzVDN2VzZ5WjBhQjVjRDllRjJoSms=";
+        let whole = [b"{\"data\":\"".as_slice(), b64, b"\"}"].concat();
+        let got = blobs(&[&whole[..20], &whole[20..]]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "base64");
+        assert_eq!(
+            got[0].1,
+            b"my key is ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk"
+        );
+        let hex = b"6d79206b65792069732067687034663957"; // "my key is ghp4f9W"
+        let got = blobs(&[b"x=", hex, b";"]);
+        assert_eq!(got[0].0, "hex");
+        assert_eq!(got[0].1, b"my key is ghp4f9W");
+        assert!(blobs(&[b"short words only, nothing long here"]).is_empty());
     }
 }

@@ -7,8 +7,10 @@
 //! keywords every rule carries; each rule's regex then runs only in a window around its
 //! keyword's hits, and a match must still pass the rule's entropy floor and checksum.
 
+pub mod body;
 pub mod catalogue;
 pub mod decode;
+pub mod decompress;
 pub mod engine;
 pub mod normalize;
 pub mod stream;
@@ -46,9 +48,9 @@ rules:
 "#;
     const TOKEN: &str = "ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk";
 
-    fn engine() -> Engine {
+    fn engine() -> Arc<Engine> {
         let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
-        Engine::new(cat, |r| r.kind == RuleKind::Secret)
+        Arc::new(Engine::new(cat, |r| r.kind == RuleKind::Secret))
     }
 
     #[test]
@@ -77,7 +79,7 @@ rules:
         let e = engine();
         let text = format!("{}{TOKEN}{}", "a ".repeat(100), " b".repeat(100));
         for split in [1, 50, 200, 210, 239, 240, 260] {
-            let mut s = StreamScanner::new(&e);
+            let mut s = StreamScanner::new(e.clone());
             let mut out: Vec<StreamFinding> = Vec::new();
             for chunk in text.as_bytes().chunks(split) {
                 s.feed(chunk, &mut out);

@@ -3,6 +3,7 @@
 //! chunks is found once, at its offset in the whole stream.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::engine::{Engine, Finding};
 
@@ -10,12 +11,29 @@ use crate::engine::{Engine, Finding};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamFinding {
     pub rule: usize,
+    /// The secret's span in the stream.
     pub start: u64,
     pub end: u64,
+    /// The whole match's span in the stream.
+    pub match_start: u64,
+    pub match_end: u64,
 }
 
-pub struct StreamScanner<'e> {
-    engine: &'e Engine,
+impl StreamFinding {
+    /// The finding in the coordinates of a window starting at stream offset `base`.
+    pub fn local(&self, base: u64) -> crate::Finding {
+        crate::Finding {
+            rule: self.rule,
+            start: (self.start - base) as usize,
+            end: (self.end - base) as usize,
+            match_start: self.match_start.saturating_sub(base) as usize,
+            match_end: (self.match_end - base) as usize,
+        }
+    }
+}
+
+pub struct StreamScanner {
+    engine: Arc<Engine>,
     /// The last `overlap` bytes already scanned.
     carry: Vec<u8>,
     /// Stream offset of `carry[0]`.
@@ -24,25 +42,58 @@ pub struct StreamScanner<'e> {
     /// (rule, start) of findings already reported that may be seen again in the carry.
     reported: HashSet<(usize, u64)>,
     buf: Vec<u8>,
+    base_of_buf: u64,
     found: Vec<Finding>,
 }
 
-impl<'e> StreamScanner<'e> {
-    pub fn new(engine: &'e Engine) -> Self {
+impl StreamScanner {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let overlap = engine.max_len();
         StreamScanner {
             engine,
             carry: Vec::new(),
             base: 0,
-            overlap: engine.max_len(),
+            overlap,
             reported: HashSet::new(),
             buf: Vec::new(),
+            base_of_buf: 0,
             found: Vec::new(),
         }
+    }
+
+    /// The text the last `feed` scanned (carry + chunk) and the stream offset of its first
+    /// byte: context for snippets.
+    pub fn window(&self) -> (u64, &[u8]) {
+        (self.base_of_buf, &self.buf)
     }
 
     /// Bytes fed so far.
     pub fn position(&self) -> u64 {
         self.base + self.carry.len() as u64
+    }
+
+    /// The longest match: how much of the stream a redactor must hold back.
+    pub fn overlap(&self) -> usize {
+        self.overlap
+    }
+
+    /// Moves past `skipped` without scanning it, keeping its tail as context for the next
+    /// chunk. For a decoded view over bytes that needed no decoding: the raw view scanned
+    /// the same text, and a secret reaching into the next chunk is still seen whole.
+    pub fn skip(&mut self, skipped: &[u8]) {
+        if skipped.len() >= self.overlap {
+            self.base += (self.carry.len() + skipped.len() - self.overlap) as u64;
+            self.carry.clear();
+            self.carry
+                .extend_from_slice(&skipped[skipped.len() - self.overlap..]);
+        } else {
+            self.carry.extend_from_slice(skipped);
+            let excess = self.carry.len().saturating_sub(self.overlap);
+            self.carry.drain(..excess);
+            self.base += excess as u64;
+        }
+        let base = self.base;
+        self.reported.retain(|&(_, start)| start >= base);
     }
 
     /// Scans the next chunk; new findings are appended to `out`.
@@ -51,6 +102,7 @@ impl<'e> StreamScanner<'e> {
             return;
         }
         self.buf.clear();
+        self.base_of_buf = self.base;
         self.buf.extend_from_slice(&self.carry);
         self.buf.extend_from_slice(chunk);
         self.found.clear();
@@ -67,6 +119,8 @@ impl<'e> StreamScanner<'e> {
                     rule: f.rule,
                     start,
                     end: self.base + f.end as u64,
+                    match_start: self.base + f.match_start as u64,
+                    match_end: self.base + f.match_end as u64,
                 });
             }
         }
