@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod detect;
 mod diag;
 mod instance;
 mod pipeline;

@@ -21,7 +21,7 @@ use crate::tls::{TlsContext, TlsSetupError};
 /// How long in-flight exchanges get to finish once a stop is requested (under `airlock
 /// stop`'s 5 s before SIGKILL).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-const STATE_REFRESH: Duration = Duration::from_secs(2);
+const STATE_REFRESH: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -138,6 +138,7 @@ async fn run(
     let tasks = TaskTracker::new();
     let upstreams = Upstreams::new(&config, &tls);
     let ctx = Arc::new(ProxyContext {
+        detector: Arc::new(crate::detect::Detector::new(&config.detect)),
         config: config.clone(),
         tls,
         upstreams,
@@ -157,7 +158,10 @@ async fn run(
             _ = &mut stop => break,
             _ = refresh.tick() => {
                 let now = state(&records);
-                if now.requests != last_state.requests || now.failed != last_state.failed {
+                if now.requests != last_state.requests
+                    || now.failed != last_state.failed
+                    || now.threats != last_state.threats
+                {
                     lock.write_state(&now);
                     last_state = now;
                 }

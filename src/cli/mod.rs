@@ -2,6 +2,7 @@
 
 mod ca;
 mod config_check;
+mod rules;
 mod run;
 mod start;
 mod status;
@@ -74,6 +75,11 @@ enum Command {
             value_name = "CMD"
         )]
         command: Vec<String>,
+    },
+    /// List the built-in detection rules (ids usable in detect.disabled_patterns)
+    Rules {
+        #[arg(long)]
+        json: bool,
     },
     /// Work with config files
     Config {
@@ -148,6 +154,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Ca { path, pem } => ca::ca(&load(&cli.config, &base)?, path, pem),
         Command::Run { jail, command } => run::run(load(&cli.config, &base)?, jail, command),
+        Command::Rules { json } => rules::rules(json),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check::check(&file, &base),

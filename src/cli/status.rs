@@ -18,6 +18,17 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
         Probe::Running { pid, state } => (true, Some(pid), state),
         Probe::Stopped => (false, None, None),
     };
+    // Live counts from the store (the state file is refreshed only every quarter second).
+    let live = state.as_ref().and_then(|s| {
+        crate::record::store::Store::open_read_only(&config.store_path())
+            .and_then(|store| store.counts_since(&s.started_at))
+            .ok()
+    });
+    let counters = match (&state, live) {
+        (_, Some((requests, blocked, failed, threats))) => (requests, blocked, failed, threats),
+        (Some(s), None) => (s.requests, s.blocked, s.failed, s.threats),
+        (None, None) => (0, 0, 0, 0),
+    };
     let uptime = state
         .as_ref()
         .map(|s| (chrono::Utc::now().timestamp() - s.started_unix).max(0));
@@ -32,10 +43,10 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
         "mitm": state.as_ref().map(|s| s.mitm),
         "data_dir": config.data_dir.display().to_string(),
         "counters": {
-            "requests": state.as_ref().map_or(0, |s| s.requests),
-            "blocked": state.as_ref().map_or(0, |s| s.blocked),
-            "threats": state.as_ref().map_or(0, |s| s.threats),
-            "failed": state.as_ref().map_or(0, |s| s.failed),
+            "requests": counters.0,
+            "blocked": counters.1,
+            "failed": counters.2,
+            "threats": counters.3,
         },
         "last_threats": threats,
     });
@@ -66,7 +77,7 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
             );
             println!(
                 "  requests     {} ({} blocked, {} failed), {} threats",
-                s.requests, s.blocked, s.failed, s.threats
+                counters.0, counters.1, counters.2, counters.3
             );
         }
         println!("  data         {}", config.data_dir.display());

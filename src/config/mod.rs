@@ -1,6 +1,7 @@
 //! Configuration: the raw file (serde, unknown keys refused) validated once into an immutable
 //! [`Config`]. Every key is optional; command-line flags are applied on top by [`Overrides`].
 
+mod detect;
 mod hosts;
 mod resolve;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use detect::{DetectAction, DetectSettings};
 pub use hosts::HostSet;
 pub use resolve::ResolveMap;
 
@@ -117,6 +119,10 @@ struct RawConfig {
     keylog_file: Option<PathBuf>,
     limits: Option<RawLimits>,
     store: Option<RawStore>,
+    max_scan_bytes: Option<u64>,
+    max_hold_bytes: Option<u64>,
+    dedup_window_secs: Option<u64>,
+    detect: Option<detect::RawDetect>,
 }
 
 /// `log` accepts only an integer: SPEC refuses `true` and `"1"` at parse time.
@@ -213,6 +219,7 @@ pub struct Config {
     pub keylog_file: Option<PathBuf>,
     pub limits: Limits,
     pub store: StoreSettings,
+    pub detect: DetectSettings,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     /// sha256 of the file's bytes (or of the empty config), shown by `status`.
@@ -397,7 +404,16 @@ impl Config {
             max_mb: raw_store.max_mb.unwrap_or(1024),
         };
 
+        let detect = DetectSettings::build(
+            raw.detect,
+            raw.max_scan_bytes,
+            raw.max_hold_bytes,
+            raw.dedup_window_secs,
+        )
+        .map_err(|(k, m)| key_err(&k, m))?;
+
         Ok(Config {
+            detect,
             listen,
             data_dir,
             log_dir,

@@ -70,6 +70,33 @@ impl Exchange {
     }
 }
 
+/// Why an exchange was blocked, for the 403 and the record.
+#[derive(Debug, Clone)]
+pub struct BlockInfo {
+    /// Lower is more specific; when several rules block, the lowest names the block.
+    pub rank: u8,
+    /// `credential-leak`, `policy`, `injection` or `destination` (X-Airlock-Block-Reason).
+    pub kind: &'static str,
+    /// Rule id or policy rule name (X-Airlock-Rule).
+    pub rule: String,
+    /// One sentence for people: "egress DLP: GitHub token (classic) found in request".
+    pub reason: String,
+    /// More detail (where it was found), never the secret.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThreatContext {
+    pub flow_id: String,
+    pub protocol: String,
+    pub source: String,
+    pub dest: String,
+    pub host: String,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+}
+
 /// Which body of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -82,12 +109,16 @@ pub enum Side {
 /// however they finished (completed, failed, client gone). The record cannot be skipped.
 pub struct FlowTracker {
     sink: RecordSink,
+    /// Masks credentials in level-2 body previews.
+    detector: Option<Arc<crate::detect::Detector>>,
     started: Instant,
     state: Mutex<FlowState>,
 }
 
 struct FlowState {
     record: FlowRecord,
+    /// Set when detection or policy blocked this exchange (possibly mid-body).
+    blocked: Option<BlockInfo>,
     /// For level-2 events: the request path and headers as forwarded.
     path: String,
     forwarded_headers: Option<BTreeMap<String, String>>,
@@ -102,8 +133,10 @@ impl FlowTracker {
         path_and_query: &str,
         headers: &HeaderMap,
         http_version: Option<&'static str>,
+        detector: Option<Arc<crate::detect::Detector>>,
     ) -> Arc<Self> {
         Arc::new(FlowTracker {
+            detector,
             started: Instant::now(),
             state: Mutex::new(FlowState {
                 record: FlowRecord {
@@ -129,6 +162,7 @@ impl FlowTracker {
                 path: path_and_query.to_string(),
                 forwarded_headers: None,
                 response_headers: None,
+                blocked: None,
             }),
             sink,
         })
@@ -145,6 +179,7 @@ impl FlowTracker {
         host: Option<(&str, u16)>,
     ) -> Arc<Self> {
         Arc::new(FlowTracker {
+            detector: None,
             started: Instant::now(),
             state: Mutex::new(FlowState {
                 record: FlowRecord {
@@ -176,6 +211,7 @@ impl FlowTracker {
                 path: String::new(),
                 forwarded_headers: None,
                 response_headers: None,
+                blocked: None,
             }),
             sink,
         })
@@ -206,11 +242,107 @@ impl FlowTracker {
         }
     }
 
+    /// Raises the record's action (allowed < warned < redacted < failed < blocked) and sets
+    /// the reason that goes with the highest.
+    pub fn escalate(&self, action: FlowAction, reason: &str) {
+        fn rank(a: FlowAction) -> u8 {
+            match a {
+                FlowAction::Allowed | FlowAction::Tunneled => 0,
+                FlowAction::Warned => 1,
+                FlowAction::Redacted => 2,
+                FlowAction::Failed => 3,
+                FlowAction::Blocked => 4,
+            }
+        }
+        let mut s = self.lock();
+        if rank(action) > rank(s.record.action) {
+            s.record.action = action;
+            s.record.reason = Some(reason.to_string());
+        } else if rank(action) == rank(s.record.action) && s.record.reason.is_none() {
+            s.record.reason = Some(reason.to_string());
+        }
+    }
+
+    pub fn block(&self, info: BlockInfo) {
+        let mut s = self.lock();
+        if s.blocked.as_ref().is_some_and(|b| b.rank <= info.rank) {
+            return;
+        }
+        s.record.action = FlowAction::Blocked;
+        s.record.reason = Some(info.reason.clone());
+        // What the client is told, unless a response was already under way.
+        if s.record.status.is_none() {
+            s.record.status = Some(403);
+        }
+        s.blocked = Some(info);
+    }
+
+    pub fn blocked(&self) -> Option<BlockInfo> {
+        self.lock().blocked.clone()
+    }
+
+    /// Updates the flow's scan summary.
+    pub fn scan(&self, update: impl FnOnce(&mut ScanSummary)) {
+        update(&mut self.lock().record.scan);
+    }
+
+    /// What a threat record needs to know about this exchange.
+    pub fn threat_context(&self) -> ThreatContext {
+        let s = self.lock();
+        let host = s.record.host.clone().unwrap_or_default();
+        let port = s.record.port.unwrap_or(0);
+        ThreatContext {
+            flow_id: s.record.id.clone(),
+            protocol: s.record.scheme.clone(),
+            source: s.record.client_ip.clone(),
+            dest: if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            },
+            host,
+            method: s.record.method.clone().unwrap_or_default(),
+            path: s.path.split('?').next().unwrap_or("").to_string(),
+            status: s.record.status,
+        }
+    }
+
+    pub fn sink(&self) -> &RecordSink {
+        &self.sink
+    }
+
     pub fn add_bytes(&self, side: Side, n: u64) {
         let mut s = self.lock();
         match side {
             Side::Request => s.record.request_bytes += n,
             Side::Response => s.record.response_bytes += n,
+        }
+    }
+
+    /// Replaces the recorded URL's path and query with a masked form.
+    pub fn mask_url(&self, masked_path_and_query: &str) {
+        let mut s = self.lock();
+        if let Some(url) = &s.record.url {
+            let origin_end = url
+                .find("://")
+                .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
+                .unwrap_or(url.len());
+            let masked = format!("{}{masked_path_and_query}", &url[..origin_end]);
+            s.record.url = Some(masked);
+        }
+        s.path = masked_path_and_query.to_string();
+    }
+
+    /// Masks a header a detector flagged, in the record and the level-2 events.
+    pub fn mask_header(&self, name: &str) {
+        let mut s = self.lock();
+        if let Some(v) = s.record.request_headers.get_mut(name) {
+            *v = crate::record::events::MASK.to_string();
+        }
+        if let Some(h) = &mut s.forwarded_headers
+            && let Some(v) = h.get_mut(name)
+        {
+            *v = crate::record::events::MASK.to_string();
         }
     }
 
@@ -230,9 +362,12 @@ impl FlowTracker {
     pub fn body_event(&self, side: Side, preview: &[u8], total: u64, truncated: bool) {
         let s = self.lock();
         let host = s.record.host.clone().unwrap_or_default();
-        let body = String::from_utf8_lossy(preview).into_owned();
+        let body = match &self.detector {
+            Some(d) => crate::detect::mask_preview(d, preview),
+            None => String::from_utf8_lossy(preview).into_owned(),
+        };
         let event = match side {
-            Side::Request => EgressEvent::EgressRequest {
+            Side::Request => EgressEvent::Request {
                 timestamp: now_rfc3339(),
                 id: s.record.id.clone(),
                 host,
@@ -243,7 +378,7 @@ impl FlowTracker {
                 body_bytes: total,
                 body_truncated: truncated,
             },
-            Side::Response => EgressEvent::EgressResponse {
+            Side::Response => EgressEvent::Response {
                 timestamp: now_rfc3339(),
                 id: s.record.id.clone(),
                 host,

@@ -2,8 +2,9 @@
 //! record, the body wrappers, and the one place a failure becomes a response.
 
 pub mod body;
+pub mod decide;
 pub mod exchange;
 pub mod respond;
 
 pub use body::{MeteredBody, ProxyBody};
-pub use exchange::{Exchange, FlowTracker, Scheme, Side};
+pub use exchange::{BlockInfo, Exchange, FlowTracker, Scheme, Side};

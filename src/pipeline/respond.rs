@@ -38,3 +38,30 @@ pub fn error_response(status: StatusCode, error: &str, reason: &str) -> Response
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+pub const BLOCK_REASON_HEADER: &str = "x-airlock-block-reason";
+pub const RULE_HEADER: &str = "x-airlock-rule";
+
+/// The 403 of SPEC 5: `X-Airlock-Block-Reason`, `X-Airlock-Rule`, and a JSON body with the
+/// reason and rule that never contains the secret.
+pub fn blocked_response(info: &super::BlockInfo) -> Response<ProxyBody> {
+    let body = serde_json::json!({
+        "error": "blocked",
+        "reason": info.reason,
+        "rule": info.rule,
+        "detail": info.detail,
+    });
+    let mut resp = Response::new(full_body(body.to_string()));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(BLOCK_REASON_HEADER, HeaderValue::from_static(info.kind));
+    if let Ok(v) = HeaderValue::from_str(&info.rule) {
+        h.insert(RULE_HEADER, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -12,8 +13,13 @@ use hyper_util::rt::TokioIo;
 use super::ProxyContext;
 use super::splice::splice;
 use super::upstream::describe_client_error;
-use crate::pipeline::respond::{empty_body, error_response};
+use crate::config::DetectAction;
+use crate::detect::body::{BodyScan, ScanningBody, record_detections};
+use crate::detect::{Detection, Detector, Direction, Location, snippet};
+use crate::pipeline::decide;
+use crate::pipeline::respond::{blocked_response, empty_body, error_response};
 use crate::pipeline::{Exchange, FlowTracker, MeteredBody, ProxyBody, Side};
+use crate::record::events::PresentedCredential;
 
 /// Forwards `req` to the exchange's destination. The flow record is written when the
 /// exchange ends, whichever way it ends.
@@ -38,7 +44,22 @@ pub async fn forward(
         &path_and_query,
         req.headers(),
         Some(version_name(req.version())),
+        Some(ctx.detector.clone()),
     );
+
+    // Request phase: the destination is the exchange's, whatever the request claims.
+    if let Some(claimed) = decide::host_mismatch(&exchange, req.uri(), req.headers()) {
+        return decide::block(
+            &tracker,
+            "policy",
+            "host-mismatch",
+            format!(
+                "request for {claimed} inside a tunnel to {}: refused",
+                exchange.authority()
+            ),
+            "the Host header (or :authority) must name the host the tunnel was opened to".into(),
+        );
+    }
 
     // Only WebSocket is bridged: any other upgrade (h2c, say) would become a byte relay that
     // hides every later request, so its headers are dropped and the request goes as HTTP/1.1.
@@ -56,14 +77,56 @@ pub async fn forward(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers, wants_upgrade);
-    // The destination is the exchange's, decided once; the client's Host header (or h2
-    // :authority) never redirects a request. The pooled client writes Host from the URI.
+    // The pooled client writes Host from the URI (the exchange's destination).
     headers.remove(header::HOST);
+
+    let detector = ctx.detector.clone();
+    if detector.scans_outbound() {
+        let detections =
+            scan_request_head(&detector, &tracker, &exchange, &path_and_query, &headers);
+        if let Some(info) = record_detections(&detector, &tracker, &detections) {
+            return blocked_response(&info);
+        }
+    }
     if tracker.wants_bodies() {
         tracker.set_forwarded_headers(&headers);
     }
 
-    let body = MeteredBody::new(body, tracker.clone(), Side::Request).boxed();
+    let mut body = MeteredBody::new(body, tracker.clone(), Side::Request).boxed();
+    if detector.scans_outbound() && !body.is_end_stream() {
+        let encoding = header_str(&headers, header::CONTENT_ENCODING);
+        let redact = detector.settings.outbound_secrets == DetectAction::Redact;
+        let scan = BodyScan::new(detector.clone(), Direction::Outbound, encoding.as_deref());
+        let decompressing = scan.decompressing();
+        let mut scanning = ScanningBody::new(
+            body,
+            scan,
+            detector.clone(),
+            tracker.clone(),
+            Side::Request,
+            redact,
+            false,
+        );
+        // Hold the first max_hold_bytes until scanned: a leak found there sends nothing.
+        scanning.prefetch(detector.settings.max_hold_bytes).await;
+        if let Some(info) = scanning.blocked() {
+            return blocked_response(info);
+        }
+        if redact {
+            headers.remove(header::CONTENT_LENGTH);
+            if decompressing {
+                headers.remove(header::CONTENT_ENCODING);
+            }
+            if scanning.ended() {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(scanning.ready_len()),
+                );
+            }
+        }
+        body = scanning.boxed();
+    }
+
     let mut upstream_req = Request::new(body);
     *upstream_req.method_mut() = parts.method;
     *upstream_req.uri_mut() = upstream_uri;
@@ -89,6 +152,11 @@ pub async fn forward(
             return error_response(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", &reason);
         }
         Ok(Err(e)) => {
+            // A late find in a streamed request body aborts the upstream request mid-body.
+            if let Some(info) = tracker.blocked() {
+                tracker.note("the request body was cut off mid-stream: the upstream received an incomplete body");
+                return blocked_response(&info);
+            }
             let (status, kind, reason) = describe_client_error(&e);
             tracing::debug!(host = %exchange.host, %reason, "upstream request failed");
             tracker.fail(Some(status.as_u16()), &reason);
@@ -97,6 +165,10 @@ pub async fn forward(
         Ok(Ok(resp)) => resp,
     };
     tracker.set_status(resp.status().as_u16());
+    if let Some(info) = tracker.blocked() {
+        // The upstream answered before the rest of the body was refused.
+        return blocked_response(&info);
+    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -123,14 +195,192 @@ pub async fn forward(
         return Response::from_parts(parts, empty_body());
     }
 
+    // Response phase.
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    if detector.scans_inbound() {
+        let detections = scan_response_head(&detector, &mut parts.headers);
+        if let Some(info) = record_detections(&detector, &tracker, &detections) {
+            return blocked_response(&info);
+        }
+    }
     if tracker.wants_bodies() {
         tracker.set_response_headers(&parts.headers);
     }
     parts.version = Version::HTTP_11;
-    let body = MeteredBody::new(body, tracker, Side::Response).boxed();
+    let mut body = MeteredBody::new(body, tracker.clone(), Side::Response).boxed();
+    if detector.scans_inbound() && !body.is_end_stream() {
+        let encoding = header_str(&parts.headers, header::CONTENT_ENCODING);
+        let sse = header_str(&parts.headers, header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+        let redact = detector.settings.inbound_secrets == DetectAction::Redact;
+        let scan = BodyScan::new(detector.clone(), Direction::Inbound, encoding.as_deref());
+        let decompressing = scan.decompressing();
+        let redact = redact && (decompressing || encoding.is_none());
+        let small = !sse
+            && body
+                .size_hint()
+                .exact()
+                .is_some_and(|n| n <= detector.settings.max_hold_bytes as u64);
+        let mut scanning = ScanningBody::new(
+            body,
+            scan,
+            detector.clone(),
+            tracker.clone(),
+            Side::Response,
+            redact,
+            sse,
+        );
+        if small {
+            // Small enough to scan before the headers leave: a blocked injection becomes a
+            // clear error, and the redaction count can go in a header.
+            scanning.prefetch(usize::MAX).await;
+            if let Some(info) = scanning.blocked() {
+                return blocked_response(info);
+            }
+            if redact {
+                if decompressing {
+                    parts.headers.remove(header::CONTENT_ENCODING);
+                }
+                if scanning.ended() {
+                    parts.headers.insert(
+                        header::CONTENT_LENGTH,
+                        HeaderValue::from(scanning.ready_len()),
+                    );
+                } else {
+                    // The upstream broke off: no length that would make the rest look whole.
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                }
+                if scanning.redactions() > 0 {
+                    parts
+                        .headers
+                        .insert(REDACTED_HEADER, HeaderValue::from(scanning.redactions()));
+                }
+            }
+        } else if redact {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            if decompressing {
+                parts.headers.remove(header::CONTENT_ENCODING);
+            }
+        }
+        body = scanning.boxed();
+    }
     Response::from_parts(parts, body)
+}
+
+const REDACTED_HEADER: &str = "x-airlock-redacted";
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Scans response headers; secrets are replaced in place when the action is redact.
+fn scan_response_head(detector: &Detector, headers: &mut HeaderMap) -> Vec<Detection> {
+    let mut detections = Vec::new();
+    for (name, value) in headers.iter_mut() {
+        let found = detector.find_secrets(value.as_bytes());
+        if found.is_empty() {
+            continue;
+        }
+        let mut redacted = Vec::with_capacity(value.len());
+        let mut pos = 0;
+        for f in &found {
+            let action = detector.action(f.rule, Direction::Inbound);
+            detections.push(Detection {
+                rule: f.rule,
+                direction: Direction::Inbound,
+                location: Location::Header(name.as_str().to_string()),
+                action,
+                snippet: snippet(detector, value.as_bytes(), f, &found),
+            });
+            if action == DetectAction::Redact && f.start >= pos {
+                redacted.extend_from_slice(&value.as_bytes()[pos..f.start]);
+                redacted.extend_from_slice(
+                    format!("[REDACTED:{}]", detector.rule(f.rule).id).as_bytes(),
+                );
+                pos = f.end;
+            }
+        }
+        if pos > 0 {
+            redacted.extend_from_slice(&value.as_bytes()[pos..]);
+            if let Ok(v) = HeaderValue::from_bytes(&redacted) {
+                *value = v;
+            }
+        }
+    }
+    detections
+}
+
+/// Scans the URL and the headers. A credential in an auth header sent to its own issuer is
+/// normal use: noted in the flow record, never a threat.
+fn scan_request_head(
+    detector: &Detector,
+    tracker: &FlowTracker,
+    exchange: &Exchange,
+    path_and_query: &str,
+    headers: &HeaderMap,
+) -> Vec<Detection> {
+    tracker.scan(|s| s.scanned = true);
+    let mut detections = Vec::new();
+    let mut seen: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut url_views = vec![path_and_query.as_bytes().to_vec()];
+    let mut decoded = Vec::new();
+    if airlock_scan::decode::PercentDecoder::default().feed(path_and_query.as_bytes(), &mut decoded)
+    {
+        url_views.push(decoded);
+    }
+    for view in &url_views {
+        let found = detector.find_secrets(view);
+        if !found.is_empty() {
+            // The recorded URL must not carry the secret either.
+            tracker.mask_url(&crate::detect::mask_found(detector, view, &found));
+        }
+        for f in &found {
+            let secret = view[f.start..f.end].to_vec();
+            if seen.iter().any(|(r, s)| *r == f.rule && *s == secret) {
+                continue;
+            }
+            seen.push((f.rule, secret));
+            detections.push(Detection {
+                rule: f.rule,
+                direction: Direction::Outbound,
+                location: Location::Url,
+                action: detector.action(f.rule, Direction::Outbound),
+                snippet: snippet(detector, view, f, &found),
+            });
+        }
+    }
+    for (name, value) in headers {
+        let name = name.as_str();
+        let found = detector.find_secrets(value.as_bytes());
+        for f in &found {
+            if detector.presented_to_issuer(f.rule, name, &exchange.host) {
+                let pattern = detector.rule(f.rule).id.clone();
+                tracker.scan(|s| {
+                    let c = PresentedCredential {
+                        pattern,
+                        header: name.to_string(),
+                    };
+                    if !s.credentials.contains(&c) {
+                        s.credentials.push(c);
+                    }
+                });
+                continue;
+            }
+            tracker.mask_header(name);
+            detections.push(Detection {
+                rule: f.rule,
+                direction: Direction::Outbound,
+                location: Location::Header(name.to_string()),
+                action: detector.action(f.rule, Direction::Outbound),
+                snippet: snippet(detector, value.as_bytes(), f, &found),
+            });
+        }
+    }
+    detections
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {

@@ -36,6 +36,7 @@ pub const PROXY_LISTENER: &str = "proxy";
 /// Everything a connection handler needs, shared by all connections.
 pub struct ProxyContext {
     pub config: Arc<Config>,
+    pub detector: Arc<crate::detect::Detector>,
     pub tls: Arc<TlsContext>,
     pub upstreams: Upstreams,
     pub records: RecordSink,

@@ -46,6 +46,21 @@ pub struct ScanSummary {
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub truncated: bool,
+    /// Findings, by rule id (secrets and injections; not credentials presented to their issuer).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub findings: Vec<String>,
+    /// Credentials presented to their own issuer in an auth header: normal use, not threats.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub credentials: Vec<PresentedCredential>,
+    /// Decoders applied before matching (gzip, json-escaped, base64…).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub decoded: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentedCredential {
+    pub pattern: String,
+    pub header: String,
 }
 
 /// One line of `logs/flows.jsonl`: a request/response, a blind tunnel, or a failure.
@@ -73,11 +88,74 @@ pub struct FlowRecord {
     pub http_version: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ThreatType {
+    Exfil,
+    Secret,
+    Injection,
+    Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreatAction {
+    Blocked,
+    Redacted,
+    Warned,
+}
+
+/// One line of `logs/threats.jsonl` (SPEC 4). The snippet never holds the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreatRecord {
+    pub timestamp: String,
+    pub direction: String,
+    pub protocol: String,
+    pub threat_type: ThreatType,
+    pub pattern: String,
+    pub family: String,
+    pub snippet: String,
+    pub source: String,
+    pub dest: String,
+    pub action: ThreatAction,
+    pub method: String,
+    pub path: String,
+    /// The flow this threat belongs to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub flow_id: Option<String>,
+    /// Where it was found ("request body", "request header x-note", "response body (base64)").
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub location: Option<String>,
+}
+
 /// Stderr event lines (`log` 1 and 2).
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(tag = "event")]
 pub enum EgressEvent {
-    EgressRequest {
+    #[serde(rename = "egress_block")]
+    Block {
+        timestamp: String,
+        id: String,
+        reason: String,
+        rule: String,
+        host: String,
+        method: String,
+        path: String,
+    },
+    #[serde(rename = "egress_warn")]
+    Warn {
+        timestamp: String,
+        id: String,
+        reason: String,
+        rule: String,
+        host: String,
+        method: String,
+        path: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        response_status: Option<u16>,
+    },
+    #[serde(rename = "egress_request")]
+    Request {
         timestamp: String,
         id: String,
         host: String,
@@ -88,7 +166,8 @@ pub enum EgressEvent {
         body_bytes: u64,
         body_truncated: bool,
     },
-    EgressResponse {
+    #[serde(rename = "egress_response")]
+    Response {
         timestamp: String,
         id: String,
         host: String,

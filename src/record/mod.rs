@@ -6,15 +6,17 @@ pub mod events;
 pub mod jsonl;
 pub mod store;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, LogMode};
-use events::{EgressEvent, FlowAction, FlowRecord};
+use events::{EgressEvent, FlowAction, FlowRecord, ThreatRecord};
 use jsonl::RotatingJsonl;
 use store::Store;
 
@@ -23,6 +25,7 @@ const MAX_BATCH: usize = 1024;
 
 enum Message {
     Flow(Box<FlowRecord>),
+    Threat(Box<ThreatRecord>),
     Event(Box<EgressEvent>),
     Shutdown,
 }
@@ -42,6 +45,13 @@ pub struct RecordSink {
     tx: SyncSender<Message>,
     log: LogMode,
     pub counters: Arc<Counters>,
+    dedup: Arc<Mutex<Dedup>>,
+}
+
+/// Threats already recorded: (pattern, dest, direction) → when, for `dedup_window_secs`.
+struct Dedup {
+    window: Duration,
+    seen: HashMap<(String, String, String), Instant>,
 }
 
 pub struct RecordWriter {
@@ -68,6 +78,13 @@ impl RecordSink {
                 path: flows_path.display().to_string(),
                 source,
             })?;
+        let threats_path = config.log_dir.join("threats.jsonl");
+        let threats =
+            RotatingJsonl::open(&threats_path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
+                .map_err(|source| RecordError::Open {
+                    path: threats_path.display().to_string(),
+                    source,
+                })?;
         let store = Store::open(&config.store_path())?;
         match store.apply_retention(config.store.retention_days) {
             Ok(0) => {}
@@ -79,7 +96,7 @@ impl RecordSink {
             .name("airlock-records".into())
             .spawn({
                 let max_mb = config.store.max_mb;
-                move || write_loop(rx, flows, store, max_mb)
+                move || write_loop(rx, Files { flows, threats }, store, max_mb)
             })
             .map_err(|source| RecordError::Open {
                 path: flows_path.display().to_string(),
@@ -90,6 +107,10 @@ impl RecordSink {
                 tx: tx.clone(),
                 log: config.log,
                 counters: Arc::new(Counters::default()),
+                dedup: Arc::new(Mutex::new(Dedup {
+                    window: config.detect.dedup_window,
+                    seen: HashMap::new(),
+                })),
             },
             RecordWriter {
                 tx,
@@ -118,9 +139,40 @@ impl RecordSink {
 
     /// Level-2 events; dropped here when `log` is below full so callers need not check.
     pub fn event(&self, event: EgressEvent) {
-        if self.log >= LogMode::Full {
+        let level = match event {
+            EgressEvent::Block { .. } | EgressEvent::Warn { .. } => LogMode::Blocks,
+            _ => LogMode::Full,
+        };
+        if self.log >= level {
             self.send(Message::Event(Box::new(event)));
         }
+    }
+
+    /// Records a threat unless the same (pattern, dest, direction) was recorded within the
+    /// dedup window. Returns whether it was written.
+    pub fn threat(&self, threat: ThreatRecord) -> bool {
+        {
+            let mut dedup = self.dedup.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let window = dedup.window;
+            if dedup.seen.len() > 10_000 {
+                dedup.seen.retain(|_, at| now.duration_since(*at) < window);
+            }
+            let key = (
+                threat.pattern.clone(),
+                threat.dest.clone(),
+                threat.direction.clone(),
+            );
+            if let Some(at) = dedup.seen.get(&key)
+                && now.duration_since(*at) < window
+            {
+                return false;
+            }
+            dedup.seen.insert(key, now);
+        }
+        self.counters.threats.fetch_add(1, Ordering::Relaxed);
+        self.send(Message::Threat(Box::new(threat)));
+        true
     }
 
     fn send(&self, msg: Message) {
@@ -151,7 +203,12 @@ impl RecordWriter {
 /// Flows written between two checks of the store's size.
 const SIZE_CHECK_EVERY: u64 = 10_000;
 
-fn write_loop(rx: Receiver<Message>, mut flows: RotatingJsonl, mut store: Store, max_mb: u64) {
+struct Files {
+    flows: RotatingJsonl,
+    threats: RotatingJsonl,
+}
+
+fn write_loop(rx: Receiver<Message>, mut files: Files, mut store: Store, max_mb: u64) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     let mut since_check = SIZE_CHECK_EVERY;
@@ -177,7 +234,7 @@ fn write_loop(rx: Receiver<Message>, mut flows: RotatingJsonl, mut store: Store,
             }
         }
         since_check += batch.len() as u64;
-        write_batch(&mut batch, &mut flows, &mut store);
+        write_batch(&mut batch, &mut files, &mut store);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -185,44 +242,68 @@ fn write_loop(rx: Receiver<Message>, mut flows: RotatingJsonl, mut store: Store,
             batch.push(m);
         }
     }
-    write_batch(&mut batch, &mut flows, &mut store);
+    write_batch(&mut batch, &mut files, &mut store);
 }
 
-fn write_batch(batch: &mut Vec<Message>, flows: &mut RotatingJsonl, store: &mut Store) {
+fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
     if batch.is_empty() {
         return;
     }
-    let mut stored: Vec<(Box<FlowRecord>, String)> = Vec::new();
-    let stderr = std::io::stderr();
-    let mut err_out = stderr.lock();
-    for msg in batch.drain(..) {
+    let mut flows: Vec<(&FlowRecord, String)> = Vec::new();
+    let mut threats: Vec<(&ThreatRecord, String)> = Vec::new();
+    let mut events: Vec<u8> = Vec::new();
+    for msg in batch.iter() {
         match msg {
             Message::Flow(f) => {
-                let json = serde_json::to_string(&f).expect("flow records serialize");
-                if let Err(e) = flows.write_line(json.as_bytes()) {
-                    tracing::error!(error = %e, "cannot append to flows.jsonl");
-                }
-                stored.push((f, json));
+                flows.push((f, serde_json::to_string(f).expect("flow records serialize")))
             }
+            Message::Threat(t) => threats.push((
+                t,
+                serde_json::to_string(t).expect("threat records serialize"),
+            )),
             Message::Event(e) => {
-                let mut line = serde_json::to_vec(&e).expect("events serialize");
-                line.push(b'\n');
-                let _ = err_out.write_all(&line);
+                serde_json::to_writer(&mut events, e).expect("events serialize");
+                events.push(b'\n');
             }
             Message::Shutdown => {}
         }
     }
-    drop(err_out);
-    if let Err(e) = flows.flush() {
-        tracing::error!(error = %e, "cannot write flows.jsonl");
-    }
-    if !stored.is_empty() {
-        let refs: Vec<(&FlowRecord, &str)> =
-            stored.iter().map(|(f, j)| (&**f, j.as_str())).collect();
+    // The store first: whatever a reader finds in a JSONL file is already counted there.
+    if !flows.is_empty() {
+        let refs: Vec<(&FlowRecord, &str)> = flows.iter().map(|(f, j)| (*f, j.as_str())).collect();
         if let Err(e) = store.insert_flows(&refs) {
             tracing::error!(error = %e, "cannot write flows to the store");
         }
     }
+    if !threats.is_empty() {
+        let refs: Vec<(&ThreatRecord, &str)> =
+            threats.iter().map(|(t, j)| (*t, j.as_str())).collect();
+        if let Err(e) = store.insert_threats(&refs) {
+            tracing::error!(error = %e, "cannot write threats to the store");
+        }
+    }
+    for (_, json) in &threats {
+        if let Err(e) = files.threats.write_line(json.as_bytes()) {
+            tracing::error!(error = %e, "cannot append to threats.jsonl");
+        }
+    }
+    for (_, json) in &flows {
+        if let Err(e) = files.flows.write_line(json.as_bytes()) {
+            tracing::error!(error = %e, "cannot append to flows.jsonl");
+        }
+    }
+    if let Err(e) = files.threats.flush() {
+        tracing::error!(error = %e, "cannot write threats.jsonl");
+    }
+    if let Err(e) = files.flows.flush() {
+        tracing::error!(error = %e, "cannot write flows.jsonl");
+    }
+    if !events.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&events);
+        let _ = err.flush();
+    }
+    batch.clear();
 }
 
 /// Reads the last `n` JSON lines of a file (for `status` and `threats`), oldest first.

@@ -132,9 +132,14 @@ impl BodyScanner {
         &self.decoded
     }
 
-    /// How much of the raw view a redactor must hold back.
+    /// The longest match: nothing further back than this can still change.
     pub fn overlap(&self) -> usize {
         self.raw.overlap()
+    }
+
+    /// Where a redactor must start holding back the unsent `tail` (see [`Engine::hold_from`]).
+    pub fn hold_from(&self, tail: &[u8]) -> usize {
+        self.secrets.hold_from(tail)
     }
 
     fn note(&mut self, kind: &'static str) {
@@ -183,6 +188,9 @@ impl BodyScanner {
         let mut hits = Vec::new();
 
         self.raw.feed(plain, &mut hits);
+        if last {
+            self.raw.finish(&mut hits);
+        }
         report(View::Raw, &self.raw, &hits, true, found, |_| true);
 
         let start = self.scanned - plain.len() as u64;
@@ -198,6 +206,9 @@ impl BodyScanner {
             }
             hits.clear();
             self.json.1.feed(&self.scratch, &mut hits);
+            if last {
+                self.json.1.finish(&mut hits);
+            }
             let raw_window = self.raw.window().1;
             report(
                 View::JsonEscaped,
@@ -209,6 +220,19 @@ impl BodyScanner {
             );
         } else {
             self.json.1.skip(plain);
+            if last {
+                hits.clear();
+                self.json.1.finish(&mut hits);
+                let raw_window = self.raw.window().1;
+                report(
+                    View::JsonEscaped,
+                    &self.json.1,
+                    &hits,
+                    false,
+                    found,
+                    |secret| !contains(raw_window, secret),
+                );
+            }
         }
 
         // URL percent-encoding (`%2B`, `%2F` inside a token).
@@ -222,6 +246,9 @@ impl BodyScanner {
             }
             hits.clear();
             self.percent.1.feed(&self.scratch, &mut hits);
+            if last {
+                self.percent.1.finish(&mut hits);
+            }
             let raw_window = self.raw.window().1;
             report(
                 View::UrlEncoded,
@@ -233,6 +260,19 @@ impl BodyScanner {
             );
         } else {
             self.percent.1.skip(plain);
+            if last {
+                hits.clear();
+                self.percent.1.finish(&mut hits);
+                let raw_window = self.raw.window().1;
+                report(
+                    View::UrlEncoded,
+                    &self.percent.1,
+                    &hits,
+                    false,
+                    found,
+                    |secret| !contains(raw_window, secret),
+                );
+            }
         }
 
         // base64 and hex blobs (an agent that encodes a key before posting it).
@@ -270,9 +310,15 @@ impl BodyScanner {
             normalize_for_injection(plain, &mut self.scratch);
             hits.clear();
             norm.feed(&self.scratch, &mut hits);
+            if last {
+                norm.finish(&mut hits);
+            }
             report(View::Normalized, norm, &hits, false, found, |_| true);
             hits.clear();
             raw.feed(plain, &mut hits);
+            if last {
+                raw.finish(&mut hits);
+            }
             report(View::InjectionRaw, raw, &hits, false, found, |_| true);
         }
     }
@@ -381,7 +427,7 @@ rules:
             (format!("{{\"content\":\"my key is {TOKEN}\"}}"), View::Raw),
             (format!("{{\"content\":\"{json_pem}\"}}"), View::JsonEscaped),
             (
-                format!("q=ghp%5F4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk&x=1"),
+                "q=ghp%5F4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk&x=1".to_string(),
                 View::UrlEncoded,
             ),
             (format!("{{\"blob\":\"{b64}\"}}"), View::Base64),

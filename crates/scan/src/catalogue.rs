@@ -53,6 +53,8 @@ struct RawRule {
     #[serde(default)]
     raw: bool,
     #[serde(default)]
+    fallback: bool,
+    #[serde(default)]
     default_action: Option<String>,
     #[serde(default)]
     examples: RawExamples,
@@ -85,6 +87,9 @@ pub struct Rule {
     pub auth_headers: Vec<String>,
     /// Injection rules that must see the text before normalisation (zero-width characters).
     pub raw: bool,
+    /// A catch-all (generic assignments, credentials in URLs): reported only where no
+    /// specific rule matched the same bytes.
+    pub fallback: bool,
     pub default_action: Option<String>,
     pub examples: RawExamples,
 }
@@ -172,6 +177,7 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
             .map(|h| h.to_ascii_lowercase())
             .collect(),
         raw: r.raw,
+        fallback: r.fallback,
         default_action: r.default_action,
         examples: r.examples,
     })

@@ -241,7 +241,7 @@ impl BlobDecoder {
         // `=` padding ends a run (it is not in the alphabet): decoding needs no padding.
         let trimmed: &[u8] = &run;
         if trimmed.len() >= MIN_HEX_RUN
-            && trimmed.len() % 2 == 0
+            && trimmed.len().is_multiple_of(2)
             && trimmed.iter().all(|&b| CLASS[b as usize] & HEX != 0)
         {
             let decoded: Vec<u8> = trimmed

@@ -29,7 +29,39 @@ pub struct Engine {
     keywords: AhoCorasick,
     /// For each keyword, the (local) rules that carry it.
     keyword_rules: Vec<Vec<u32>>,
+    /// Keywords as bytes (lower case), for spotting one cut off at the end of a chunk.
+    keyword_bytes: Vec<Vec<u8>>,
     max_len: usize,
+    /// How far a secret can start before its first keyword (from the rules' examples: a
+    /// Mailchimp key's `-us` suffix, say, comes after 32 secret characters).
+    lead: usize,
+}
+
+/// The largest distance from a secret's start to its rule's first keyword, over the rule's
+/// positive examples (0 when the secret starts at or after its keyword).
+fn secret_lead(rule: &Rule) -> usize {
+    let mut lead = 0;
+    for example in &rule.examples.positive {
+        let text = example.as_bytes();
+        for caps in rule.regex.captures_iter(text) {
+            let whole = caps.get(0).expect("group 0");
+            let secret = rule.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
+            let m = &text[whole.start()..whole.end()];
+            let first_kw = rule
+                .keywords
+                .iter()
+                .filter_map(|k| {
+                    m.windows(k.len())
+                        .position(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+                })
+                .min();
+            if let Some(pos) = first_kw {
+                let kw_at = whole.start() + pos;
+                lead = lead.max(kw_at.saturating_sub(secret.start()));
+            }
+        }
+    }
+    lead
 }
 
 impl std::fmt::Debug for Engine {
@@ -75,12 +107,55 @@ impl Engine {
             .map(|&i| catalogue.rules[i].max_len)
             .max()
             .unwrap_or(0);
+        let lead = rules
+            .iter()
+            .map(|&i| secret_lead(&catalogue.rules[i]))
+            .max()
+            .unwrap_or(0);
         Engine {
             catalogue,
             rules,
             keywords,
             keyword_rules,
+            keyword_bytes: patterns
+                .iter()
+                .map(|(_, k)| k.as_bytes().to_vec())
+                .collect(),
             max_len,
+            lead,
+        }
+    }
+
+    /// Where, in the unsent tail of a stream, bytes must be held back because a secret may
+    /// still be forming there; `tail.len()` when nothing needs holding. A secret contains a
+    /// keyword: hold from the earliest keyword in the tail (or one cut off at its end), back
+    /// by the longest lead a secret has before its keyword; before any keyword is seen, a
+    /// secret can only be the whitespace-free run at the very end.
+    pub fn hold_from(&self, tail: &[u8]) -> usize {
+        let len = tail.len();
+        let mut anchor = len;
+        if let Some(hit) = self.keywords.find_overlapping_iter(tail).next() {
+            anchor = hit.start();
+        }
+        for kw in &self.keyword_bytes {
+            for k in (1..kw.len()).rev() {
+                if k <= len && len - k < anchor && tail[len - k..].eq_ignore_ascii_case(&kw[..k]) {
+                    anchor = len - k;
+                    break;
+                }
+            }
+        }
+        let floor = anchor.saturating_sub(self.lead);
+        let after_space = tail[..anchor]
+            .iter()
+            .rposition(|b| b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        if anchor == len {
+            // No keyword yet: only a run that may be the start of a secret is held.
+            floor.max(after_space)
+        } else {
+            // A keyword: hold from it, and from the lead before it unless whitespace ends that.
+            floor.max(after_space.min(anchor))
         }
     }
 
@@ -97,8 +172,32 @@ impl Engine {
         self.rules.is_empty()
     }
 
-    /// Appends the verified findings in `hay` to `out`, in no particular order.
+    /// Appends the verified findings in `hay` to `out`, in no particular order. A fallback
+    /// rule's finding is dropped where a specific rule's finding covers the same bytes.
     pub fn scan(&self, hay: &[u8], out: &mut Vec<Finding>) {
+        let first = out.len();
+        self.scan_all(hay, out);
+        let rules = &self.catalogue.rules;
+        if out[first..].iter().any(|f| rules[f.rule].fallback) {
+            let specific: Vec<(usize, usize)> = out[first..]
+                .iter()
+                .filter(|f| !rules[f.rule].fallback)
+                .map(|f| (f.match_start, f.match_end))
+                .collect();
+            let mut i = first;
+            while i < out.len() {
+                let f = out[i];
+                if rules[f.rule].fallback && specific.iter().any(|&(s, e)| f.start < e && s < f.end)
+                {
+                    out.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn scan_all(&self, hay: &[u8], out: &mut Vec<Finding>) {
         if self.rules.is_empty() || hay.is_empty() {
             return;
         }
@@ -156,6 +255,10 @@ impl Engine {
                 continue;
             }
             if !rule.checksum.holds(value) {
+                continue;
+            }
+            // Catch-alls see `"key": "<sha256>"` everywhere; hashes and ids are not secrets.
+            if rule.fallback && crate::verify::looks_like_hash_or_id(value) {
                 continue;
             }
             out.push(Finding {

@@ -39,7 +39,8 @@ pub struct StreamScanner {
     /// Stream offset of `carry[0]`.
     base: u64,
     overlap: usize,
-    /// (rule, start) of findings already reported that may be seen again in the carry.
+    /// (rule, start) of findings already reported: the carry is scanned again with each
+    /// chunk, and this keeps each finding to one report.
     reported: HashSet<(usize, u64)>,
     buf: Vec<u8>,
     base_of_buf: u64,
@@ -96,6 +97,30 @@ impl StreamScanner {
         self.reported.retain(|&(_, start)| start >= base);
     }
 
+    /// The end of the stream: reports the matches that were waiting for more data.
+    pub fn finish(&mut self, out: &mut Vec<StreamFinding>) {
+        if self.carry.is_empty() {
+            return;
+        }
+        self.found.clear();
+        self.engine.scan(&self.carry, &mut self.found);
+        self.buf.clear();
+        self.buf.extend_from_slice(&self.carry);
+        self.base_of_buf = self.base;
+        for f in &self.found {
+            let start = self.base + f.start as u64;
+            if self.reported.insert((f.rule, start)) {
+                out.push(StreamFinding {
+                    rule: f.rule,
+                    start,
+                    end: self.base + f.end as u64,
+                    match_start: self.base + f.match_start as u64,
+                    match_end: self.base + f.match_end as u64,
+                });
+            }
+        }
+    }
+
     /// Scans the next chunk; new findings are appended to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamFinding>) {
         if chunk.is_empty() {
@@ -107,10 +132,12 @@ impl StreamScanner {
         self.buf.extend_from_slice(chunk);
         self.found.clear();
         self.engine.scan(&self.buf, &mut self.found);
-        let carried = self.carry.len();
+        let end = self.buf.len();
         for f in &self.found {
-            // Entirely inside the carry: reported by the previous chunk's scan.
-            if f.match_end <= carried {
+            // Touching the end: the match may go on in the next chunk (half a key would
+            // otherwise be reported, by a catch-all, before the whole key is seen). It is
+            // found again next time, or by `finish`.
+            if f.match_end == end {
                 continue;
             }
             let start = self.base + f.start as u64;

@@ -21,6 +21,26 @@ pub fn shannon_entropy(bytes: &[u8]) -> f64 {
         .sum()
 }
 
+/// A hex digest of a common length (MD5, SHA-1, SHA-256, SHA-512) or a UUID.
+pub fn looks_like_hash_or_id(value: &[u8]) -> bool {
+    let v = value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(value);
+    let hex = |s: &[u8]| s.iter().all(u8::is_ascii_hexdigit);
+    if matches!(v.len(), 32 | 40 | 64 | 128) && hex(v) {
+        return true;
+    }
+    v.len() == 36
+        && v.iter().enumerate().all(|(i, &b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checksum {
     None,

@@ -1,0 +1,272 @@
+//! Scanner throughput with the whole built-in catalogue on one core, in MB/s, over
+//! generated realistic bodies. Run by `bench/scan` (release build); not a timed test.
+//!
+//! Corpora (deterministic, ~8 MB each):
+//! - chat: JSON chat requests (prose and code with \n escapes), no candidates;
+//! - code: source code, no candidates;
+//! - minjs: minified JavaScript, no candidates;
+//! - dense: near-misses everywhere (keyword prefixes with wrong tails, placeholders, hashes,
+//!   UUIDs, public keys, random base64 blobs, JSON escapes) — the matcher's worst case.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use airlock_scan::body::BodyScanner;
+use airlock_scan::{Catalogue, Engine, RuleKind};
+
+const SECRETS: &str = include_str!("../../../rules/secrets.yaml");
+const INJECTIONS: &str = include_str!("../../../rules/injections.yaml");
+const TARGET: usize = 8 << 20;
+const CHUNK: usize = 64 * 1024;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+    fn alnum(&mut self, n: usize) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n)
+            .map(|_| A[(self.next() % 62) as usize] as char)
+            .collect()
+    }
+    fn hex(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| b"0123456789abcdef"[(self.next() % 16) as usize] as char)
+            .collect()
+    }
+    fn b64(&mut self, n: usize) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        (0..n)
+            .map(|_| A[(self.next() % 64) as usize] as char)
+            .collect()
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "function",
+    "returns",
+    "value",
+    "when",
+    "called",
+    "with",
+    "list",
+    "of",
+    "items",
+    "please",
+    "refactor",
+    "this",
+    "module",
+    "so",
+    "that",
+    "it",
+    "handles",
+    "errors",
+    "gracefully",
+    "add",
+    "tests",
+    "for",
+    "edge",
+    "cases",
+    "like",
+    "empty",
+    "input",
+    "and",
+    "large",
+    "files",
+    "explain",
+    "why",
+    "build",
+    "fails",
+    "on",
+    "linux",
+    "compiler",
+    "says",
+    "type",
+    "mismatch",
+    "struct",
+    "field",
+    "vector",
+    "iterator",
+    "closure",
+    "borrow",
+    "lifetime",
+    "async",
+    "await",
+];
+
+fn chat(rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(TARGET + 4096);
+    while out.len() < TARGET {
+        out.push_str("{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,\"messages\":[");
+        for m in 0..6 {
+            if m > 0 {
+                out.push(',');
+            }
+            out.push_str(if m % 2 == 0 {
+                "{\"role\":\"user\",\"content\":\""
+            } else {
+                "{\"role\":\"assistant\",\"content\":\""
+            });
+            for line in 0..20 {
+                for _ in 0..12 {
+                    out.push_str(rng.pick(WORDS));
+                    out.push(' ');
+                }
+                if line % 5 == 4 {
+                    out.push_str("\\n```rust\\nfn main() {\\n    let v: Vec<u32> = (0..10).collect();\\n    println!(\\\"{:?}\\\", v);\\n}\\n```\\n");
+                } else {
+                    out.push_str("\\n");
+                }
+            }
+            out.push_str("\"}");
+        }
+        out.push_str("]}\n");
+    }
+    out
+}
+
+fn code(rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(TARGET + 4096);
+    while out.len() < TARGET {
+        let name = rng.pick(WORDS);
+        out.push_str(&format!(
+            "pub fn {name}_{n}(items: &[Item], limit: usize) -> Result<Vec<Item>, Error> {{\n    let mut out = Vec::with_capacity(limit);\n    for item in items.iter().filter(|i| i.{w} > {n}) {{\n        if out.len() >= limit {{ break; }}\n        out.push(item.clone()); // {c1} {c2} {c3}\n    }}\n    Ok(out)\n}}\n\n",
+            n = rng.next() % 1000,
+            w = rng.pick(WORDS),
+            c1 = rng.pick(WORDS),
+            c2 = rng.pick(WORDS),
+            c3 = rng.pick(WORDS),
+        ));
+    }
+    out
+}
+
+fn minjs(rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(TARGET + 4096);
+    while out.len() < TARGET {
+        out.push_str(&format!(
+            "function {a}({b},{c}){{var {d}={b}.{e}({c});return {d}&&{d}.length>{n}?{d}.slice(0,{n}):{f}({d},\"{g}\")}};",
+            a = rng.alnum(2),
+            b = rng.alnum(1).to_lowercase(),
+            c = rng.alnum(1).to_lowercase(),
+            d = rng.alnum(2).to_lowercase(),
+            e = rng.pick(WORDS),
+            f = rng.alnum(3),
+            g = rng.pick(WORDS),
+            n = rng.next() % 100,
+        ));
+    }
+    out
+}
+
+fn dense(rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(TARGET + 4096);
+    while out.len() < TARGET {
+        let item = match rng.next() % 16 {
+            0 => format!("ghp_{} ", rng.alnum(10)),
+            1 => "sk-ant-api03-xxxxxxxxxxxxxxxxxxxxxxxx ".to_string(),
+            2 => "password = \"changeme\"\n".to_string(),
+            3 => format!("AKIA{} ", rng.alnum(8).to_lowercase()),
+            4 => format!("{} ", rng.hex(40)),
+            5 => format!(
+                "{}-{}-{}-{}-{} ",
+                rng.hex(8),
+                rng.hex(4),
+                rng.hex(4),
+                rng.hex(4),
+                rng.hex(12)
+            ),
+            6 => format!("\"token\":\"{}\",", rng.hex(64)),
+            7 => format!(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{} user@host\n",
+                rng.b64(43)
+            ),
+            8 => format!("\"blob\":\"{}\",", rng.b64(96)),
+            9 => "api_key: YOUR_API_KEY\\n".to_string(),
+            10 => format!("eyJhbGciOi{} ", rng.alnum(6)),
+            11 => "-----BEGIN PUBLIC KEY-----\\nMIIBIjANBgkq\\n-----END PUBLIC KEY-----\\n"
+                .to_string(),
+            12 => format!("https://example.com/path?x={}&secret=", rng.alnum(12)),
+            13 => "curl -sSL https://example.com/file.tar.gz -o file.tar.gz\n".to_string(),
+            14 => "sk-proj-... token secret key auth bearer ".to_string(),
+            _ => format!("{} ", rng.pick(WORDS)),
+        };
+        out.push_str(&item);
+    }
+    out
+}
+
+fn main() {
+    let catalogue = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).expect("catalogue"));
+    let secrets = Arc::new(Engine::new(catalogue.clone(), |r| {
+        r.kind == RuleKind::Secret
+    }));
+    let inj = Arc::new(Engine::new(catalogue.clone(), |r| {
+        r.kind == RuleKind::Injection && !r.raw
+    }));
+    let inj_raw = Arc::new(Engine::new(catalogue.clone(), |r| {
+        r.kind == RuleKind::Injection && r.raw
+    }));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let corpora = [
+        ("chat (JSON, no candidates)", chat(&mut rng)),
+        ("code (no candidates)", code(&mut rng)),
+        ("minified JS (no candidates)", minjs(&mut rng)),
+        ("dense near-misses", dense(&mut rng)),
+    ];
+    println!(
+        "catalogue: {} rules ({} secret, {} injection); chunk {} KiB; one core",
+        catalogue.rules.len(),
+        catalogue
+            .rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::Secret)
+            .count(),
+        catalogue
+            .rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::Injection)
+            .count(),
+        CHUNK / 1024
+    );
+    println!("| corpus | MB | request scan MB/s | response scan MB/s | findings |");
+    println!("|---|---|---|---|---|");
+    for (name, text) in &corpora {
+        let bytes = text.as_bytes();
+        let mb = bytes.len() as f64 / 1e6;
+        let mut results = Vec::new();
+        let mut findings = 0;
+        for inbound in [false, true] {
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let mut s = BodyScanner::new(
+                    secrets.clone(),
+                    inbound.then(|| (inj.clone(), inj_raw.clone())),
+                    None,
+                    u64::MAX,
+                );
+                let mut n = 0usize;
+                let t = Instant::now();
+                let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
+                for (i, c) in chunks.iter().enumerate() {
+                    s.feed(c, i + 1 == chunks.len(), &mut |_| n += 1);
+                }
+                best = best.min(t.elapsed().as_secs_f64());
+                findings = n;
+            }
+            results.push(mb / best);
+        }
+        println!(
+            "| {name} | {mb:.1} | {:.0} | {:.0} | {findings} |",
+            results[0], results[1]
+        );
+    }
+}

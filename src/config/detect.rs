@@ -1,0 +1,152 @@
+//! `detect`, `max_scan_bytes`, `max_hold_bytes`, `dedup_window_secs`: what detection does
+//! with what it finds.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What happens to a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectAction {
+    Block,
+    Redact,
+    Warn,
+    Off,
+}
+
+impl<'de> Deserialize<'de> for DetectAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DetectAction;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("one of block, redact, warn, off")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "block" => Ok(DetectAction::Block),
+                    "redact" => Ok(DetectAction::Redact),
+                    "warn" => Ok(DetectAction::Warn),
+                    "off" => Ok(DetectAction::Off),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+            // YAML 1.1 parsers read an unquoted `off` as false; it means off here.
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::invalid_value(serde::de::Unexpected::Bool(v), &self))
+                } else {
+                    Ok(DetectAction::Off)
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDetect {
+    outbound_secrets: Option<DetectAction>,
+    inbound_secrets: Option<DetectAction>,
+    inbound_injection: Option<DetectAction>,
+    prompt_injection: Option<DetectAction>,
+    disabled_patterns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectSettings {
+    pub outbound_secrets: DetectAction,
+    pub inbound_secrets: DetectAction,
+    pub inbound_injection: DetectAction,
+    pub prompt_injection: DetectAction,
+    /// Rule ids (or whole families) switched off.
+    pub disabled_patterns: HashSet<String>,
+    pub max_scan_bytes: u64,
+    pub max_hold_bytes: usize,
+    pub dedup_window: Duration,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        DetectSettings {
+            outbound_secrets: DetectAction::Block,
+            inbound_secrets: DetectAction::Redact,
+            inbound_injection: DetectAction::Warn,
+            prompt_injection: DetectAction::Warn,
+            disabled_patterns: HashSet::new(),
+            max_scan_bytes: 16 * 1024 * 1024,
+            max_hold_bytes: 1024 * 1024,
+            dedup_window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DetectSettings {
+    /// Errors are (key path, message).
+    pub(super) fn build(
+        raw: Option<RawDetect>,
+        max_scan_bytes: Option<u64>,
+        max_hold_bytes: Option<u64>,
+        dedup_window_secs: Option<u64>,
+    ) -> Result<Self, (String, String)> {
+        let mut s = DetectSettings::default();
+        if let Some(v) = max_scan_bytes {
+            s.max_scan_bytes = v;
+        }
+        if let Some(v) = max_hold_bytes {
+            s.max_hold_bytes = usize::try_from(v)
+                .map_err(|_| ("max_hold_bytes".to_string(), "is too large".to_string()))?;
+        }
+        if let Some(v) = dedup_window_secs {
+            s.dedup_window = Duration::from_secs(v);
+        }
+        let Some(raw) = raw else {
+            return Ok(s);
+        };
+        let injection_only = |key: &str,
+                              a: DetectAction|
+         -> Result<DetectAction, (String, String)> {
+            if a == DetectAction::Redact {
+                Err((
+                    format!("detect.{key}"),
+                    "redact is not available for injections (they are matched on normalised text); use block, warn or off".into(),
+                ))
+            } else {
+                Ok(a)
+            }
+        };
+        if let Some(a) = raw.outbound_secrets {
+            s.outbound_secrets = a;
+        }
+        if let Some(a) = raw.inbound_secrets {
+            s.inbound_secrets = a;
+        }
+        if let Some(a) = raw.inbound_injection {
+            s.inbound_injection = injection_only("inbound_injection", a)?;
+        }
+        if let Some(a) = raw.prompt_injection {
+            s.prompt_injection = injection_only("prompt_injection", a)?;
+        }
+        if let Some(list) = raw.disabled_patterns {
+            let catalogue = crate::detect::builtin_catalogue();
+            for (i, name) in list.into_iter().enumerate() {
+                let known = catalogue
+                    .rules
+                    .iter()
+                    .any(|r| r.id == name || r.family == name);
+                if !known {
+                    return Err((
+                        format!("detect.disabled_patterns[{i}]"),
+                        format!(
+                            "no rule or family is called {name:?} (`airlock rules` lists them)"
+                        ),
+                    ));
+                }
+                s.disabled_patterns.insert(name);
+            }
+        }
+        Ok(s)
+    }
+}
