@@ -53,6 +53,7 @@ impl BodyScan {
         detector: Arc<Detector>,
         direction: Direction,
         content_encoding: Option<&str>,
+        redact: bool,
     ) -> Self {
         let injections = (direction == Direction::Inbound)
             .then(|| (detector.injections.clone(), detector.injections_raw.clone()));
@@ -61,6 +62,7 @@ impl BodyScan {
             injections,
             content_encoding,
             detector.settings.max_scan_bytes,
+            redact,
         );
         BodyScan {
             detector,

@@ -96,7 +96,12 @@ pub async fn forward(
     if detector.scans_outbound() && !body.is_end_stream() {
         let encoding = header_str(&headers, header::CONTENT_ENCODING);
         let redact = detector.settings.outbound_secrets == DetectAction::Redact;
-        let scan = BodyScan::new(detector.clone(), Direction::Outbound, encoding.as_deref());
+        let scan = BodyScan::new(
+            detector.clone(),
+            Direction::Outbound,
+            encoding.as_deref(),
+            redact,
+        );
         let decompressing = scan.decompressing();
         let mut scanning = ScanningBody::new(
             body,
@@ -213,10 +218,19 @@ pub async fn forward(
         let encoding = header_str(&parts.headers, header::CONTENT_ENCODING);
         let sse = header_str(&parts.headers, header::CONTENT_TYPE)
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
-        let redact = detector.settings.inbound_secrets == DetectAction::Redact;
-        let scan = BodyScan::new(detector.clone(), Direction::Inbound, encoding.as_deref());
+        // Redaction rewrites the body: possible for identity bodies and for those airlock can
+        // decode (it then sends them decoded).
+        let decodable = encoding
+            .as_deref()
+            .is_none_or(|e| airlock_scan::decompress::Decompressor::for_encoding(e).is_ok());
+        let redact = detector.settings.inbound_secrets == DetectAction::Redact && decodable;
+        let scan = BodyScan::new(
+            detector.clone(),
+            Direction::Inbound,
+            encoding.as_deref(),
+            redact,
+        );
         let decompressing = scan.decompressing();
-        let redact = redact && (decompressing || encoding.is_none());
         let small = !sse
             && body
                 .size_hint()

@@ -194,7 +194,7 @@ fn dense(rng: &mut Rng) -> String {
             10 => format!("eyJhbGciOi{} ", rng.alnum(6)),
             11 => "-----BEGIN PUBLIC KEY-----\\nMIIBIjANBgkq\\n-----END PUBLIC KEY-----\\n"
                 .to_string(),
-            12 => format!("https://example.com/path?x={}&secret=", rng.alnum(12)),
+            12 => format!("https://example.com/path?x={}&secret=&y=1 ", rng.alnum(12)),
             13 => "curl -sSL https://example.com/file.tar.gz -o file.tar.gz\n".to_string(),
             14 => "sk-proj-... token secret key auth bearer ".to_string(),
             _ => format!("{} ", rng.pick(WORDS)),
@@ -222,6 +222,14 @@ fn main() {
         ("minified JS (no candidates)", minjs(&mut rng)),
         ("dense near-misses", dense(&mut rng)),
     ];
+    if std::env::args().any(|a| a == "--components") {
+        components(&secrets, &inj, &corpora);
+        return;
+    }
+    if std::env::args().any(|a| a == "--per-rule") {
+        per_rule(&catalogue, &corpora);
+        return;
+    }
     println!(
         "catalogue: {} rules ({} secret, {} injection); chunk {} KiB; one core",
         catalogue.rules.len(),
@@ -239,7 +247,9 @@ fn main() {
     );
     println!("| corpus | MB | request scan MB/s | response scan MB/s | findings |");
     println!("|---|---|---|---|---|");
-    for (name, text) in &corpora {
+    // SCAN_ONLY=chat (a corpus name prefix) to profile one corpus.
+    let only = std::env::var("SCAN_ONLY").unwrap_or_default();
+    for (name, text) in corpora.iter().filter(|(n, _)| n.starts_with(only.as_str())) {
         let bytes = text.as_bytes();
         let mb = bytes.len() as f64 / 1e6;
         let mut results = Vec::new();
@@ -252,6 +262,8 @@ fn main() {
                     inbound.then(|| (inj.clone(), inj_raw.clone())),
                     None,
                     u64::MAX,
+                    // Requests are scanned to block (one view); responses to redact.
+                    inbound,
                 );
                 let mut n = 0usize;
                 let t = Instant::now();
@@ -267,6 +279,96 @@ fn main() {
         println!(
             "| {name} | {mb:.1} | {:.0} | {:.0} | {findings} |",
             results[0], results[1]
+        );
+    }
+}
+
+/// The ten costliest rules on each corpus (each rule alone, over its first 2 MB), for
+/// whoever tunes the catalogue.
+fn per_rule(catalogue: &Arc<Catalogue>, corpora: &[(&str, String)]) {
+    for (name, text) in corpora {
+        let sample = &text.as_bytes()[..text.len().min(2 << 20)];
+        let mut costs: Vec<(f64, &str, usize)> = catalogue
+            .rules
+            .iter()
+            .map(|rule| {
+                let engine = Engine::new(catalogue.clone(), |r| std::ptr::eq(r, rule));
+                let mut out = Vec::new();
+                let t = Instant::now();
+                for chunk in sample.chunks(CHUNK) {
+                    engine.scan(chunk, &mut out);
+                }
+                (
+                    t.elapsed().as_secs_f64() * 1000.0,
+                    rule.id.as_str(),
+                    out.len(),
+                )
+            })
+            .collect();
+        costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        println!("{name}: ms per 2 MB (findings)");
+        for (ms, id, n) in costs.iter().take(10) {
+            println!("  {ms:9.2}  {id} ({n})");
+        }
+    }
+}
+
+/// MB/s of each stage alone on each corpus: where the time goes.
+fn components(secrets: &Arc<Engine>, inj: &Arc<Engine>, corpora: &[(&str, String)]) {
+    use airlock_scan::decode::{BlobDecoder, JsonUnescaper};
+    use airlock_scan::normalize::normalize_for_injection;
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    println!(
+        "| corpus | secrets engine | json unescape | blob finder | normalise | injection engine |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, text) in corpora {
+        let b = text.as_bytes();
+        let mb = b.len() as f64 / 1e6;
+        let mut out = Vec::new();
+        let a = time(&mut || {
+            for c in b.chunks(CHUNK) {
+                secrets.scan(c, &mut out);
+            }
+        });
+        let mut buf = Vec::new();
+        let j = time(&mut || {
+            let mut d = JsonUnescaper::default();
+            for c in b.chunks(CHUNK) {
+                buf.clear();
+                d.feed(c, &mut buf);
+            }
+        });
+        let bl = time(&mut || {
+            let mut d = BlobDecoder::default();
+            for c in b.chunks(CHUNK) {
+                d.feed(c, false, &mut |_, _| {});
+            }
+        });
+        let n = time(&mut || {
+            for c in b.chunks(CHUNK) {
+                buf.clear();
+                normalize_for_injection(c, &mut buf);
+            }
+        });
+        let mut norm = Vec::new();
+        normalize_for_injection(b, &mut norm);
+        let ij = time(&mut || {
+            for c in norm.chunks(CHUNK) {
+                inj.scan(c, &mut out);
+            }
+        });
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            mb / a,
+            mb / j,
+            mb / bl,
+            mb / n,
+            mb / ij
         );
     }
 }

@@ -52,6 +52,10 @@ pub struct ViewFinding<'a> {
 
 pub struct BodyScanner {
     secrets: Arc<Engine>,
+    /// Redaction needs findings at their offsets in the bytes as sent, so the raw view and
+    /// the JSON-escaped view run apart. Without it one pass over the unescaped text sees
+    /// both (a key as it is, and one hidden by escapes).
+    redact: bool,
     decompressor: Option<Decompressor>,
     decode_error: Option<String>,
     raw: StreamScanner,
@@ -77,6 +81,7 @@ impl BodyScanner {
         injections: Option<(Arc<Engine>, Arc<Engine>)>,
         content_encoding: Option<&str>,
         max_scan_bytes: u64,
+        redact: bool,
     ) -> Self {
         let (decompressor, decode_error) = match content_encoding.map(Decompressor::for_encoding) {
             None | Some(Ok(None)) => (None, None),
@@ -99,6 +104,7 @@ impl BodyScanner {
             injections: injections
                 .map(|(norm, raw)| (StreamScanner::new(norm), StreamScanner::new(raw))),
             secrets,
+            redact,
             decompressor,
             decode_error,
             scratch: Vec::new(),
@@ -186,6 +192,32 @@ impl BodyScanner {
 
     fn scan_views(&mut self, plain: &[u8], last: bool, found: &mut dyn FnMut(ViewFinding<'_>)) {
         let mut hits = Vec::new();
+        let start = self.scanned - plain.len() as u64;
+        let overlap = self.raw.overlap() as u64;
+        if let Some(i) = memrchr(b'\\', plain) {
+            self.json_active_until = start + i as u64 + 1 + overlap;
+        }
+        let json_active = start < self.json_active_until || !self.json.0.is_idle();
+
+        if !self.redact {
+            // One pass over the unescaped text.
+            let text: &[u8] = if json_active {
+                self.scratch.clear();
+                if self.json.0.feed(plain, &mut self.scratch) {
+                    self.note("json-escaped");
+                }
+                &self.scratch
+            } else {
+                plain
+            };
+            self.raw.feed(text, &mut hits);
+            if last {
+                self.raw.finish(&mut hits);
+            }
+            report(View::Raw, &self.raw, &hits, false, found, |_| true);
+            self.scan_other_views(plain, last, found);
+            return;
+        }
 
         self.raw.feed(plain, &mut hits);
         if last {
@@ -193,13 +225,8 @@ impl BodyScanner {
         }
         report(View::Raw, &self.raw, &hits, true, found, |_| true);
 
-        let start = self.scanned - plain.len() as u64;
-        let overlap = self.raw.overlap() as u64;
         // JSON escapes, only where there are any (a PEM key pasted into a chat message).
-        if let Some(i) = memrchr(b'\\', plain) {
-            self.json_active_until = start + i as u64 + 1 + overlap;
-        }
-        if start < self.json_active_until || !self.json.0.is_idle() {
+        if json_active {
             self.scratch.clear();
             if self.json.0.feed(plain, &mut self.scratch) {
                 self.note("json-escaped");
@@ -235,6 +262,19 @@ impl BodyScanner {
             }
         }
 
+        self.scan_other_views(plain, last, found);
+    }
+
+    /// The views every mode runs: URL-encoding, blobs, injections.
+    fn scan_other_views(
+        &mut self,
+        plain: &[u8],
+        last: bool,
+        found: &mut dyn FnMut(ViewFinding<'_>),
+    ) {
+        let mut hits = Vec::new();
+        let start = self.scanned - plain.len() as u64;
+        let overlap = self.raw.overlap() as u64;
         // URL percent-encoding (`%2B`, `%2F` inside a token).
         if let Some(i) = memrchr(b'%', plain) {
             self.percent_active_until = start + i as u64 + 1 + overlap;
@@ -355,7 +395,7 @@ fn report(
 }
 
 fn memrchr(b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().rposition(|&c| c == b)
+    memchr::memrchr(b, hay)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -399,7 +439,7 @@ rules:
         let secrets = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Secret));
         let inj = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Injection));
         let none = Arc::new(Engine::new(cat, |_| false));
-        BodyScanner::new(secrets, Some((inj, none)), encoding, limit)
+        BodyScanner::new(secrets, Some((inj, none)), encoding, limit, true)
     }
 
     /// (view, rule, secret text) of everything found, feeding `body` in `chunk`-byte pieces.

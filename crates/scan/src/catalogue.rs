@@ -76,6 +76,8 @@ pub struct Rule {
     pub name: String,
     pub family: String,
     pub kind: RuleKind,
+    /// Literal keywords every match contains. One with an upper-case letter (`AKIA`) is
+    /// matched case-sensitively; an all-lower-case one case-insensitively.
     pub keywords: Vec<String>,
     pub regex: Regex,
     /// Index of the `secret` capture group, if the pattern has one.
@@ -160,7 +162,7 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
         None => Checksum::None,
     };
     Ok(Rule {
-        keywords: r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect(),
+        keywords: r.keywords.clone(),
         id: r.id,
         name: r.name,
         family: r.family,

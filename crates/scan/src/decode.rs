@@ -24,12 +24,14 @@ impl JsonUnescaper {
         let mut i = 0;
         out.reserve(input.len());
         while i < input.len() {
+            // Copy the run up to the next backslash in one go.
+            let Some(run) = memchr::memchr(b'\\', &input[i..]) else {
+                out.extend_from_slice(&input[i..]);
+                break;
+            };
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
             let b = input[i];
-            if b != b'\\' {
-                out.push(b);
-                i += 1;
-                continue;
-            }
             let Some(&next) = input.get(i + 1) else {
                 self.pending.extend_from_slice(&input[i..]);
                 break;
@@ -199,34 +201,62 @@ impl BlobDecoder {
     /// Calls `sink` with each decoded blob that ends in (or before) this chunk; `last` ends
     /// the stream.
     pub fn feed(&mut self, chunk: &[u8], last: bool, sink: &mut impl FnMut(&'static str, &[u8])) {
+        let in_alphabet = |b: u8| CLASS[b as usize] != 0;
+        let len = chunk.len();
         let mut i = 0;
-        while i < chunk.len() {
-            // Fast path: skip bytes outside any blob alphabet when no run is open.
-            if self.run.is_empty() {
-                while i < chunk.len() && CLASS[chunk[i] as usize] == 0 {
-                    i += 1;
-                }
-            }
-            let start = i;
-            while i < chunk.len() && CLASS[chunk[i] as usize] != 0 {
-                i += 1;
-            }
-            if start == i {
-                if i < chunk.len() {
+        // A run left open by the previous chunk continues here.
+        if !self.run.is_empty() {
+            let end = chunk.iter().position(|&b| !in_alphabet(b)).unwrap_or(len);
+            self.run.extend_from_slice(&chunk[..end]);
+            if end == len {
+                if last || self.run.len() >= MAX_PENDING_RUN {
                     self.finish_run(sink);
-                    i += 1;
                 }
+                return;
+            }
+            self.finish_run(sink);
+            i = end + 1;
+        }
+        // A run long enough to matter covers every MIN_RUN-th byte: probe those, and only
+        // where a probe lands inside the alphabet look at the run around it. Prose, with a
+        // space every few bytes, is crossed almost without reading it.
+        const MIN_RUN: usize = if MIN_BASE64_RUN < MIN_HEX_RUN {
+            MIN_BASE64_RUN
+        } else {
+            MIN_HEX_RUN
+        };
+        while i < len {
+            let probe = i + MIN_RUN - 1;
+            if probe >= len {
+                // Too short to judge: keep what may begin a run that goes on next chunk.
+                let start = chunk[i..]
+                    .iter()
+                    .rposition(|&b| !in_alphabet(b))
+                    .map_or(i, |p| i + p + 1);
+                self.run.extend_from_slice(&chunk[start..]);
+                break;
+            }
+            if !in_alphabet(chunk[probe]) {
+                i = probe + 1;
                 continue;
             }
-            // Short runs that end inside the chunk need no copy at all.
-            let ends_here = i < chunk.len();
-            if self.run.is_empty() && ends_here && i - start < MIN_BASE64_RUN.min(MIN_HEX_RUN) {
-                continue;
+            let mut start = probe;
+            while start > i && in_alphabet(chunk[start - 1]) {
+                start -= 1;
             }
-            self.run.extend_from_slice(&chunk[start..i]);
-            if ends_here || self.run.len() >= MAX_PENDING_RUN {
+            let mut end = probe + 1;
+            while end < len && in_alphabet(chunk[end]) {
+                end += 1;
+            }
+            if end == len {
+                self.run.extend_from_slice(&chunk[start..]);
+                break;
+            }
+            if end - start >= MIN_RUN {
+                self.run.extend_from_slice(&chunk[start..end]);
                 self.finish_run(sink);
             }
+            i = end + 1;
         }
         if last {
             self.finish_run(sink);
@@ -260,6 +290,20 @@ impl BlobDecoder {
             return;
         }
         if trimmed.len() >= MIN_BASE64_RUN {
+            // Random binary (hashes, images, key material) is the common case: judge it by its
+            // first bytes before decoding the whole run.
+            let head = decode_base64(&trimmed[..MIN_BASE64_RUN]);
+            if head
+                .iter()
+                .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+                .count()
+                * 10
+                < head.len() * 9
+            {
+                self.run = run;
+                self.run.clear();
+                return;
+            }
             let decoded = decode_base64(trimmed);
             // Only text is worth scanning; random binary (hashes, images) is skipped cheaply.
             let printable = decoded

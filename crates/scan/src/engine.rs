@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::catalogue::{Catalogue, Rule};
-use crate::verify::shannon_entropy;
+use crate::verify::{looks_like_hash_or_id, shannon_entropy};
 
 /// A verified match. `start..end` is the secret (the `secret` group, or the whole match);
 /// `match_start..match_end` the whole match. Offsets are into the scanned text.
@@ -26,42 +26,73 @@ pub struct Engine {
     catalogue: Arc<Catalogue>,
     /// Catalogue indices of the rules this engine runs.
     rules: Vec<usize>,
-    keywords: AhoCorasick,
-    /// For each keyword, the (local) rules that carry it.
-    keyword_rules: Vec<Vec<u32>>,
-    /// Keywords as bytes (lower case), for spotting one cut off at the end of a chunk.
-    keyword_bytes: Vec<Vec<u8>>,
+    /// Every keyword in one automaton, matched ignoring case; a keyword with an upper-case
+    /// letter (`AKIA`, `SG.`) is then checked for its exact case (one pass over the text,
+    /// not two).
+    keywords: Keywords,
+    /// Per local rule: how far before a keyword its match can start.
+    match_lead: Vec<usize>,
+    /// Every keyword (and whether it folds case), for spotting one cut off at a chunk's end.
+    keyword_bytes: Vec<(Vec<u8>, bool)>,
     max_len: usize,
-    /// How far a secret can start before its first keyword (from the rules' examples: a
-    /// Mailchimp key's `-us` suffix, say, comes after 32 secret characters).
-    lead: usize,
+    /// How far a secret can start before its first keyword (a Mailchimp key's `-us` suffix
+    /// comes after 32 secret characters).
+    secret_lead: usize,
 }
 
-/// The largest distance from a secret's start to its rule's first keyword, over the rule's
-/// positive examples (0 when the secret starts at or after its keyword).
-fn secret_lead(rule: &Rule) -> usize {
-    let mut lead = 0;
-    for example in &rule.examples.positive {
-        let text = example.as_bytes();
-        for caps in rule.regex.captures_iter(text) {
-            let whole = caps.get(0).expect("group 0");
-            let secret = rule.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
-            let m = &text[whole.start()..whole.end()];
-            let first_kw = rule
-                .keywords
+/// One Aho-Corasick automaton and, per keyword, the (local) rules carrying it and, for
+/// case-sensitive keywords, the exact bytes.
+struct Keywords {
+    automaton: Option<AhoCorasick>,
+    rules: Vec<Vec<u32>>,
+    exact: Vec<Option<Vec<u8>>>,
+}
+
+impl Keywords {
+    fn build(keywords: &[(String, Vec<u32>)]) -> Keywords {
+        if keywords.is_empty() {
+            return Keywords {
+                automaton: None,
+                rules: Vec::new(),
+                exact: Vec::new(),
+            };
+        }
+        // A DFA: the fastest kind, worth its build time and memory past ~100 patterns.
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(keywords.iter().map(|(k, _)| k.as_bytes()))
+            .expect("keywords build");
+        Keywords {
+            automaton: Some(automaton),
+            rules: keywords.iter().map(|(_, r)| r.clone()).collect(),
+            exact: keywords
                 .iter()
-                .filter_map(|k| {
-                    m.windows(k.len())
-                        .position(|w| w.eq_ignore_ascii_case(k.as_bytes()))
-                })
-                .min();
-            if let Some(pos) = first_kw {
-                let kw_at = whole.start() + pos;
-                lead = lead.max(kw_at.saturating_sub(secret.start()));
-            }
+                .map(|(k, _)| (!folds(k)).then(|| k.as_bytes().to_vec()))
+                .collect(),
         }
     }
-    lead
+
+    /// (start, end, rules) of every keyword occurrence, overlapping ones included.
+    fn hits<'a>(&'a self, hay: &'a [u8]) -> impl Iterator<Item = (usize, usize, &'a [u32])> + 'a {
+        self.automaton.iter().flat_map(move |ac| {
+            ac.find_overlapping_iter(hay).filter_map(move |m| {
+                let k = m.pattern().as_usize();
+                if let Some(exact) = &self.exact[k]
+                    && &hay[m.start()..m.end()] != exact.as_slice()
+                {
+                    return None;
+                }
+                Some((m.start(), m.end(), self.rules[k].as_slice()))
+            })
+        })
+    }
+}
+
+/// A keyword without upper-case letters matches ignoring case.
+fn folds(keyword: &str) -> bool {
+    !keyword.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 impl std::fmt::Debug for Engine {
@@ -79,83 +110,34 @@ impl Engine {
         let rules: Vec<usize> = (0..catalogue.rules.len())
             .filter(|&i| select(&catalogue.rules[i]))
             .collect();
-        let mut keyword_index: HashMap<String, usize> = HashMap::new();
-        let mut keyword_rules: Vec<Vec<u32>> = Vec::new();
+        let mut by_keyword: HashMap<String, Vec<u32>> = HashMap::new();
         for (local, &global) in rules.iter().enumerate() {
             for kw in &catalogue.rules[global].keywords {
-                let idx = *keyword_index.entry(kw.clone()).or_insert_with(|| {
-                    keyword_rules.push(Vec::new());
-                    keyword_rules.len() - 1
-                });
-                if !keyword_rules[idx].contains(&(local as u32)) {
-                    keyword_rules[idx].push(local as u32);
+                let entry = by_keyword.entry(kw.clone()).or_default();
+                if !entry.contains(&(local as u32)) {
+                    entry.push(local as u32);
                 }
             }
         }
-        let mut patterns: Vec<(usize, String)> =
-            keyword_index.into_iter().map(|(k, i)| (i, k)).collect();
-        patterns.sort();
-        // A DFA: the fastest kind, worth its build time and memory past ~100 patterns.
-        let keywords = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(patterns.iter().map(|(_, k)| k.as_bytes()))
-            .expect("keywords build");
-        let max_len = rules
-            .iter()
-            .map(|&i| catalogue.rules[i].max_len)
-            .max()
-            .unwrap_or(0);
-        let lead = rules
-            .iter()
-            .map(|&i| secret_lead(&catalogue.rules[i]))
-            .max()
-            .unwrap_or(0);
+        let mut keywords: Vec<(String, Vec<u32>)> = by_keyword.into_iter().collect();
+        keywords.sort();
+        let leads: Vec<(usize, usize)> =
+            rules.iter().map(|&i| leads(&catalogue.rules[i])).collect();
         Engine {
+            keyword_bytes: keywords
+                .iter()
+                .map(|(k, _)| (k.as_bytes().to_vec(), folds(k)))
+                .collect(),
+            keywords: Keywords::build(&keywords),
+            max_len: rules
+                .iter()
+                .map(|&i| catalogue.rules[i].max_len)
+                .max()
+                .unwrap_or(0),
+            secret_lead: leads.iter().map(|l| l.1).max().unwrap_or(0),
+            match_lead: leads.iter().map(|l| l.0).collect(),
             catalogue,
             rules,
-            keywords,
-            keyword_rules,
-            keyword_bytes: patterns
-                .iter()
-                .map(|(_, k)| k.as_bytes().to_vec())
-                .collect(),
-            max_len,
-            lead,
-        }
-    }
-
-    /// Where, in the unsent tail of a stream, bytes must be held back because a secret may
-    /// still be forming there; `tail.len()` when nothing needs holding. A secret contains a
-    /// keyword: hold from the earliest keyword in the tail (or one cut off at its end), back
-    /// by the longest lead a secret has before its keyword; before any keyword is seen, a
-    /// secret can only be the whitespace-free run at the very end.
-    pub fn hold_from(&self, tail: &[u8]) -> usize {
-        let len = tail.len();
-        let mut anchor = len;
-        if let Some(hit) = self.keywords.find_overlapping_iter(tail).next() {
-            anchor = hit.start();
-        }
-        for kw in &self.keyword_bytes {
-            for k in (1..kw.len()).rev() {
-                if k <= len && len - k < anchor && tail[len - k..].eq_ignore_ascii_case(&kw[..k]) {
-                    anchor = len - k;
-                    break;
-                }
-            }
-        }
-        let floor = anchor.saturating_sub(self.lead);
-        let after_space = tail[..anchor]
-            .iter()
-            .rposition(|b| b.is_ascii_whitespace())
-            .map_or(0, |i| i + 1);
-        if anchor == len {
-            // No keyword yet: only a run that may be the start of a secret is held.
-            floor.max(after_space)
-        } else {
-            // A keyword: hold from it, and from the lead before it unless whitespace ends that.
-            floor.max(after_space.min(anchor))
         }
     }
 
@@ -170,6 +152,48 @@ impl Engine {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Where, in the unsent tail of a stream, bytes must be held back because a secret may
+    /// still be forming there; `tail.len()` when nothing needs holding. A secret contains a
+    /// keyword: hold from the earliest keyword in the tail (or one cut off at its end), back
+    /// by the longest lead a secret has before its keyword; before any keyword is seen, a
+    /// secret can only be the whitespace-free run at the very end.
+    pub fn hold_from(&self, tail: &[u8]) -> usize {
+        let len = tail.len();
+        let mut anchor = len;
+        for (start, _, _) in self.keywords.hits(tail) {
+            anchor = anchor.min(start);
+        }
+        for (kw, folds) in &self.keyword_bytes {
+            for k in (1..kw.len()).rev() {
+                if k > len || len - k >= anchor {
+                    continue;
+                }
+                let end = &tail[len - k..];
+                let same = if *folds {
+                    end.eq_ignore_ascii_case(&kw[..k])
+                } else {
+                    end == &kw[..k]
+                };
+                if same {
+                    anchor = len - k;
+                    break;
+                }
+            }
+        }
+        let floor = anchor.saturating_sub(self.secret_lead);
+        let after_space = tail[..anchor]
+            .iter()
+            .rposition(|b| b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        if anchor == len {
+            // No keyword yet: only a run that may be the start of a secret is held.
+            floor.max(after_space)
+        } else {
+            // A keyword: hold from it, and from the lead before it unless whitespace ends that.
+            floor.max(after_space.min(anchor))
+        }
     }
 
     /// Appends the verified findings in `hay` to `out`, in no particular order. A fallback
@@ -201,16 +225,17 @@ impl Engine {
         if self.rules.is_empty() || hay.is_empty() {
             return;
         }
-        // (local rule, window start, window end) for every keyword hit.
+        // (local rule, window start, window end) for every keyword hit: from as far before
+        // the keyword as the rule's match can start, to as far as it can reach.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
-        for hit in self.keywords.find_overlapping_iter(hay) {
-            for &local in &self.keyword_rules[hit.pattern().as_usize()] {
+        for (start, end, locals) in self.keywords.hits(hay) {
+            for &local in locals {
                 let max_len = self.catalogue.rules[self.rules[local as usize]].max_len;
                 windows.push((
                     local,
-                    hit.start().saturating_sub(max_len),
+                    start.saturating_sub(self.match_lead[local as usize]),
                     // One byte past the longest match, so `\b` sees what follows it.
-                    (hit.end() + max_len + 1).min(hay.len()),
+                    (end + max_len + 1).min(hay.len()),
                 ));
             }
         }
@@ -235,18 +260,23 @@ impl Engine {
         let rule = &self.catalogue.rules[global];
         let text = &hay[..hi];
         let mut pos = lo;
-        // `captures_at` keeps the bytes before `lo` as context, so `\b` at the window's
-        // start means what it means in the whole text.
+        // Searching from `pos` in the whole text keeps the bytes before it as context, so
+        // `\b` at the window's start means what it means in the text.
         while pos < hi {
-            let Some(caps) = rule.regex.captures_at(text, pos) else {
+            // The fast engines find a match; the slower capture engines then run only on
+            // the matched bytes.
+            let Some(m) = rule.regex.find_at(text, pos) else {
                 break;
             };
-            let whole = caps.get(0).expect("group 0");
-            pos = if whole.end() > whole.start() {
-                whole.end()
+            pos = if m.end() > m.start() {
+                m.end()
             } else {
-                whole.start() + 1
+                m.start() + 1
             };
+            let Some(caps) = rule.regex.captures_at(&text[..m.end()], m.start()) else {
+                continue;
+            };
+            let whole = caps.get(0).expect("group 0");
             let secret = rule.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
             let value = secret.as_bytes();
             if let Some(floor) = rule.entropy
@@ -258,7 +288,7 @@ impl Engine {
                 continue;
             }
             // Catch-alls see `"key": "<sha256>"` everywhere; hashes and ids are not secrets.
-            if rule.fallback && crate::verify::looks_like_hash_or_id(value) {
+            if rule.fallback && looks_like_hash_or_id(value) {
                 continue;
             }
             out.push(Finding {
@@ -270,4 +300,34 @@ impl Engine {
             });
         }
     }
+}
+
+/// (match lead, secret lead) of a rule over its positive examples: the largest distance
+/// from a match's start, and from its secret's start, to the first keyword in the match.
+/// Keywords usually open a match (vendor prefixes), making both 0.
+fn leads(rule: &Rule) -> (usize, usize) {
+    let (mut match_lead, mut secret_lead) = (0, 0);
+    for example in &rule.examples.positive {
+        let text = example.as_bytes();
+        for caps in rule.regex.captures_iter(text) {
+            let whole = caps.get(0).expect("group 0");
+            let secret = rule.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
+            let m = &text[whole.start()..whole.end()];
+            let first_keyword = rule
+                .keywords
+                .iter()
+                .filter_map(|k| {
+                    m.windows(k.len())
+                        .position(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+                })
+                .min();
+            if let Some(pos) = first_keyword {
+                match_lead = match_lead.max(pos);
+                secret_lead = secret_lead.max((whole.start() + pos).saturating_sub(secret.start()));
+            }
+        }
+    }
+    // Examples show typical shapes, not every one: bounded quantifiers before a keyword can
+    // reach further than any example, so windows keep a margin.
+    (match_lead + 64, secret_lead)
 }
