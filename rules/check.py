@@ -46,7 +46,7 @@ INJECTION_FAMILIES = {
     "pipe_to_shell", "shell_exec", "reverse_shell", "destructive_rm", "ssh_key_inject",
     "prompt_injection",
 }
-CHECKSUMS = {"github_crc32", "npm_crc32", "none"}
+CHECKSUMS = {"github_crc32", "npm_crc32", "basic_auth", "none"}
 COMMON_KEYS = {"id", "name", "family", "keywords", "pattern", "max_len", "entropy", "examples", "fallback"}
 SECRET_KEYS = COMMON_KEYS | {"checksum", "issuer_hosts", "auth_headers"}
 INJECTION_KEYS = COMMON_KEYS | {"default_action", "raw"}
@@ -189,6 +189,13 @@ def checksum_ok(kind, secret: bytes) -> bool:
         return crc32_token_ok(secret, 4)
     if kind == "npm_crc32":  # npm_ (4-char prefix)
         return crc32_token_ok(secret, 4)
+    if kind == "basic_auth":  # base64 of printable "user:password"
+        import base64, binascii
+        try:
+            raw = base64.b64decode(secret + b"=" * (-len(secret) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return b":" in raw[1:] and all(32 <= c < 127 for c in raw)
     raise ValueError(kind)
 
 

@@ -320,7 +320,7 @@ impl BlobDecoder {
 }
 
 /// Standard or URL-safe base64 without padding; trailing partial groups are dropped.
-fn decode_base64(s: &[u8]) -> Vec<u8> {
+pub fn decode_base64(s: &[u8]) -> Vec<u8> {
     fn val(b: u8) -> Option<u32> {
         Some(match b {
             b'A'..=b'Z' => b - b'A',

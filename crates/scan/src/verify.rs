@@ -49,6 +49,8 @@ pub enum Checksum {
     GithubCrc32,
     /// npm's granular tokens use the same scheme.
     NpmCrc32,
+    /// HTTP Basic credentials: base64 of printable `user:password`.
+    BasicAuth,
 }
 
 impl Checksum {
@@ -57,6 +59,7 @@ impl Checksum {
             "none" | "" => Some(Checksum::None),
             "github_crc32" => Some(Checksum::GithubCrc32),
             "npm_crc32" => Some(Checksum::NpmCrc32),
+            "basic_auth" => Some(Checksum::BasicAuth),
             _ => None,
         }
     }
@@ -65,6 +68,12 @@ impl Checksum {
         match self {
             Checksum::None => true,
             Checksum::GithubCrc32 | Checksum::NpmCrc32 => crc32_base62_suffix_holds(token),
+            Checksum::BasicAuth => {
+                let raw = crate::decode::decode_base64(token);
+                raw.len() > 2
+                    && raw[1..].contains(&b':')
+                    && raw.iter().all(|b| (32..127).contains(b))
+            }
         }
     }
 }
