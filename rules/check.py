@@ -242,8 +242,12 @@ def _walk(parsed, depth_info, errors, rule_id):
     for op, av in parsed:
         if op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT):
             lo, hi, sub = av
-            if hi == sre_c.MAXREPEAT:
-                errors.append(f"{rule_id}: unbounded quantifier (*, + or {{n,}}); use {{m,n}}")
+            # Unbounded repetition of one character class is linear in Rust's regex and stays
+            # inside the engine's window (max_len); it also compiles far smaller than a long
+            # bounded run ({64,16000} is unrolled 16000 times). Anything else must be bounded.
+            single_class = len(sub) == 1 and sub[0][0] in (sre_c.IN, sre_c.LITERAL, sre_c.ANY, sre_c.NOT_LITERAL)
+            if hi == sre_c.MAXREPEAT and not single_class:
+                errors.append(f"{rule_id}: unbounded quantifier (*, + or {{n,}}) over more than one character class; use {{m,n}}")
             if depth_info and hi > 1 and any(h > 1 for h in depth_info):
                 errors.append(f"{rule_id}: nested quantifier")
             _walk(sub, depth_info + [hi], errors, rule_id)

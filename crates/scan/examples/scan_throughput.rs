@@ -204,8 +204,28 @@ fn dense(rng: &mut Rng) -> String {
     out
 }
 
+/// Random bytes (a download, an image): nothing to find, nothing text-like.
+fn binary(rng: &mut Rng) -> String {
+    // Carried in a String for uniformity; the scanners see the bytes.
+    let bytes: Vec<u8> = (0..TARGET).map(|_| (rng.next() >> 24) as u8).collect();
+    unsafe { String::from_utf8_unchecked(bytes) }
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 fn main() {
+    let before = rss_mb();
     let catalogue = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).expect("catalogue"));
+    eprintln!("RSS: {:.1} MB after compiling the catalogue", rss_mb());
     let secrets = Arc::new(Engine::new(catalogue.clone(), |r| {
         r.kind == RuleKind::Secret
     }));
@@ -215,13 +235,39 @@ fn main() {
     let inj_raw = Arc::new(Engine::new(catalogue.clone(), |r| {
         r.kind == RuleKind::Injection && r.raw
     }));
+    eprintln!(
+        "RSS: {before:.1} MB before, {:.1} MB with the catalogue and engines built",
+        rss_mb()
+    );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let corpora = [
         ("chat (JSON, no candidates)", chat(&mut rng)),
         ("code (no candidates)", code(&mut rng)),
         ("minified JS (no candidates)", minjs(&mut rng)),
         ("dense near-misses", dense(&mut rng)),
+        ("random binary", binary(&mut rng)),
     ];
+    if std::env::args().any(|a| a == "--memory") {
+        let mut sizes: Vec<(f64, String)> = Vec::new();
+        for r in &catalogue.rules {
+            let before = rss_mb();
+            let re = regex::bytes::RegexBuilder::new(&format!(
+                "(?-u){}",
+                r.regex.as_str().trim_start_matches("(?-u)")
+            ))
+            .size_limit(4 << 20)
+            .build()
+            .unwrap();
+            let _ = re.find(b"warm up the caches ghp_ sk-ant- password=1 https://a:b@c");
+            sizes.push((rss_mb() - before, r.id.clone()));
+            std::mem::forget(re);
+        }
+        sizes.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (mb, id) in sizes.iter().take(15) {
+            println!("{mb:6.2} MB  {id}");
+        }
+        return;
+    }
     if std::env::args().any(|a| a == "--components") {
         components(&secrets, &inj, &corpora);
         return;

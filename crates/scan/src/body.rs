@@ -315,6 +315,11 @@ impl BodyScanner {
             }
         }
 
+        // Binary (an image, an archive) holds no text to decode or read instructions in.
+        if looks_binary(plain) {
+            return;
+        }
+
         // base64 and hex blobs (an agent that encodes a key before posting it).
         let secrets = &self.secrets;
         let mut decoded_kinds = Vec::new();
@@ -344,12 +349,18 @@ impl BodyScanner {
             self.note(k);
         }
 
-        // Injections: look-alikes folded, zero-width characters removed, lower case.
+        // Injections: look-alikes folded, zero-width characters removed, case ignored. Plain
+        // ASCII can hide none of that, so it is matched as it is.
         if let Some((norm, raw)) = &mut self.injections {
-            self.scratch.clear();
-            normalize_for_injection(plain, &mut self.scratch);
+            let text: &[u8] = if plain.is_ascii() {
+                plain
+            } else {
+                self.scratch.clear();
+                normalize_for_injection(plain, &mut self.scratch);
+                &self.scratch
+            };
             hits.clear();
-            norm.feed(&self.scratch, &mut hits);
+            norm.feed(text, &mut hits);
             if last {
                 norm.finish(&mut hits);
             }
@@ -392,6 +403,12 @@ fn report(
             neighbours: &locals,
         });
     }
+}
+
+/// Mostly non-ASCII bytes that are not UTF-8 text.
+fn looks_binary(chunk: &[u8]) -> bool {
+    let high = chunk.iter().filter(|b| !b.is_ascii()).count();
+    high * 4 > chunk.len() && std::str::from_utf8(chunk).is_err()
 }
 
 fn memrchr(b: u8, hay: &[u8]) -> Option<usize> {

@@ -152,7 +152,14 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
     }
     // Bytes semantics: `\b`, `\w` and classes are ASCII, which keeps the matcher fast next
     // to non-ASCII text (a Unicode `\b` there costs 50x).
-    let regex = RegexBuilder::new(&format!("(?-u){}", r.pattern))
+    // Injection rules are written in lower case for normalised text; matching them ignoring
+    // (ASCII) case lets plain ASCII text skip normalisation.
+    let flags = if kind == RuleKind::Injection && !r.raw {
+        "(?-u)(?i)"
+    } else {
+        "(?-u)"
+    };
+    let regex = RegexBuilder::new(&format!("{flags}{}", r.pattern))
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| err(format!("pattern does not compile: {e}")))?;

@@ -32,6 +32,8 @@ pub struct Engine {
     keywords: Keywords,
     /// Per local rule: how far before a keyword its match can start.
     match_lead: Vec<usize>,
+    /// The largest `match_lead`: what a stream must carry when no keyword is in sight.
+    carry_lead: usize,
     /// Every keyword (and whether it folds case), for spotting one cut off at a chunk's end.
     keyword_bytes: Vec<(Vec<u8>, bool)>,
     max_len: usize,
@@ -135,6 +137,7 @@ impl Engine {
                 .max()
                 .unwrap_or(0),
             secret_lead: leads.iter().map(|l| l.1).max().unwrap_or(0),
+            carry_lead: leads.iter().map(|l| l.0).max().unwrap_or(0),
             match_lead: leads.iter().map(|l| l.0).collect(),
             catalogue,
             rules,
@@ -165,23 +168,7 @@ impl Engine {
         for (start, _, _) in self.keywords.hits(tail) {
             anchor = anchor.min(start);
         }
-        for (kw, folds) in &self.keyword_bytes {
-            for k in (1..kw.len()).rev() {
-                if k > len || len - k >= anchor {
-                    continue;
-                }
-                let end = &tail[len - k..];
-                let same = if *folds {
-                    end.eq_ignore_ascii_case(&kw[..k])
-                } else {
-                    end == &kw[..k]
-                };
-                if same {
-                    anchor = len - k;
-                    break;
-                }
-            }
-        }
+        anchor = anchor.min(self.partial_keyword_at_end(tail));
         let floor = anchor.saturating_sub(self.secret_lead);
         let after_space = tail[..anchor]
             .iter()
@@ -199,8 +186,20 @@ impl Engine {
     /// Appends the verified findings in `hay` to `out`, in no particular order. A fallback
     /// rule's finding is dropped where a specific rule's finding covers the same bytes.
     pub fn scan(&self, hay: &[u8], out: &mut Vec<Finding>) {
+        self.scan_with_carry(hay, out, hay.len());
+    }
+
+    /// [`Engine::scan`], also returning where a stream must start carrying text into its
+    /// next chunk, judged on `hay[tail..]`: a match reaching into the next chunk contains a
+    /// keyword, so it starts at most one lead before the earliest keyword in the tail (one
+    /// cut off at the end included), or one lead before the end when there is none.
+    pub fn scan_with_carry(&self, hay: &[u8], out: &mut Vec<Finding>, tail: usize) -> usize {
         let first = out.len();
-        self.scan_all(hay, out);
+        let mut anchor = hay.len();
+        self.scan_all(hay, out, tail, &mut anchor);
+        anchor = anchor
+            .min(self.partial_keyword_at_end(&hay[tail.min(hay.len())..]) + tail.min(hay.len()));
+        let carry_from = anchor.saturating_sub(self.carry_lead);
         let rules = &self.catalogue.rules;
         if out[first..].iter().any(|f| rules[f.rule].fallback) {
             let specific: Vec<(usize, usize)> = out[first..]
@@ -219,9 +218,35 @@ impl Engine {
                 }
             }
         }
+        carry_from
     }
 
-    fn scan_all(&self, hay: &[u8], out: &mut Vec<Finding>) {
+    /// Start of a keyword prefix that ends `tail` (a keyword cut off by the chunk's end), or
+    /// `tail.len()`.
+    fn partial_keyword_at_end(&self, tail: &[u8]) -> usize {
+        let len = tail.len();
+        let mut at = len;
+        for (kw, folds) in &self.keyword_bytes {
+            for k in (1..kw.len()).rev() {
+                if k > len || len - k >= at {
+                    continue;
+                }
+                let end = &tail[len - k..];
+                let same = if *folds {
+                    end.eq_ignore_ascii_case(&kw[..k])
+                } else {
+                    end == &kw[..k]
+                };
+                if same {
+                    at = len - k;
+                    break;
+                }
+            }
+        }
+        at
+    }
+
+    fn scan_all(&self, hay: &[u8], out: &mut Vec<Finding>, tail: usize, anchor: &mut usize) {
         if self.rules.is_empty() || hay.is_empty() {
             return;
         }
@@ -229,6 +254,9 @@ impl Engine {
         // the keyword as the rule's match can start, to as far as it can reach.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         for (start, end, locals) in self.keywords.hits(hay) {
+            if start >= tail && start < *anchor {
+                *anchor = start;
+            }
             for &local in locals {
                 let max_len = self.catalogue.rules[self.rules[local as usize]].max_len;
                 windows.push((
@@ -327,7 +355,14 @@ fn leads(rule: &Rule) -> (usize, usize) {
             }
         }
     }
-    // Examples show typical shapes, not every one: bounded quantifiers before a keyword can
-    // reach further than any example, so windows keep a margin.
-    (match_lead + 64, secret_lead)
+    // Examples show typical shapes, not every one. A short rule gets its whole length as
+    // its lead (always enough); a long one (PEM blocks, JWTs: a keyword at or near the
+    // start, a long body after) its measured lead plus a margin.
+    const SHORT: usize = 450;
+    let lead = if rule.max_len <= SHORT {
+        rule.max_len
+    } else {
+        match_lead + 64
+    };
+    (lead, secret_lead)
 }

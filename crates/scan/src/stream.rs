@@ -131,7 +131,10 @@ impl StreamScanner {
         self.buf.extend_from_slice(&self.carry);
         self.buf.extend_from_slice(chunk);
         self.found.clear();
-        self.engine.scan(&self.buf, &mut self.found);
+        let tail = self.buf.len().saturating_sub(self.overlap);
+        let carry_from = self
+            .engine
+            .scan_with_carry(&self.buf, &mut self.found, tail);
         let end = self.buf.len();
         for f in &self.found {
             // Touching the end: the match may go on in the next chunk (half a key would
@@ -151,8 +154,8 @@ impl StreamScanner {
                 });
             }
         }
-        let keep = self.overlap.min(self.buf.len());
-        let cut = self.buf.len() - keep;
+        // Only what may still be part of a match goes into the next scan.
+        let cut = carry_from.max(tail);
         self.base += cut as u64;
         self.carry.clear();
         self.carry.extend_from_slice(&self.buf[cut..]);
