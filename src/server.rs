@@ -153,10 +153,12 @@ async fn run(
     let stop = stop.wait();
     tokio::pin!(stop);
     let mut refresh = tokio::time::interval(STATE_REFRESH);
+    let mut memory = MemoryReturn::default();
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = refresh.tick() => {
+                memory.after_tick(tasks.len());
                 let now = state(&records);
                 if now.requests != last_state.requests
                     || now.failed != last_state.failed
@@ -184,6 +186,31 @@ async fn run(
     }
     lock.write_state(&state(&records));
     Ok(())
+}
+
+/// Gives freed memory back to the system after a burst of connections has closed: glibc
+/// keeps it in its arenas otherwise (RSS stayed at the peak after 1,000 connections closed;
+/// a trim took it back to near idle).
+#[derive(Default)]
+struct MemoryReturn {
+    peak: usize,
+}
+
+impl MemoryReturn {
+    /// Connections that must have been open for a trim to be worth it.
+    const BURST: usize = 64;
+
+    fn after_tick(&mut self, open: usize) {
+        self.peak = self.peak.max(open);
+        if self.peak >= Self::BURST && open <= self.peak / 4 {
+            self.peak = open;
+            // It walks the heap for a few milliseconds: not on a worker thread.
+            tokio::task::spawn_blocking(|| {
+                // SAFETY: malloc_trim only releases free memory of this process's heap.
+                unsafe { libc::malloc_trim(0) };
+            });
+        }
+    }
 }
 
 enum StopWaiter {

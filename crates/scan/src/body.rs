@@ -194,7 +194,10 @@ impl BodyScanner {
         let mut hits = Vec::new();
         let start = self.scanned - plain.len() as u64;
         let overlap = self.raw.overlap() as u64;
-        if let Some(i) = memrchr(b'\\', plain) {
+        // Binary (an image, an archive) holds no text to decode: its backslashes and percent
+        // signs are not escapes. Credentials in it are still matched as they are.
+        let binary = looks_binary(plain);
+        if !binary && let Some(i) = memrchr(b'\\', plain) {
             self.json_active_until = start + i as u64 + 1 + overlap;
         }
         let json_active = start < self.json_active_until || !self.json.0.is_idle();
@@ -215,7 +218,7 @@ impl BodyScanner {
                 self.raw.finish(&mut hits);
             }
             report(View::Raw, &self.raw, &hits, false, found, |_| true);
-            self.scan_other_views(plain, last, found);
+            self.scan_other_views(plain, last, binary, found);
             return;
         }
 
@@ -262,7 +265,7 @@ impl BodyScanner {
             }
         }
 
-        self.scan_other_views(plain, last, found);
+        self.scan_other_views(plain, last, binary, found);
     }
 
     /// The views every mode runs: URL-encoding, blobs, injections.
@@ -270,13 +273,14 @@ impl BodyScanner {
         &mut self,
         plain: &[u8],
         last: bool,
+        binary: bool,
         found: &mut dyn FnMut(ViewFinding<'_>),
     ) {
         let mut hits = Vec::new();
         let start = self.scanned - plain.len() as u64;
         let overlap = self.raw.overlap() as u64;
         // URL percent-encoding (`%2B`, `%2F` inside a token).
-        if let Some(i) = memrchr(b'%', plain) {
+        if !binary && let Some(i) = memrchr(b'%', plain) {
             self.percent_active_until = start + i as u64 + 1 + overlap;
         }
         if start < self.percent_active_until || !self.percent.0.is_idle() {
@@ -315,8 +319,8 @@ impl BodyScanner {
             }
         }
 
-        // Binary (an image, an archive) holds no text to decode or read instructions in.
-        if looks_binary(plain) {
+        // Nor blobs to decode, or instructions to read.
+        if binary {
             return;
         }
 
