@@ -59,12 +59,8 @@ pub struct BodyScanner {
     decompressor: Option<Decompressor>,
     decode_error: Option<String>,
     raw: StreamScanner,
-    json: (JsonUnescaper, StreamScanner),
-    percent: (PercentDecoder, StreamScanner),
-    /// Stream offsets until which each decoded view must keep scanning: one overlap past
-    /// the last escape it saw, since no match can reach further than that.
-    json_active_until: u64,
-    percent_active_until: u64,
+    json: DecodedView<JsonUnescaper>,
+    percent: DecodedView<PercentDecoder>,
     blobs: BlobDecoder,
     injections: Option<(StreamScanner, StreamScanner)>,
     scratch: Vec<u8>,
@@ -90,17 +86,9 @@ impl BodyScanner {
         };
         BodyScanner {
             raw: StreamScanner::new(secrets.clone()),
-            json: (
-                JsonUnescaper::default(),
-                StreamScanner::new(secrets.clone()),
-            ),
-            percent: (
-                PercentDecoder::default(),
-                StreamScanner::new(secrets.clone()),
-            ),
+            json: DecodedView::new(secrets.clone()),
+            percent: DecodedView::new(secrets.clone()),
             blobs: BlobDecoder::default(),
-            json_active_until: 0,
-            percent_active_until: 0,
             injections: injections
                 .map(|(norm, raw)| (StreamScanner::new(norm), StreamScanner::new(raw))),
             secrets,
@@ -197,16 +185,13 @@ impl BodyScanner {
         // Binary (an image, an archive) holds no text to decode: its backslashes and percent
         // signs are not escapes. Credentials in it are still matched as they are.
         let binary = looks_binary(plain);
-        if !binary && let Some(i) = memrchr(b'\\', plain) {
-            self.json_active_until = start + i as u64 + 1 + overlap;
-        }
-        let json_active = start < self.json_active_until || !self.json.0.is_idle();
+        let json_active = self.json.watch(plain, start, overlap, binary);
 
         if !self.redact {
             // One pass over the unescaped text.
             let text: &[u8] = if json_active {
                 self.scratch.clear();
-                if self.json.0.feed(plain, &mut self.scratch) {
+                if self.json.decoder.feed(plain, &mut self.scratch) {
                     self.note("json-escaped");
                 }
                 &self.scratch
@@ -229,40 +214,16 @@ impl BodyScanner {
         report(View::Raw, &self.raw, &hits, true, found, |_| true);
 
         // JSON escapes, only where there are any (a PEM key pasted into a chat message).
-        if json_active {
-            self.scratch.clear();
-            if self.json.0.feed(plain, &mut self.scratch) {
-                self.note("json-escaped");
-            }
-            hits.clear();
-            self.json.1.feed(&self.scratch, &mut hits);
-            if last {
-                self.json.1.finish(&mut hits);
-            }
-            let raw_window = self.raw.window().1;
-            report(
-                View::JsonEscaped,
-                &self.json.1,
-                &hits,
-                false,
-                found,
-                |secret| !contains(raw_window, secret),
-            );
-        } else {
-            self.json.1.skip(plain);
-            if last {
-                hits.clear();
-                self.json.1.finish(&mut hits);
-                let raw_window = self.raw.window().1;
-                report(
-                    View::JsonEscaped,
-                    &self.json.1,
-                    &hits,
-                    false,
-                    found,
-                    |secret| !contains(raw_window, secret),
-                );
-            }
+        let raw_window = self.raw.window().1;
+        if self.json.scan(
+            plain,
+            json_active,
+            last,
+            &mut self.scratch,
+            raw_window,
+            found,
+        ) {
+            self.note("json-escaped");
         }
 
         self.scan_other_views(plain, last, binary, found);
@@ -280,43 +241,13 @@ impl BodyScanner {
         let start = self.scanned - plain.len() as u64;
         let overlap = self.raw.overlap() as u64;
         // URL percent-encoding (`%2B`, `%2F` inside a token).
-        if !binary && let Some(i) = memrchr(b'%', plain) {
-            self.percent_active_until = start + i as u64 + 1 + overlap;
-        }
-        if start < self.percent_active_until || !self.percent.0.is_idle() {
-            self.scratch.clear();
-            if self.percent.0.feed(plain, &mut self.scratch) {
-                self.note("url-encoded");
-            }
-            hits.clear();
-            self.percent.1.feed(&self.scratch, &mut hits);
-            if last {
-                self.percent.1.finish(&mut hits);
-            }
-            let raw_window = self.raw.window().1;
-            report(
-                View::UrlEncoded,
-                &self.percent.1,
-                &hits,
-                false,
-                found,
-                |secret| !contains(raw_window, secret),
-            );
-        } else {
-            self.percent.1.skip(plain);
-            if last {
-                hits.clear();
-                self.percent.1.finish(&mut hits);
-                let raw_window = self.raw.window().1;
-                report(
-                    View::UrlEncoded,
-                    &self.percent.1,
-                    &hits,
-                    false,
-                    found,
-                    |secret| !contains(raw_window, secret),
-                );
-            }
+        let active = self.percent.watch(plain, start, overlap, binary);
+        let raw_window = self.raw.window().1;
+        if self
+            .percent
+            .scan(plain, active, last, &mut self.scratch, raw_window, found)
+        {
+            self.note("url-encoded");
         }
 
         // Nor blobs to decode, or instructions to read.
@@ -376,6 +307,93 @@ impl BodyScanner {
             }
             report(View::InjectionRaw, raw, &hits, false, found, |_| true);
         }
+    }
+}
+
+/// An encoding a decoded view undoes, chunk by chunk.
+trait Decoder: Default {
+    /// The byte that starts an escape.
+    const TRIGGER: u8;
+    const VIEW: View;
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool;
+    fn is_idle(&self) -> bool;
+}
+
+impl Decoder for JsonUnescaper {
+    const TRIGGER: u8 = b'\\';
+    const VIEW: View = View::JsonEscaped;
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        JsonUnescaper::feed(self, input, out)
+    }
+    fn is_idle(&self) -> bool {
+        JsonUnescaper::is_idle(self)
+    }
+}
+
+impl Decoder for PercentDecoder {
+    const TRIGGER: u8 = b'%';
+    const VIEW: View = View::UrlEncoded;
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        PercentDecoder::feed(self, input, out)
+    }
+    fn is_idle(&self) -> bool {
+        PercentDecoder::is_idle(self)
+    }
+}
+
+/// The body with one encoding undone, scanned only where it differs from the raw view: from
+/// an escape until one overlap past the last one (no match reaches further).
+struct DecodedView<D> {
+    decoder: D,
+    scanner: StreamScanner,
+    active_until: u64,
+}
+
+impl<D: Decoder> DecodedView<D> {
+    fn new(secrets: Arc<Engine>) -> Self {
+        DecodedView {
+            decoder: D::default(),
+            scanner: StreamScanner::new(secrets),
+            active_until: 0,
+        }
+    }
+
+    /// Notes the escapes in `plain` (which starts at stream offset `start`); true when the
+    /// view must scan this chunk.
+    fn watch(&mut self, plain: &[u8], start: u64, overlap: u64, binary: bool) -> bool {
+        if !binary && let Some(i) = memrchr(D::TRIGGER, plain) {
+            self.active_until = start + i as u64 + 1 + overlap;
+        }
+        start < self.active_until || !self.decoder.is_idle()
+    }
+
+    /// Scans the chunk decoded (or just carries it on when inactive); reports only what the
+    /// raw view could not see. True when decoding changed something.
+    fn scan(
+        &mut self,
+        plain: &[u8],
+        active: bool,
+        last: bool,
+        scratch: &mut Vec<u8>,
+        raw_window: &[u8],
+        found: &mut dyn FnMut(ViewFinding<'_>),
+    ) -> bool {
+        let mut hits = Vec::new();
+        let mut changed = false;
+        if active {
+            scratch.clear();
+            changed = self.decoder.feed(plain, scratch);
+            self.scanner.feed(scratch, &mut hits);
+        } else {
+            self.scanner.skip(plain);
+        }
+        if last {
+            self.scanner.finish(&mut hits);
+        }
+        report(D::VIEW, &self.scanner, &hits, false, found, |secret| {
+            !contains(raw_window, secret)
+        });
+        changed
     }
 }
 
