@@ -446,32 +446,7 @@ mod tests {
     use super::*;
     use crate::{Catalogue, RuleKind};
 
-    const SECRETS: &str = r#"
-rules:
-  - id: github_pat_classic
-    name: GitHub token (classic)
-    family: vcs_token
-    keywords: ["ghp_"]
-    pattern: '\b(?P<secret>ghp_[A-Za-z0-9]{36})\b'
-    max_len: 40
-    entropy: 3.0
-  - id: private_key_pem
-    name: PEM private key
-    family: private_key_pem
-    keywords: ["-----begin"]
-    pattern: '-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[A-Za-z0-9+/=\s]{20,4000}-----END (?:RSA |EC )?PRIVATE KEY-----'
-    max_len: 4200
-"#;
-    const INJECTIONS: &str = r#"
-rules:
-  - id: prompt_injection
-    name: prompt injection
-    family: prompt_injection
-    keywords: ["ignore"]
-    pattern: 'ignore\s+(?:all\s+)?(?:previous|prior)\s+instructions'
-    max_len: 80
-"#;
-    const TOKEN: &str = "ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk";
+    use crate::fixtures::{INJECTIONS, SECRETS, TOKEN};
 
     fn scanner(encoding: Option<&str>, limit: u64) -> BodyScanner {
         let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());

@@ -20,14 +20,10 @@ pub use catalogue::{Catalogue, CatalogueError, Rule, RuleKind};
 pub use engine::{Engine, Finding};
 pub use stream::StreamScanner;
 
+/// A small catalogue for unit tests (the built-in one is tested by tests/catalogue.rs).
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::stream::StreamFinding;
-
-    const SECRETS: &str = r#"
+pub(crate) mod fixtures {
+    pub const SECRETS: &str = r#"
 rules:
   - id: github_pat_classic
     name: GitHub token (classic)
@@ -36,8 +32,14 @@ rules:
     pattern: '\b(?P<secret>ghp_[A-Za-z0-9]{36})\b'
     max_len: 40
     entropy: 3.0
+  - id: private_key_pem
+    name: PEM private key
+    family: private_key_pem
+    keywords: ["-----begin"]
+    pattern: '-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[A-Za-z0-9+/=\s]{20,}-----END (?:RSA |EC )?PRIVATE KEY-----'
+    max_len: 4200
 "#;
-    const INJECTIONS: &str = r#"
+    pub const INJECTIONS: &str = r#"
 rules:
   - id: pipe_to_shell
     name: download piped to a shell
@@ -45,8 +47,23 @@ rules:
     keywords: ["curl", "wget"]
     pattern: '(?:curl|wget)[^|\n]{1,300}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b'
     max_len: 400
+  - id: prompt_injection
+    name: prompt injection
+    family: prompt_injection
+    keywords: ["ignore"]
+    pattern: 'ignore\s+(?:all\s+)?(?:previous|prior)\s+instructions'
+    max_len: 80
 "#;
-    const TOKEN: &str = "ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk";
+    pub const TOKEN: &str = "ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk";
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::fixtures::{INJECTIONS, SECRETS, TOKEN};
+    use super::*;
+    use crate::stream::StreamFinding;
 
     fn engine() -> Arc<Engine> {
         let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());

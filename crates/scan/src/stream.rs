@@ -107,7 +107,16 @@ impl StreamScanner {
         self.buf.clear();
         self.buf.extend_from_slice(&self.carry);
         self.base_of_buf = self.base;
+        self.report_found(usize::MAX, out);
+    }
+
+    /// Reports the findings of the last scan (offsets into `buf`, which starts at `base`)
+    /// not reported before and not ending at `open_end`.
+    fn report_found(&mut self, open_end: usize, out: &mut Vec<StreamFinding>) {
         for f in &self.found {
+            if f.match_end == open_end {
+                continue;
+            }
             let start = self.base + f.start as u64;
             if self.reported.insert((f.rule, start)) {
                 out.push(StreamFinding {
@@ -135,25 +144,10 @@ impl StreamScanner {
         let carry_from = self
             .engine
             .scan_with_carry(&self.buf, &mut self.found, tail);
-        let end = self.buf.len();
-        for f in &self.found {
-            // Touching the end: the match may go on in the next chunk (half a key would
-            // otherwise be reported, by a catch-all, before the whole key is seen). It is
-            // found again next time, or by `finish`.
-            if f.match_end == end {
-                continue;
-            }
-            let start = self.base + f.start as u64;
-            if self.reported.insert((f.rule, start)) {
-                out.push(StreamFinding {
-                    rule: f.rule,
-                    start,
-                    end: self.base + f.end as u64,
-                    match_start: self.base + f.match_start as u64,
-                    match_end: self.base + f.match_end as u64,
-                });
-            }
-        }
+        // A match touching the end may go on in the next chunk (half a key would otherwise be
+        // reported, by a catch-all, before the whole key is seen): it is found again next
+        // time, or by `finish`.
+        self.report_found(self.buf.len(), out);
         // Only what may still be part of a match goes into the next scan.
         let cut = carry_from.max(tail);
         self.base += cut as u64;
