@@ -18,8 +18,7 @@ impl JsonUnescaper {
 
     /// Decodes `chunk`, appending to `out`. Returns true if anything was unescaped.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> bool {
-        let mut input = std::mem::take(&mut self.pending);
-        input.extend_from_slice(chunk);
+        let input = with_pending(&mut self.pending, chunk);
         let mut changed = false;
         let mut i = 0;
         out.reserve(input.len());
@@ -74,6 +73,17 @@ impl JsonUnescaper {
     }
 }
 
+/// The chunk, prefixed by an escape left incomplete by the previous one. Copies only when
+/// something was pending (rarely): the common chunk is decoded in place.
+fn with_pending<'a>(pending: &mut Vec<u8>, chunk: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    if pending.is_empty() {
+        return std::borrow::Cow::Borrowed(chunk);
+    }
+    let mut joined = std::mem::take(pending);
+    joined.extend_from_slice(chunk);
+    std::borrow::Cow::Owned(joined)
+}
+
 fn hex4(s: &[u8]) -> Option<u16> {
     let mut v: u16 = 0;
     for &c in s {
@@ -105,18 +115,19 @@ impl PercentDecoder {
 
     /// Decodes `chunk`, appending to `out`. Returns true if anything was decoded.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> bool {
-        let mut input = std::mem::take(&mut self.pending);
-        input.extend_from_slice(chunk);
+        let input = with_pending(&mut self.pending, chunk);
         let mut changed = false;
         let mut i = 0;
         out.reserve(input.len());
         while i < input.len() {
+            // Copy the run up to the next `%` in one go.
+            let Some(run) = memchr::memchr(b'%', &input[i..]) else {
+                out.extend_from_slice(&input[i..]);
+                break;
+            };
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
             let b = input[i];
-            if b != b'%' {
-                out.push(b);
-                i += 1;
-                continue;
-            }
             if input.len() < i + 3 {
                 self.pending.extend_from_slice(&input[i..]);
                 break;
