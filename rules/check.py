@@ -47,7 +47,7 @@ INJECTION_FAMILIES = {
     "prompt_injection",
 }
 CHECKSUMS = {"github_crc32", "npm_crc32", "basic_auth", "none"}
-COMMON_KEYS = {"id", "name", "family", "keywords", "pattern", "max_len", "entropy", "examples", "fallback"}
+COMMON_KEYS = {"id", "name", "family", "keywords", "pattern", "max_len", "lead", "entropy", "examples", "fallback"}
 SECRET_KEYS = COMMON_KEYS | {"checksum", "issuer_hosts", "auth_headers"}
 INJECTION_KEYS = COMMON_KEYS | {"default_action", "raw"}
 REQUIRED = ["id", "name", "family", "keywords", "pattern", "max_len", "examples"]

@@ -43,6 +43,8 @@ struct RawRule {
     pattern: String,
     max_len: usize,
     #[serde(default)]
+    lead: Option<usize>,
+    #[serde(default)]
     entropy: Option<f64>,
     #[serde(default)]
     checksum: Option<String>,
@@ -83,6 +85,10 @@ pub struct Rule {
     /// Index of the `secret` capture group, if the pattern has one.
     pub secret_group: Option<usize>,
     pub max_len: usize,
+    /// How far before its first keyword a match can start, when known: stated by the rule
+    /// (a keyword inside a bounded name, as in `encryption_key =`) or read off the
+    /// pattern's literal prefixes (`sk-proj-…`: 0). Unknown, the engine assumes `max_len`.
+    pub lead: Option<usize>,
     pub entropy: Option<f64>,
     pub checksum: Checksum,
     pub issuer_hosts: Vec<String>,
@@ -147,6 +153,9 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
     if r.keywords.iter().any(|k| k.len() < 3) {
         return Err(err("keywords must be at least 3 bytes".into()));
     }
+    if r.lead.is_some_and(|l| l >= r.max_len) {
+        return Err(err("lead must be below max_len".into()));
+    }
     if r.max_len == 0 {
         return Err(err("max_len must be positive".into()));
     }
@@ -159,7 +168,8 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
     } else {
         "(?-u)"
     };
-    let regex = RegexBuilder::new(&format!("{flags}{}", r.pattern))
+    let pattern = format!("{flags}{}", r.pattern);
+    let regex = RegexBuilder::new(&pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| err(format!("pattern does not compile: {e}")))?;
@@ -177,6 +187,9 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
         regex,
         secret_group,
         max_len: r.max_len,
+        lead: r
+            .lead
+            .or_else(|| literal_prefix_lead(&pattern, &r.keywords)),
         entropy: r.entropy,
         checksum,
         issuer_hosts: r.issuer_hosts,
@@ -190,4 +203,42 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
         default_action: r.default_action,
         examples: r.examples,
     })
+}
+
+/// The lead a pattern's literal prefixes prove: every match begins with one of a finite
+/// set of literals (`\b(?P<secret>sk-proj-…)` begins with `sk-proj-`), and when each of
+/// them contains a keyword, a match's first keyword is at most that far in. `None` when
+/// the prefixes are not a finite set or one of them carries no keyword.
+fn literal_prefix_lead(pattern: &str, keywords: &[String]) -> Option<usize> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let literals = prefixes.literals()?;
+    if literals.is_empty() {
+        return None;
+    }
+    let mut lead = 0;
+    for literal in literals {
+        let bytes = literal.as_bytes();
+        let first = keywords
+            .iter()
+            .filter_map(|k| {
+                let k = k.as_bytes();
+                let folds = !k.iter().any(u8::is_ascii_uppercase);
+                bytes.windows(k.len()).position(|w| {
+                    if folds {
+                        w.eq_ignore_ascii_case(k)
+                    } else {
+                        w == k
+                    }
+                })
+            })
+            .min()?;
+        lead = lead.max(first);
+    }
+    Some(lead)
 }

@@ -206,6 +206,16 @@ static CLASS: [u8; 256] = class_table();
 #[derive(Debug, Default)]
 pub struct BlobDecoder {
     run: Vec<u8>,
+    decoded: Vec<u8>,
+}
+
+/// Nine in ten bytes printable: decoded text worth scanning, not random binary.
+fn mostly_text(bytes: &[u8]) -> bool {
+    let printable = bytes
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        .count();
+    !bytes.is_empty() && printable * 10 >= bytes.len() * 9
 }
 
 impl BlobDecoder {
@@ -280,50 +290,36 @@ impl BlobDecoder {
         }
         let run = std::mem::take(&mut self.run);
         // `=` padding ends a run (it is not in the alphabet): decoding needs no padding.
-        let trimmed: &[u8] = &run;
-        if trimmed.len() >= MIN_HEX_RUN
-            && trimmed.len().is_multiple_of(2)
-            && trimmed.iter().all(|&b| CLASS[b as usize] & HEX != 0)
+        // Random binary (hashes, images, key material) is the common case: each run is
+        // judged by its first bytes before being decoded whole.
+        self.decoded.clear();
+        if run.len() >= MIN_HEX_RUN
+            && run.len().is_multiple_of(2)
+            && run.iter().all(|&b| CLASS[b as usize] & HEX != 0)
         {
-            let decoded: Vec<u8> = trimmed
-                .chunks(2)
-                .map(|p| (hex_val(p[0]).unwrap_or(0) << 4) | hex_val(p[1]).unwrap_or(0))
-                .collect();
-            if decoded
-                .iter()
-                .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-                .count()
-                * 10
-                >= decoded.len() * 9
-            {
-                sink("hex", &decoded);
+            let hex = |p: &[u8]| (hex_val(p[0]).unwrap_or(0) << 4) | hex_val(p[1]).unwrap_or(0);
+            let mut head = [0u8; MIN_HEX_RUN / 2];
+            for (h, p) in head.iter_mut().zip(run.chunks(2)) {
+                *h = hex(p);
             }
-            return;
-        }
-        if trimmed.len() >= MIN_BASE64_RUN {
-            // Random binary (hashes, images, key material) is the common case: judge it by its
-            // first bytes before decoding the whole run.
-            let head = decode_base64(&trimmed[..MIN_BASE64_RUN]);
-            if head
-                .iter()
-                .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-                .count()
-                * 10
-                < head.len() * 9
-            {
-                self.run = run;
-                self.run.clear();
-                return;
+            if mostly_text(&head) {
+                self.decoded.extend(run.chunks(2).map(hex));
+                if mostly_text(&self.decoded) {
+                    sink("hex", &self.decoded);
+                }
             }
-            let decoded = decode_base64(trimmed);
-            // Only text is worth scanning; random binary (hashes, images) is skipped cheaply.
-            let printable = decoded
-                .iter()
-                .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-                .count();
-            if !decoded.is_empty() && printable * 10 >= decoded.len() * 9 {
-                sink("base64", &decoded);
+        } else if run.len() >= MIN_BASE64_RUN {
+            let mut head = Vec::new();
+            std::mem::swap(&mut head, &mut self.decoded);
+            decode_base64_into(&run[..MIN_BASE64_RUN], &mut head);
+            if mostly_text(&head) {
+                head.clear();
+                decode_base64_into(&run, &mut head);
+                if mostly_text(&head) {
+                    sink("base64", &head);
+                }
             }
+            self.decoded = head;
         }
         self.run = run;
         self.run.clear();
@@ -332,6 +328,13 @@ impl BlobDecoder {
 
 /// Standard or URL-safe base64 without padding; trailing partial groups are dropped.
 pub fn decode_base64(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
+    decode_base64_into(s, &mut out);
+    out
+}
+
+/// [`decode_base64`] appending to `out`.
+fn decode_base64_into(s: &[u8], out: &mut Vec<u8>) {
     fn val(b: u8) -> Option<u32> {
         Some(match b {
             b'A'..=b'Z' => b - b'A',
@@ -342,7 +345,6 @@ pub fn decode_base64(s: &[u8]) -> Vec<u8> {
             _ => return None,
         } as u32)
     }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &b in s {
@@ -357,7 +359,6 @@ pub fn decode_base64(s: &[u8]) -> Vec<u8> {
             acc &= (1 << bits) - 1;
         }
     }
-    out
 }
 
 #[cfg(test)]

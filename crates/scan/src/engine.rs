@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-
 use crate::catalogue::{Catalogue, Rule};
+use crate::keywords::{Keywords, folds};
 use crate::verify::{looks_like_hash_or_id, shannon_entropy};
 
 /// A verified match. `start..end` is the secret (the `secret` group, or the whole match);
@@ -40,61 +39,6 @@ pub struct Engine {
     /// How far a secret can start before its first keyword (a Mailchimp key's `-us` suffix
     /// comes after 32 secret characters).
     secret_lead: usize,
-}
-
-/// One Aho-Corasick automaton and, per keyword, the (local) rules carrying it and, for
-/// case-sensitive keywords, the exact bytes.
-struct Keywords {
-    automaton: Option<AhoCorasick>,
-    rules: Vec<Vec<u32>>,
-    exact: Vec<Option<Vec<u8>>>,
-}
-
-impl Keywords {
-    fn build(keywords: &[(String, Vec<u32>)]) -> Keywords {
-        if keywords.is_empty() {
-            return Keywords {
-                automaton: None,
-                rules: Vec::new(),
-                exact: Vec::new(),
-            };
-        }
-        // A DFA: the fastest kind, worth its build time and memory past ~100 patterns.
-        let automaton = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(keywords.iter().map(|(k, _)| k.as_bytes()))
-            .expect("keywords build");
-        Keywords {
-            automaton: Some(automaton),
-            rules: keywords.iter().map(|(_, r)| r.clone()).collect(),
-            exact: keywords
-                .iter()
-                .map(|(k, _)| (!folds(k)).then(|| k.as_bytes().to_vec()))
-                .collect(),
-        }
-    }
-
-    /// (start, end, rules) of every keyword occurrence, overlapping ones included.
-    fn hits<'a>(&'a self, hay: &'a [u8]) -> impl Iterator<Item = (usize, usize, &'a [u32])> + 'a {
-        self.automaton.iter().flat_map(move |ac| {
-            ac.find_overlapping_iter(hay).filter_map(move |m| {
-                let k = m.pattern().as_usize();
-                if let Some(exact) = &self.exact[k]
-                    && &hay[m.start()..m.end()] != exact.as_slice()
-                {
-                    return None;
-                }
-                Some((m.start(), m.end(), self.rules[k].as_slice()))
-            })
-        })
-    }
-}
-
-/// A keyword without upper-case letters matches ignoring case.
-fn folds(keyword: &str) -> bool {
-    !keyword.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 impl std::fmt::Debug for Engine {
@@ -165,9 +109,8 @@ impl Engine {
     pub fn hold_from(&self, tail: &[u8]) -> usize {
         let len = tail.len();
         let mut anchor = len;
-        for (start, _, _) in self.keywords.hits(tail) {
-            anchor = anchor.min(start);
-        }
+        self.keywords
+            .for_each_hit(tail, |start, _, _| anchor = anchor.min(start));
         anchor = anchor.min(self.partial_keyword_at_end(tail));
         let floor = anchor.saturating_sub(self.secret_lead);
         let after_space = tail[..anchor]
@@ -250,37 +193,49 @@ impl Engine {
         if self.rules.is_empty() || hay.is_empty() {
             return;
         }
-        // (local rule, window start, window end) for every keyword hit: from as far before
-        // the keyword as the rule's match can start, to as far as it can reach.
-        let mut windows: Vec<(u32, usize, usize)> = Vec::new();
-        for (start, end, locals) in self.keywords.hits(hay) {
+        // Per rule, the window being grown: from as far before a keyword as the rule's
+        // match can start, to as far past it as the match can reach. Hits come in the
+        // order of their ends, so a window closes as soon as a hit starts past it.
+        let first = out.len();
+        let mut open: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.rules.len()];
+        self.keywords.for_each_hit(hay, |start, end, locals| {
             if start >= tail && start < *anchor {
                 *anchor = start;
             }
             for &local in locals {
-                let max_len = self.catalogue.rules[self.rules[local as usize]].max_len;
-                windows.push((
-                    local,
-                    start.saturating_sub(self.match_lead[local as usize]),
-                    // One byte past the longest match, so `\b` sees what follows it.
-                    (end + max_len + 1).min(hay.len()),
-                ));
+                let local = local as usize;
+                let global = self.rules[local];
+                let lo = start.saturating_sub(self.match_lead[local]);
+                // One byte past the longest match, so `\b` sees what follows it.
+                let hi = (end + self.catalogue.rules[global].max_len + 1).min(hay.len());
+                let window = &mut open[local];
+                if window.0 == usize::MAX {
+                    *window = (lo, hi);
+                } else if lo <= window.1 {
+                    *window = (window.0.min(lo), window.1.max(hi));
+                } else {
+                    self.scan_window(global, hay, window.0, window.1, out);
+                    *window = (lo, hi);
+                }
+            }
+        });
+        for (local, &(lo, hi)) in open.iter().enumerate() {
+            if lo != usize::MAX {
+                self.scan_window(self.rules[local], hay, lo, hi, out);
             }
         }
-        if windows.is_empty() {
-            return;
-        }
-        windows.sort_unstable();
-        let mut i = 0;
-        while i < windows.len() {
-            let (local, lo, mut hi) = windows[i];
-            let mut j = i + 1;
-            while j < windows.len() && windows[j].0 == local && windows[j].1 <= hi {
-                hi = hi.max(windows[j].2);
-                j += 1;
+        // A long keyword ending after a short one can open a window reaching back into one
+        // already scanned: the same match found twice is one finding.
+        if out.len() - first > 1 {
+            out[first..].sort_unstable_by_key(|f| (f.rule, f.match_start, f.match_end));
+            let mut kept = first + 1;
+            for i in first + 1..out.len() {
+                if out[i] != out[kept - 1] {
+                    out[kept] = out[i];
+                    kept += 1;
+                }
             }
-            self.scan_window(self.rules[local as usize], hay, lo, hi, out);
-            i = j;
+            out.truncate(kept);
         }
     }
 
@@ -330,6 +285,12 @@ impl Engine {
     }
 }
 
+/// The match lead of a rule (how far before its first keyword a match can start), for the
+/// tests that check it against generated matches.
+pub fn match_lead(rule: &Rule) -> usize {
+    leads(rule).0
+}
+
 /// (match lead, secret lead) of a rule over its positive examples: the largest distance
 /// from a match's start, and from its secret's start, to the first keyword in the match.
 /// Keywords usually open a match (vendor prefixes), making both 0.
@@ -362,10 +323,10 @@ fn leads(rule: &Rule) -> (usize, usize) {
     // its lead (always enough); a long one (PEM blocks, JWTs: a keyword at or near the
     // start, a long body after) its measured lead plus a margin.
     const SHORT: usize = 450;
-    let lead = if rule.max_len <= SHORT {
-        rule.max_len
-    } else {
-        match_lead + 64
+    let lead = match rule.lead {
+        Some(known) => known.max(match_lead),
+        None if rule.max_len <= SHORT => rule.max_len,
+        None => match_lead + 64,
     };
     (lead, secret_lead)
 }

@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod decode;
 pub mod decompress;
 pub mod engine;
+mod keywords;
 pub mod normalize;
 pub mod stream;
 pub mod verify;
