@@ -123,6 +123,8 @@ struct FlowState {
     path: String,
     forwarded_headers: Option<BTreeMap<String, String>>,
     response_headers: Option<BTreeMap<String, String>>,
+    /// Upgraded to WebSocket: threats name `ws`/`wss` as their protocol.
+    websocket: bool,
 }
 
 impl FlowTracker {
@@ -163,6 +165,7 @@ impl FlowTracker {
                 forwarded_headers: None,
                 response_headers: None,
                 blocked: None,
+                websocket: false,
             }),
             sink,
         })
@@ -212,6 +215,7 @@ impl FlowTracker {
                 forwarded_headers: None,
                 response_headers: None,
                 blocked: None,
+                websocket: false,
             }),
             sink,
         })
@@ -220,6 +224,11 @@ impl FlowTracker {
     fn lock(&self) -> std::sync::MutexGuard<'_, FlowState> {
         // A panic elsewhere must not cost the audit record: take the data even if poisoned.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The exchange became a WebSocket connection.
+    pub fn mark_websocket(&self) {
+        self.lock().websocket = true;
     }
 
     pub fn set_status(&self, status: u16) {
@@ -293,7 +302,11 @@ impl FlowTracker {
         let port = s.record.port.unwrap_or(0);
         ThreatContext {
             flow_id: s.record.id.clone(),
-            protocol: s.record.scheme.clone(),
+            protocol: match (s.websocket, s.record.scheme.as_str()) {
+                (true, "https") => "wss".to_string(),
+                (true, _) => "ws".to_string(),
+                (false, scheme) => scheme.to_string(),
+            },
             source: s.record.client_ip.clone(),
             dest: if host.contains(':') {
                 format!("[{host}]:{port}")

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use super::ProxyContext;
 use super::splice::splice;
 use super::upstream::describe_client_error;
+use super::websocket;
 use crate::config::DetectAction;
 use crate::detect::body::{BodyScan, ScanningBody, record_detections};
 use crate::detect::{Detection, Detector, Direction, Location, snippet};
@@ -79,6 +80,10 @@ pub async fn forward(
     strip_hop_by_hop(&mut headers, wants_upgrade);
     // The pooled client writes Host from the URI (the exchange's destination).
     headers.remove(header::HOST);
+    if wants_upgrade && (ctx.detector.scans_outbound() || ctx.detector.scans_inbound()) {
+        // Compressed messages (permessage-deflate) could not be scanned: offer none.
+        headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
 
     let detector = ctx.detector.clone();
     if detector.scans_outbound() {
@@ -184,8 +189,21 @@ pub async fn forward(
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let idle = ctx.config.limits.idle_timeout;
         let bridge_tracker = tracker.clone();
+        let bridge_detector = ctx.detector.clone();
+        let scan_messages = detector.scans_outbound() || detector.scans_inbound();
         ctx.tasks.spawn(async move {
             match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((client_io, upstream_io)) if scan_messages => {
+                    bridge_tracker.mark_websocket();
+                    websocket::relay(
+                        TokioIo::new(client_io),
+                        TokioIo::new(upstream_io),
+                        bridge_detector,
+                        bridge_tracker,
+                        idle,
+                    )
+                    .await;
+                }
                 Ok((client_io, upstream_io)) => {
                     let (up, down) =
                         splice(TokioIo::new(client_io), TokioIo::new(upstream_io), idle).await;

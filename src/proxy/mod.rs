@@ -10,6 +10,7 @@ pub mod prefixed;
 pub mod splice;
 pub mod tunnel;
 pub mod upstream;
+pub mod websocket;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};

@@ -287,7 +287,8 @@ impl BodyScanner {
         // Injections: look-alikes folded, zero-width characters removed, case ignored. Plain
         // ASCII can hide none of that, so it is matched as it is.
         if let Some((norm, raw)) = &mut self.injections {
-            let text: &[u8] = if plain.is_ascii() {
+            let ascii = plain.is_ascii();
+            let text: &[u8] = if ascii {
                 plain
             } else {
                 self.scratch.clear();
@@ -300,10 +301,15 @@ impl BodyScanner {
                 norm.finish(&mut hits);
             }
             report(View::Normalized, norm, &hits, false, found, |_| true);
+            // The raw rules look for zero-width characters, which ASCII cannot hold.
             hits.clear();
-            raw.feed(plain, &mut hits);
-            if last {
-                raw.finish(&mut hits);
+            if ascii && raw.carry().is_ascii() && !last {
+                raw.skip(plain);
+            } else {
+                raw.feed(plain, &mut hits);
+                if last {
+                    raw.finish(&mut hits);
+                }
             }
             report(View::InjectionRaw, raw, &hits, false, found, |_| true);
         }

@@ -78,6 +78,11 @@ impl StreamScanner {
         self.overlap
     }
 
+    /// The bytes carried into the next chunk (a match that may still be forming).
+    pub fn carry(&self) -> &[u8] {
+        &self.carry
+    }
+
     /// Moves past `skipped` without scanning it, keeping its tail as context for the next
     /// chunk. For a decoded view over bytes that needed no decoding: the raw view scanned
     /// the same text, and a secret reaching into the next chunk is still seen whole.
