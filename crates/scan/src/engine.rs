@@ -8,6 +8,9 @@ use crate::catalogue::{Catalogue, Rule};
 use crate::keywords::{Keywords, folds};
 use crate::verify::{looks_like_hash_or_id, shannon_entropy};
 
+/// See [`Engine::scan_all`].
+const MERGE_GAP: usize = 256;
+
 /// A verified match. `start..end` is the secret (the `secret` group, or the whole match);
 /// `match_start..match_end` the whole match. Offsets are into the scanned text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +192,9 @@ impl Engine {
         at
     }
 
+    /// Windows of one rule closer than this are scanned as one: a regex search has a fixed
+    /// cost worth about as many bytes of scanning (text dense with keywords pays it
+    /// thousands of times per megabyte).
     fn scan_all(&self, hay: &[u8], out: &mut Vec<Finding>, tail: usize, anchor: &mut usize) {
         if self.rules.is_empty() || hay.is_empty() {
             return;
@@ -211,7 +217,7 @@ impl Engine {
                 let window = &mut open[local];
                 if window.0 == usize::MAX {
                     *window = (lo, hi);
-                } else if lo <= window.1 {
+                } else if lo <= window.1 + MERGE_GAP {
                     *window = (window.0.min(lo), window.1.max(hi));
                 } else {
                     self.scan_window(global, hay, window.0, window.1, out);
@@ -256,6 +262,9 @@ impl Engine {
             } else {
                 m.start() + 1
             };
+            if rule.fallback && ends_with_hash_token(m.as_bytes()) {
+                continue;
+            }
             let Some(caps) = rule.regex.captures_at(&text[..m.end()], m.start()) else {
                 continue;
             };
@@ -283,6 +292,25 @@ impl Engine {
             });
         }
     }
+}
+
+/// Whether a catch-all's match ends with a hash or an id as its own token (after a quote or
+/// whitespace, before at most one closing byte): its secret, which holds no quote or
+/// whitespace, is then that token, and `looks_like_hash_or_id` would drop it. Deciding
+/// this without the capture engines matters where `"sha": "<hex>"` is everywhere.
+fn ends_with_hash_token(m: &[u8]) -> bool {
+    let token_byte = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-';
+    let end = match m.last() {
+        Some(b) if !token_byte(b) => m.len() - 1,
+        _ => m.len(),
+    };
+    let start = m[..end]
+        .iter()
+        .rposition(|b| !token_byte(b))
+        .map_or(0, |i| i + 1);
+    start > 0
+        && matches!(m[start - 1], b'"' | b'\'' | b' ' | b'\t' | b'\n' | b'\r')
+        && looks_like_hash_or_id(&m[start..end])
 }
 
 /// The match lead of a rule (how far before its first keyword a match can start), for the
@@ -329,4 +357,32 @@ fn leads(rule: &Rule) -> (usize, usize) {
         None => match_lead + 64,
     };
     (lead, secret_lead)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_with_hash_token;
+
+    #[test]
+    fn a_hash_token_is_recognised_only_as_a_whole_token() {
+        let hex64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(ends_with_hash_token(
+            format!("\"token\":\"{hex64}\",").as_bytes()
+        ));
+        assert!(ends_with_hash_token(format!("token: {hex64}\n").as_bytes()));
+        assert!(ends_with_hash_token(
+            b"secret = '123e4567-e89b-12d3-a456-426614174000'"
+        ));
+        // Glued to something else, the secret is not the hash alone.
+        assert!(!ends_with_hash_token(format!("token={hex64}").as_bytes()));
+        assert!(!ends_with_hash_token(
+            format!("password=x:{hex64}").as_bytes()
+        ));
+        assert!(!ends_with_hash_token(
+            format!("\"token\":\"a{hex64}\"").as_bytes()
+        ));
+        assert!(!ends_with_hash_token(
+            b"\"token\":\"sk_live_51Habcdef0123\""
+        ));
+    }
 }

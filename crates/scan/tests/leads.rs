@@ -55,6 +55,20 @@ fn leads_hold_for_generated_matches() {
                 continue;
             }
             checked += 1;
+            // The engine skips a catch-all whose match ends with a hash token, assuming its
+            // secret holds no quote or whitespace.
+            if rule.fallback
+                && let Some(secret) = rule
+                    .secret_group
+                    .and_then(|g| rule.regex.captures(&sample)?.get(g))
+                && secret.as_bytes().iter().any(|b| b"\"' \t\n\r".contains(b))
+            {
+                failures.push(format!(
+                    "{}: a catch-all secret with a quote or whitespace: {:?}",
+                    rule.id,
+                    String::from_utf8_lossy(secret.as_bytes())
+                ));
+            }
             let first = rule
                 .keywords
                 .iter()
