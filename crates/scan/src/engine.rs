@@ -367,7 +367,7 @@ mod tests {
     fn a_hash_token_is_recognised_only_as_a_whole_token() {
         let hex64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         assert!(ends_with_hash_token(
-            format!("\"token\":\"{hex64}\",").as_bytes()
+            format!("\"token\":\"{hex64}\"").as_bytes()
         ));
         assert!(ends_with_hash_token(format!("token: {hex64}\n").as_bytes()));
         assert!(ends_with_hash_token(
