@@ -1,0 +1,1 @@
+//! LLM provider awareness (placeholder while the crate is written).
