@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::instance::{InstanceError, InstanceLock, InstanceState};
 use crate::proxy::upstream::Upstreams;
 use crate::proxy::{PROXY_LISTENER, ProxyContext, listener};
-use crate::record::events::{BootLine, now_rfc3339};
+use crate::record::events::{BootLine, GatewayListen, now_rfc3339};
 use crate::record::{RecordError, RecordSink};
 use crate::tls::{TlsContext, TlsSetupError};
 
@@ -35,6 +35,14 @@ pub enum ServeError {
         "cannot listen on {addr}: {source}; choose another address with --listen or proxy_port"
     )]
     Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot listen on {addr} for gateway {name:?}: {source}; change its `listen` in the config"
+    )]
+    GatewayBind {
+        name: String,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -98,11 +106,30 @@ async fn run(
         source,
     })?;
 
+    // Gateways bind before the boot line too: it names the ports they really got.
+    let mut gateway_listeners = Vec::new();
+    for gateway in &config.gateways {
+        let bind_err = |source| ServeError::GatewayBind {
+            name: gateway.name.clone(),
+            addr: gateway.listen,
+            source,
+        };
+        let tcp = TcpListener::bind(gateway.listen).await.map_err(bind_err)?;
+        let bound = tcp.local_addr().map_err(bind_err)?;
+        gateway_listeners.push((Arc::new(gateway.clone()), tcp, bound));
+    }
+
     let boot = BootLine {
         event: "boot",
         version: env!("CARGO_PKG_VERSION"),
         listen: listen.to_string(),
-        gateways: Vec::new(),
+        gateways: gateway_listeners
+            .iter()
+            .map(|(g, _, bound)| GatewayListen {
+                name: g.name.clone(),
+                listen: bound.to_string(),
+            })
+            .collect(),
         admin: None,
         mitm: config.enable_mitm,
         log: config.log.name(),
@@ -147,8 +174,27 @@ async fn run(
         tasks: tasks.clone(),
         shutdown: shutdown_rx,
         listener_name: Arc::from(PROXY_LISTENER),
+        gateway: None,
+        proxy_listen: listen,
+        prices: Arc::new(airlock_llm::PriceTable::with_overrides(
+            config.prices.iter().map(|(model, p)| {
+                (
+                    model.clone(),
+                    airlock_llm::Price {
+                        input: p.input,
+                        output: p.output,
+                        cache_read: p.cache_read,
+                        cache_write: p.cache_write,
+                    },
+                )
+            }),
+        )),
     });
-    let accept = tokio::spawn(listener::accept_loop(ctx.clone(), tcp));
+    let mut accepts = vec![tokio::spawn(listener::accept_loop(ctx.clone(), tcp))];
+    for (gateway, tcp, bound) in gateway_listeners {
+        let gw_ctx = Arc::new(ctx.for_gateway(gateway, bound));
+        accepts.push(tokio::spawn(listener::accept_loop(gw_ctx, tcp)));
+    }
 
     let stop = stop.wait();
     tokio::pin!(stop);
@@ -173,7 +219,9 @@ async fn run(
 
     tracing::info!("stopping: no new connections; draining open exchanges");
     let _ = shutdown_tx.send(true);
-    let _ = accept.await;
+    for accept in accepts {
+        let _ = accept.await;
+    }
     tasks.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
         .await

@@ -8,6 +8,7 @@ mod start;
 mod status;
 mod stop;
 mod threats;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,17 @@ enum Command {
         /// How many (newest last)
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// LLM tokens and cost, summed per model, day or provider
+    Usage {
+        /// Only calls newer than this (30s, 15m, 24h, 7d)
+        #[arg(long, value_name = "DUR")]
+        since: Option<String>,
+        /// Group by model, day or provider
+        #[arg(long, default_value = "model", value_name = "model|day|provider")]
+        by: String,
         #[arg(long)]
         json: bool,
     },
@@ -151,6 +163,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Status { json } => status::status(&load(&cli.config, &base)?, json),
         Command::Threats { limit, json } => {
             threats::threats(&load(&cli.config, &base)?, limit, json)
+        }
+        Command::Usage { since, by, json } => {
+            usage::usage(&load(&cli.config, &base)?, since.as_deref(), &by, json)
         }
         Command::Ca { path, pem } => ca::ca(&load(&cli.config, &base)?, path, pem),
         Command::Run { jail, command } => run::run(load(&cli.config, &base)?, jail, command),

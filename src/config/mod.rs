@@ -2,6 +2,7 @@
 //! [`Config`]. Every key is optional; command-line flags are applied on top by [`Overrides`].
 
 mod detect;
+pub mod gateways;
 mod hosts;
 mod resolve;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use detect::{DetectAction, DetectSettings};
+pub use gateways::{GatewayConfig, GatewayRoute, PriceSetting, UpstreamBase};
 pub use hosts::HostSet;
 pub use resolve::ResolveMap;
 
@@ -123,6 +125,8 @@ struct RawConfig {
     max_hold_bytes: Option<u64>,
     dedup_window_secs: Option<u64>,
     detect: Option<detect::RawDetect>,
+    gateways: Option<Vec<gateways::RawGateway>>,
+    prices: Option<BTreeMap<String, gateways::RawPrice>>,
 }
 
 /// `log` accepts only an integer: SPEC refuses `true` and `"1"` at parse time.
@@ -220,6 +224,9 @@ pub struct Config {
     pub limits: Limits,
     pub store: StoreSettings,
     pub detect: DetectSettings,
+    pub gateways: Vec<GatewayConfig>,
+    /// `prices` from the file: added to (or replacing) the shipped table.
+    pub prices: Vec<(String, PriceSetting)>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     /// sha256 of the file's bytes (or of the empty config), shown by `status`.
@@ -412,8 +419,15 @@ impl Config {
         )
         .map_err(|(k, m)| key_err(&k, m))?;
 
+        let gateways = gateways::build_gateways(raw.gateways.unwrap_or_default())
+            .map_err(|(k, m)| key_err(&k, m))?;
+        let prices = gateways::build_prices(raw.prices.unwrap_or_default())
+            .map_err(|(k, m)| key_err(&k, m))?;
+
         Ok(Config {
             detect,
+            gateways,
+            prices,
             listen,
             data_dir,
             log_dir,
@@ -634,7 +648,8 @@ mod tests {
 
     #[test]
     fn later_capabilities_keys_are_refused_until_they_exist() {
-        assert_eq!(key_of(load_str("gateways: []").unwrap_err()), "gateways");
+        assert_eq!(key_of(load_str("policy: {}").unwrap_err()), "policy");
+        assert_eq!(key_of(load_str("routes: []").unwrap_err()), "routes");
     }
 
     #[test]

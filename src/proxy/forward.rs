@@ -15,8 +15,10 @@ use super::splice::splice;
 use super::upstream::describe_client_error;
 use super::websocket;
 use crate::config::DetectAction;
+use crate::config::GatewayRoute;
 use crate::detect::body::{BodyScan, ScanningBody, record_detections};
 use crate::detect::{Detection, Detector, Direction, Location, snippet};
+use crate::llm::{LlmCall, RequestTap, ResponseTap};
 use crate::pipeline::decide;
 use crate::pipeline::respond::{blocked_response, empty_body, error_response};
 use crate::pipeline::{Exchange, FlowTracker, MeteredBody, ProxyBody, Side};
@@ -47,6 +49,22 @@ pub async fn forward(
         Some(version_name(req.version())),
         Some(ctx.detector.clone()),
     );
+
+    let llm_call = llm_provider(&ctx, &exchange, req.uri().path()).and_then(|(provider, strip)| {
+        let path = path_and_query
+            .strip_prefix(strip)
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or(&path_and_query);
+        LlmCall::start(
+            provider,
+            req.method().as_str(),
+            path,
+            tracker.clone(),
+            ctx.prices.clone(),
+            exchange.client_ip.to_string(),
+            exchange.listener.to_string(),
+        )
+    });
 
     // Request phase: the destination is the exchange's, whatever the request claims.
     if let Some(claimed) = decide::host_mismatch(&exchange, req.uri(), req.headers()) {
@@ -137,6 +155,10 @@ pub async fn forward(
         body = scanning.boxed();
     }
 
+    if let Some(call) = &llm_call {
+        body = RequestTap::new(body, call.clone()).boxed();
+    }
+
     let mut upstream_req = Request::new(body);
     *upstream_req.method_mut() = parts.method;
     *upstream_req.uri_mut() = upstream_uri;
@@ -175,6 +197,9 @@ pub async fn forward(
         Ok(Ok(resp)) => resp,
     };
     tracker.set_status(resp.status().as_u16());
+    if let Some(call) = &llm_call {
+        call.set_status(resp.status().as_u16());
+    }
     if let Some(info) = tracker.blocked() {
         // The upstream answered before the rest of the body was refused.
         return blocked_response(&info);
@@ -297,7 +322,41 @@ pub async fn forward(
         }
         body = scanning.boxed();
     }
+    if let Some(call) = llm_call {
+        let sse = header_str(&parts.headers, header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+        let encoding = header_str(&parts.headers, header::CONTENT_ENCODING);
+        body = ResponseTap::new(body, call, detector.clone(), sse, encoding.as_deref()).boxed();
+    }
     Response::from_parts(parts, body)
+}
+
+/// The LLM provider a request goes to, and the gateway base path to take off its path:
+/// by path on an `llm` gateway, by host on the forward proxy (the providers' own APIs).
+fn llm_provider<'a>(
+    ctx: &'a ProxyContext,
+    exchange: &Exchange,
+    path: &str,
+) -> Option<(airlock_llm::Provider, &'a str)> {
+    match ctx.gateway.as_deref().map(|g| &g.route) {
+        None => airlock_llm::provider_for_host(&exchange.host).map(|p| (p, "")),
+        Some(GatewayRoute::Target(_)) => None,
+        Some(GatewayRoute::Llm(upstreams)) => {
+            // The path as the upstream sees it carries the base path; the provider's
+            // routes are read from the client's own path.
+            [
+                (airlock_llm::Provider::Anthropic, &upstreams.anthropic),
+                (airlock_llm::Provider::OpenAi, &upstreams.openai),
+                (airlock_llm::Provider::Google, &upstreams.google),
+            ]
+            .into_iter()
+            .find_map(|(p, base)| {
+                let rest = path.strip_prefix(base.base_path.as_str())?;
+                (airlock_llm::provider_for_gateway_path(rest) == Some(p))
+                    .then_some((p, base.base_path.as_str()))
+            })
+        }
+    }
 }
 
 const REDACTED_HEADER: &str = "x-airlock-redacted";

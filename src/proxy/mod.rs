@@ -2,6 +2,7 @@
 //! → forward → record. Requests addressed to airlock itself are answered by [`local`].
 
 pub mod forward;
+pub mod gateway;
 pub mod idle;
 pub mod intercept;
 pub mod listener;
@@ -48,9 +49,37 @@ pub struct ProxyContext {
     /// Flips to true when the proxy should stop taking new requests.
     pub shutdown: watch::Receiver<bool>,
     pub listener_name: Arc<str>,
+    /// Set on a gateway's listener: where its requests go.
+    pub gateway: Option<Arc<crate::config::GatewayConfig>>,
+    /// The forward proxy's address (for messages on gateway listeners).
+    pub proxy_listen: SocketAddr,
+    /// LLM prices: the shipped table with the config's `prices` applied.
+    pub prices: Arc<airlock_llm::PriceTable>,
 }
 
 impl ProxyContext {
+    /// The same context for a gateway's listener.
+    pub fn for_gateway(
+        &self,
+        gateway: Arc<crate::config::GatewayConfig>,
+        listen: SocketAddr,
+    ) -> ProxyContext {
+        ProxyContext {
+            config: self.config.clone(),
+            detector: self.detector.clone(),
+            tls: self.tls.clone(),
+            upstreams: self.upstreams.clone(),
+            records: self.records.clone(),
+            listen,
+            tasks: self.tasks.clone(),
+            shutdown: self.shutdown.clone(),
+            listener_name: Arc::from(gateway.name.as_str()),
+            gateway: Some(gateway),
+            proxy_listen: self.proxy_listen,
+            prices: self.prices.clone(),
+        }
+    }
+
     /// True when `host:port` is this proxy itself (asking it to forward to itself would loop).
     pub fn is_self(&self, host: &str, port: u16) -> bool {
         if host.eq_ignore_ascii_case(LOCAL_HOST) {
@@ -80,6 +109,12 @@ pub async fn handle_proxy_request(
     req: Request<Incoming>,
     in_flight: InFlight,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    if ctx.gateway.is_some() {
+        return Ok(hold_until_body_done(
+            gateway::handle(ctx, client, req).await,
+            in_flight,
+        ));
+    }
     if req.method() == http::Method::CONNECT {
         // The tunnel keeps the connection busy for as long as it is open.
         return Ok(tunnel::handle_connect(ctx, client, req, in_flight).await);

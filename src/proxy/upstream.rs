@@ -318,6 +318,7 @@ pub type PooledClient = Client<UpstreamConnector, ProxyBody>;
 
 /// The pooled upstream clients, shared by all client connections: keep-alive and h2
 /// multiplexing to upstreams survive across the agents' own short-lived connections.
+#[derive(Clone)]
 pub struct Upstreams {
     /// Offers h2 to TLS upstreams.
     pub any: PooledClient,

@@ -185,6 +185,35 @@ pub struct GatewayListen {
     pub listen: String,
 }
 
+/// One LLM call (SPEC 9), in `logs/llm.jsonl` and the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LlmRecord {
+    pub timestamp: String,
+    pub provider: String,
+    /// The model the provider reports in its response.
+    pub model: Option<String>,
+    /// The request path, without the query.
+    pub endpoint: String,
+    pub stream: bool,
+    pub status: Option<u16>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// Null for a model the price table does not know: never a guess.
+    pub cost_usd: Option<f64>,
+    pub latency_ms: f64,
+    /// Time to the first generated output, for streams.
+    pub ttft_ms: Option<f64>,
+    /// The client's address.
+    pub source: String,
+    /// The model the request asked for.
+    pub requested_model: Option<String>,
+    /// "proxy" or the gateway's name.
+    pub listener: String,
+    pub flow_id: String,
+}
+
 /// The first stderr line, always.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootLine {

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, LogMode};
-use events::{EgressEvent, FlowAction, FlowRecord, ThreatRecord};
+use events::{EgressEvent, FlowAction, FlowRecord, LlmRecord, ThreatRecord};
 use jsonl::RotatingJsonl;
 use store::Store;
 
@@ -27,6 +27,7 @@ enum Message {
     Flow(Box<FlowRecord>),
     Threat(Box<ThreatRecord>),
     Event(Box<EgressEvent>),
+    Llm(Box<LlmRecord>),
     Shutdown,
 }
 
@@ -85,6 +86,12 @@ impl RecordSink {
                     path: threats_path.display().to_string(),
                     source,
                 })?;
+        let llm_path = config.log_dir.join("llm.jsonl");
+        let llm = RotatingJsonl::open(&llm_path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
+            .map_err(|source| RecordError::Open {
+                path: llm_path.display().to_string(),
+                source,
+            })?;
         let store = Store::open(&config.store_path())?;
         match store.apply_retention(config.store.retention_days) {
             Ok(0) => {}
@@ -96,7 +103,18 @@ impl RecordSink {
             .name("airlock-records".into())
             .spawn({
                 let max_mb = config.store.max_mb;
-                move || write_loop(rx, Files { flows, threats }, store, max_mb)
+                move || {
+                    write_loop(
+                        rx,
+                        Files {
+                            flows,
+                            threats,
+                            llm,
+                        },
+                        store,
+                        max_mb,
+                    )
+                }
             })
             .map_err(|source| RecordError::Open {
                 path: flows_path.display().to_string(),
@@ -146,6 +164,11 @@ impl RecordSink {
         if self.log >= level {
             self.send(Message::Event(Box::new(event)));
         }
+    }
+
+    /// An LLM call's record.
+    pub fn llm(&self, record: LlmRecord) {
+        self.send(Message::Llm(Box::new(record)));
     }
 
     /// Records a threat unless the same (pattern, dest, direction) was recorded within the
@@ -206,6 +229,7 @@ const SIZE_CHECK_EVERY: u64 = 10_000;
 struct Files {
     flows: RotatingJsonl,
     threats: RotatingJsonl,
+    llm: RotatingJsonl,
 }
 
 fn write_loop(rx: Receiver<Message>, mut files: Files, mut store: Store, max_mb: u64) {
@@ -252,6 +276,7 @@ fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
     let mut flows: Vec<(&FlowRecord, String)> = Vec::new();
     let mut threats: Vec<(&ThreatRecord, String)> = Vec::new();
     let mut events: Vec<u8> = Vec::new();
+    let mut llm: Vec<(&LlmRecord, String)> = Vec::new();
     for msg in batch.iter() {
         match msg {
             Message::Flow(f) => {
@@ -261,6 +286,9 @@ fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
                 t,
                 serde_json::to_string(t).expect("threat records serialize"),
             )),
+            Message::Llm(r) => {
+                llm.push((r, serde_json::to_string(r).expect("llm records serialize")))
+            }
             Message::Event(e) => {
                 serde_json::to_writer(&mut events, e).expect("events serialize");
                 events.push(b'\n');
@@ -281,6 +309,22 @@ fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
         if let Err(e) = store.insert_threats(&refs) {
             tracing::error!(error = %e, "cannot write threats to the store");
         }
+    }
+    if !llm.is_empty() {
+        let refs: Vec<(&LlmRecord, &str)> = llm.iter().map(|(r, j)| (*r, j.as_str())).collect();
+        if let Err(e) = store.insert_llm(&refs) {
+            tracing::error!(error = %e, "cannot write LLM calls to the store");
+        }
+    }
+    for (_, json) in &llm {
+        if let Err(e) = files.llm.write_line(json.as_bytes()) {
+            tracing::error!(error = %e, "cannot append to llm.jsonl");
+        }
+    }
+    if !llm.is_empty()
+        && let Err(e) = files.llm.flush()
+    {
+        tracing::error!(error = %e, "cannot write llm.jsonl");
     }
     for (_, json) in &threats {
         if let Err(e) = files.threats.write_line(json.as_bytes()) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::events::{FlowRecord, ThreatRecord};
+use super::events::{FlowRecord, LlmRecord, ThreatRecord};
 
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {source}")]
@@ -43,7 +43,42 @@ CREATE TABLE IF NOT EXISTS threats (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS threats_timestamp ON threats(timestamp);
+CREATE TABLE IF NOT EXISTS llm_calls (
+    rowid INTEGER PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cost_usd REAL,
+    flow_id TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS llm_calls_timestamp ON llm_calls(timestamp);
 ";
+
+/// One group of `airlock usage`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UsageLine {
+    pub key: String,
+    pub calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// The sum over calls with a known price; calls of unknown models add nothing.
+    pub cost_usd: f64,
+}
+
+/// How `airlock usage` groups calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageBy {
+    Model,
+    Day,
+    Provider,
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -173,6 +208,70 @@ impl Store {
         tx.commit().map_err(err)
     }
 
+    pub fn insert_llm(&mut self, calls: &[(&LlmRecord, &str)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO llm_calls (timestamp, provider, model, input_tokens, output_tokens,
+                     cache_read_tokens, cache_write_tokens, cost_usd, flow_id, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(err)?;
+            for (r, json) in calls {
+                stmt.execute(params![
+                    r.timestamp,
+                    r.provider,
+                    r.model,
+                    r.input_tokens as i64,
+                    r.output_tokens as i64,
+                    r.cache_read_tokens as i64,
+                    r.cache_write_tokens as i64,
+                    r.cost_usd,
+                    r.flow_id,
+                    json
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// LLM usage since `since` (RFC 3339; all when `None`), grouped, largest cost first.
+    pub fn usage(&self, since: Option<&str>, by: UsageBy) -> Result<Vec<UsageLine>, StoreError> {
+        // Timestamps are RFC 3339 UTC: the day is their first ten characters.
+        let key = match by {
+            UsageBy::Model => "COALESCE(model, '(unknown)')",
+            UsageBy::Day => "substr(timestamp, 1, 10)",
+            UsageBy::Provider => "provider",
+        };
+        let sql = format!(
+            "SELECT {key} AS k, COUNT(*), SUM(input_tokens), SUM(output_tokens),
+                    SUM(cache_read_tokens), SUM(cache_write_tokens), COALESCE(SUM(cost_usd), 0)
+             FROM llm_calls WHERE timestamp >= ?1 GROUP BY k ORDER BY 7 DESC, k"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![since.unwrap_or("")], |row| {
+                Ok(UsageLine {
+                    key: row.get(0)?,
+                    calls: row.get::<_, i64>(1)? as u64,
+                    input_tokens: row.get::<_, i64>(2)? as u64,
+                    output_tokens: row.get::<_, i64>(3)? as u64,
+                    cache_read_tokens: row.get::<_, i64>(4)? as u64,
+                    cache_write_tokens: row.get::<_, i64>(5)? as u64,
+                    cost_usd: row.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Drops flows older than `days`.
     pub fn apply_retention(&self, days: u32) -> Result<usize, StoreError> {
         let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
@@ -185,6 +284,14 @@ impl Store {
                 self.conn
                     .execute(
                         "DELETE FROM threats WHERE timestamp < ?1",
+                        params![super::events::rfc3339(cutoff)],
+                    )
+                    .map(|m| n + m)
+            })
+            .and_then(|n| {
+                self.conn
+                    .execute(
+                        "DELETE FROM llm_calls WHERE timestamp < ?1",
                         params![super::events::rfc3339(cutoff)],
                     )
                     .map(|m| n + m)

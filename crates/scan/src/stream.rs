@@ -102,6 +102,25 @@ impl StreamScanner {
         self.reported.retain(|&(_, start)| start >= base);
     }
 
+    /// Matches the last `feed` left open because they touch the end of what has arrived:
+    /// each would be reported if the stream ended here, and may still grow if it goes on.
+    /// For a caller that must decide now (blocking a stream before the bytes that complete
+    /// a command leave); nothing is marked as reported.
+    pub fn open_findings(&self) -> Vec<StreamFinding> {
+        let end = self.buf.len();
+        self.found
+            .iter()
+            .filter(|f| f.match_end == end && end > 0)
+            .map(|f| StreamFinding {
+                rule: f.rule,
+                start: self.base_of_buf + f.start as u64,
+                end: self.base_of_buf + f.end as u64,
+                match_start: self.base_of_buf + f.match_start as u64,
+                match_end: self.base_of_buf + f.match_end as u64,
+            })
+            .collect()
+    }
+
     /// The end of the stream: reports the matches that were waiting for more data.
     pub fn finish(&mut self, out: &mut Vec<StreamFinding>) {
         if self.carry.is_empty() {

