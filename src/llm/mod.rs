@@ -165,6 +165,9 @@ impl Drop for LlmCall {
             },
             source: self.source.clone(),
             requested_model: request.requested_model,
+            messages: request.messages,
+            tools: request.tools,
+            system_chars: request.system_chars,
             listener: self.listener.clone(),
             flow_id: ctx.flow_id,
         });

@@ -209,6 +209,11 @@ pub struct LlmRecord {
     pub source: String,
     /// The model the request asked for.
     pub requested_model: Option<String>,
+    /// What the request carried: messages (or contents, input items), tools, and the size
+    /// of the system prompt in characters; null when the request did not say.
+    pub messages: Option<u64>,
+    pub tools: Option<u64>,
+    pub system_chars: Option<u64>,
     /// "proxy" or the gateway's name.
     pub listener: String,
     pub flow_id: String,

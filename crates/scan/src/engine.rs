@@ -2,11 +2,76 @@
 //! regex only inside windows around its own keyword hits, then verification.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
 use crate::catalogue::{Catalogue, Rule};
 use crate::keywords::{Keywords, folds};
 use crate::verify::{looks_like_hash_or_id, shannon_entropy};
+
+/// The proper prefixes of the keywords (`AK`, `sk-an`), looked up by the bytes that end a
+/// chunk: a set lookup per possible length instead of comparing every keyword.
+struct PartialKeywords {
+    /// Prefixes of case-folding keywords, lower-cased.
+    folded: FxHashSet<Vec<u8>>,
+    /// Prefixes of keywords with upper-case letters, as they are.
+    exact: FxHashSet<Vec<u8>>,
+    /// Bytes a keyword starts with (both cases for folding ones): most positions are
+    /// rejected by this alone.
+    first: [bool; 256],
+    longest: usize,
+}
+
+impl PartialKeywords {
+    fn new<'a>(keywords: impl Iterator<Item = &'a str>) -> Self {
+        let mut p = PartialKeywords {
+            folded: FxHashSet::default(),
+            exact: FxHashSet::default(),
+            first: [false; 256],
+            longest: 0,
+        };
+        for k in keywords {
+            let bytes = k.as_bytes();
+            if let Some(&b) = bytes.first() {
+                p.first[b as usize] = true;
+                if folds(k) {
+                    p.first[b.to_ascii_uppercase() as usize] = true;
+                }
+            }
+            for n in 1..bytes.len() {
+                if folds(k) {
+                    p.folded.insert(bytes[..n].to_ascii_lowercase());
+                } else {
+                    p.exact.insert(bytes[..n].to_vec());
+                }
+                p.longest = p.longest.max(n);
+            }
+        }
+        p
+    }
+
+    /// Where the longest keyword prefix ending `tail` starts, or `tail.len()`.
+    fn start_in(&self, tail: &[u8]) -> usize {
+        let len = tail.len();
+        let mut lower = Vec::with_capacity(self.longest);
+        for n in (1..=self.longest.min(len)).rev() {
+            let end = &tail[len - n..];
+            if !self.first[end[0] as usize] {
+                continue;
+            }
+            if self.exact.contains(end) {
+                return len - n;
+            }
+            lower.clear();
+            lower.extend(end.iter().map(u8::to_ascii_lowercase));
+            if self.folded.contains(&lower) {
+                return len - n;
+            }
+        }
+        len
+    }
+}
 
 /// See [`Engine::scan_all`].
 const MERGE_GAP: usize = 256;
@@ -36,8 +101,8 @@ pub struct Engine {
     match_lead: Vec<usize>,
     /// The largest `match_lead`: what a stream must carry when no keyword is in sight.
     carry_lead: usize,
-    /// Every keyword (and whether it folds case), for spotting one cut off at a chunk's end.
-    keyword_bytes: Vec<(Vec<u8>, bool)>,
+    /// Every proper prefix of every keyword, for spotting one cut off at a chunk's end.
+    partials: PartialKeywords,
     max_len: usize,
     /// How far a secret can start before its first keyword (a Mailchimp key's `-us` suffix
     /// comes after 32 secret characters).
@@ -73,10 +138,7 @@ impl Engine {
         let leads: Vec<(usize, usize)> =
             rules.iter().map(|&i| leads(&catalogue.rules[i])).collect();
         Engine {
-            keyword_bytes: keywords
-                .iter()
-                .map(|(k, _)| (k.as_bytes().to_vec(), folds(k)))
-                .collect(),
+            partials: PartialKeywords::new(keywords.iter().map(|(k, _)| k.as_str())),
             keywords: Keywords::build(&keywords),
             max_len: rules
                 .iter()
@@ -170,26 +232,7 @@ impl Engine {
     /// Start of a keyword prefix that ends `tail` (a keyword cut off by the chunk's end), or
     /// `tail.len()`.
     fn partial_keyword_at_end(&self, tail: &[u8]) -> usize {
-        let len = tail.len();
-        let mut at = len;
-        for (kw, folds) in &self.keyword_bytes {
-            for k in (1..kw.len()).rev() {
-                if k > len || len - k >= at {
-                    continue;
-                }
-                let end = &tail[len - k..];
-                let same = if *folds {
-                    end.eq_ignore_ascii_case(&kw[..k])
-                } else {
-                    end == &kw[..k]
-                };
-                if same {
-                    at = len - k;
-                    break;
-                }
-            }
-        }
-        at
+        self.partials.start_in(tail)
     }
 
     /// Windows of one rule closer than this are scanned as one: a regex search has a fixed
@@ -361,7 +404,28 @@ fn leads(rule: &Rule) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::ends_with_hash_token;
+    use super::{PartialKeywords, ends_with_hash_token};
+
+    #[test]
+    fn a_keyword_cut_off_at_the_end_is_found_by_its_longest_prefix() {
+        let p = PartialKeywords::new(["sk-ant-api03-", "AKIA", "ghp_"].into_iter());
+        assert_eq!(p.start_in(b"my key is sk-an"), 10);
+        assert_eq!(
+            p.start_in(b"my key is SK-AN"),
+            10,
+            "folding keywords ignore case"
+        );
+        assert_eq!(p.start_in(b"id AK"), 3);
+        assert_eq!(p.start_in(b"id ak"), 5, "AKIA keeps its case");
+        assert_eq!(p.start_in(b"token gh"), 6);
+        assert_eq!(p.start_in(b"nothing here"), 12);
+        assert_eq!(p.start_in(b""), 0);
+        assert_eq!(
+            p.start_in(b"ghp_"),
+            4,
+            "a whole keyword is not a partial one"
+        );
+    }
 
     #[test]
     fn a_hash_token_is_recognised_only_as_a_whole_token() {
