@@ -103,6 +103,8 @@ pub struct InstanceState {
     pub config_digest: String,
     pub config_loaded_at: String,
     pub mitm: bool,
+    #[serde(default)]
+    pub lockdown: bool,
     pub requests: u64,
     pub blocked: u64,
     pub threats: u64,

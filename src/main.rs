@@ -13,6 +13,7 @@ mod diag;
 mod instance;
 mod llm;
 mod pipeline;
+mod policy;
 mod proxy;
 mod record;
 mod server;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::instance::{InstanceError, InstanceLock, InstanceState};
 use crate::proxy::upstream::Upstreams;
-use crate::proxy::{PROXY_LISTENER, ProxyContext, listener};
+use crate::proxy::{Live, PROXY_LISTENER, ProxyContext, listener};
 use crate::record::events::{BootLine, GatewayListen, now_rfc3339};
 use crate::record::{RecordError, RecordSink};
 use crate::tls::{TlsContext, TlsSetupError};
@@ -38,6 +38,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the policy cannot be loaded: {0}")]
+    Policy(String),
     #[error(
         "cannot listen on {addr} for gateway {name:?}: {source}; change its `listen` in the config"
     )]
@@ -94,7 +96,7 @@ async fn run(
 ) -> Result<(), ServeError> {
     // Signal handlers go in before the boot line announces us: a SIGTERM sent the moment a
     // supervisor sees the boot line must stop the proxy gracefully, not kill it.
-    let stop = StopWaiter::new(opts.stop);
+    let mut signals = SignalWaiter::new(opts.stop);
     let tcp = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -141,7 +143,9 @@ async fn run(
     tracing::info!(listen = %listen, data_dir = %config.data_dir.display(), "airlock is listening");
 
     let started_at = now_rfc3339();
-    let state = |r: &RecordSink| InstanceState {
+    // Announced at once (the detection engines take a moment to build): `status` right
+    // after the boot line finds a running instance.
+    lock.write_state(&InstanceState {
         pid: std::process::id(),
         listen: listen.to_string(),
         started_at: started_at.clone(),
@@ -150,10 +154,49 @@ async fn run(
         config_digest: config.digest.clone(),
         config_loaded_at: started_at.clone(),
         mitm: config.enable_mitm,
-        requests: r.counters.requests.load(Ordering::Relaxed),
-        blocked: r.counters.blocked.load(Ordering::Relaxed),
-        threats: r.counters.threats.load(Ordering::Relaxed),
-        failed: r.counters.failed.load(Ordering::Relaxed),
+        lockdown: lockdown_path(&config).exists(),
+        requests: 0,
+        blocked: 0,
+        threats: 0,
+        failed: 0,
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let tasks = TaskTracker::new();
+    let upstreams = Upstreams::new(&config, &tls);
+    let internal = crate::proxy::upstream::internal_client(&config, &tls);
+    let policy = crate::policy::Policy::build(&config.policy, None).map_err(ServeError::Policy)?;
+    let live = Arc::new(arc_swap::ArcSwap::from_pointee(Live {
+        config: config.clone(),
+        detector: Arc::new(crate::detect::Detector::new(&config.detect)),
+        policy: Arc::new(policy),
+        loaded_at: started_at.clone(),
+    }));
+    let lockdown = Arc::new(AtomicBool::new(lockdown_path(&config).exists()));
+    if lockdown.load(Ordering::Relaxed) {
+        tracing::warn!(
+            "lockdown is on (left on by `airlock lockdown on` or SIGUSR1): only lockdown_allow hosts are reachable"
+        );
+    }
+    keep_remote_fresh(&live.load(), None, &internal, &shutdown_rx, &tasks);
+    log_routes(&config);
+
+    let state = |r: &RecordSink| {
+        let current = live.load();
+        InstanceState {
+            pid: std::process::id(),
+            listen: listen.to_string(),
+            started_at: started_at.clone(),
+            started_unix: chrono::Utc::now().timestamp(),
+            config_file: config.source.as_ref().map(|p| p.display().to_string()),
+            config_digest: current.config.digest.clone(),
+            config_loaded_at: current.loaded_at.clone(),
+            mitm: config.enable_mitm,
+            lockdown: lockdown.load(Ordering::Relaxed),
+            requests: r.counters.requests.load(Ordering::Relaxed),
+            blocked: r.counters.blocked.load(Ordering::Relaxed),
+            threats: r.counters.threats.load(Ordering::Relaxed),
+            failed: r.counters.failed.load(Ordering::Relaxed),
+        }
     };
     let mut last_state = state(&records);
     lock.write_state(&last_state);
@@ -161,18 +204,17 @@ async fn run(
         let _ = ready.send(listen);
     }
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let tasks = TaskTracker::new();
-    let upstreams = Upstreams::new(&config, &tls);
     let ctx = Arc::new(ProxyContext {
-        detector: Arc::new(crate::detect::Detector::new(&config.detect)),
         config: config.clone(),
+        live: live.clone(),
+        lockdown: lockdown.clone(),
+        budgets: Arc::new(crate::policy::BudgetLedger::default()),
         tls,
         upstreams,
         records: records.clone(),
         listen,
         tasks: tasks.clone(),
-        shutdown: shutdown_rx,
+        shutdown: shutdown_rx.clone(),
         listener_name: Arc::from(PROXY_LISTENER),
         gateway: None,
         proxy_listen: listen,
@@ -196,19 +238,58 @@ async fn run(
         accepts.push(tokio::spawn(listener::accept_loop(gw_ctx, tcp)));
     }
 
-    let stop = stop.wait();
-    tokio::pin!(stop);
     let mut refresh = tokio::time::interval(STATE_REFRESH);
     let mut memory = MemoryReturn::default();
+    let mut watched: Option<FileStamp> = None;
+    let mut pending: Option<FileStamp> = None;
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            event = signals.next() => match event {
+                SignalEvent::Stop => break,
+                SignalEvent::Reload => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    reload(&ctx, &internal, &shutdown_rx, &tasks);
+                    watched = Some(FileStamp::of(config.source.as_deref()));
+                }
+                SignalEvent::Lockdown => {
+                    ctx.lockdown.store(true, Ordering::Relaxed);
+                    if let Err(e) = std::fs::write(lockdown_path(&config), b"on\n") {
+                        tracing::warn!(error = %e, "cannot write the lockdown file; lockdown is on until airlock restarts");
+                    }
+                    tracing::warn!("SIGUSR1: lockdown is on; only lockdown_allow hosts are reachable (airlock lockdown off lifts it)");
+                }
+            },
             _ = refresh.tick() => {
                 memory.after_tick(tasks.len());
+                // A change of the config file reloads it once the file has stayed the same
+                // for a tick (an editor's truncate-then-write is not read half written) and
+                // its content differs from the active one (also a change made while
+                // airlock was starting).
+                if let Some(path) = config.source.as_deref() {
+                    let now = FileStamp::of(Some(path));
+                    if watched.as_ref() != Some(&now) {
+                        if pending.as_ref() == Some(&now) {
+                            watched = Some(now);
+                            pending = None;
+                            let changed = std::fs::read(path)
+                                .map(|b| crate::config::sha256_hex(&b) != ctx.live().config.digest)
+                                .unwrap_or(false);
+                            if changed {
+                                tracing::info!("the config file changed: reloading it");
+                                reload(&ctx, &internal, &shutdown_rx, &tasks);
+                            }
+                        } else {
+                            pending = Some(now);
+                        }
+                    }
+                }
                 let now = state(&records);
                 if now.requests != last_state.requests
                     || now.failed != last_state.failed
                     || now.threats != last_state.threats
+                    || now.config_digest != last_state.config_digest
+                    || now.config_loaded_at != last_state.config_loaded_at
+                    || now.lockdown != last_state.lockdown
                 {
                     lock.write_state(&now);
                     last_state = now;
@@ -261,48 +342,199 @@ impl MemoryReturn {
     }
 }
 
-enum StopWaiter {
+/// What a signal asks for.
+enum SignalEvent {
+    Stop,
+    Reload,
+    Lockdown,
+}
+
+/// SIGTERM/SIGINT stop, SIGHUP reloads the config, SIGUSR1 turns lockdown on. An in-process
+/// instance (`airlock run`) stops when told instead.
+enum SignalWaiter {
     Signals {
         term: tokio::signal::unix::Signal,
         int: tokio::signal::unix::Signal,
         hup: tokio::signal::unix::Signal,
+        usr1: tokio::signal::unix::Signal,
     },
-    When(tokio::sync::oneshot::Receiver<()>),
+    When(Option<tokio::sync::oneshot::Receiver<()>>),
 }
 
-impl StopWaiter {
+impl SignalWaiter {
     fn new(stop: Stop) -> Self {
         use tokio::signal::unix::{SignalKind, signal};
         match stop {
-            Stop::When(rx) => StopWaiter::When(rx),
-            Stop::Signals => StopWaiter::Signals {
+            Stop::When(rx) => SignalWaiter::When(Some(rx)),
+            Stop::Signals => SignalWaiter::Signals {
                 term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
                 int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
                 hup: signal(SignalKind::hangup()).expect("SIGHUP handler"),
+                usr1: signal(SignalKind::user_defined1()).expect("SIGUSR1 handler"),
             },
         }
     }
 
-    async fn wait(self) {
+    async fn next(&mut self) -> SignalEvent {
         match self {
-            StopWaiter::When(rx) => {
-                let _ = rx.await;
-            }
-            StopWaiter::Signals {
-                mut term,
-                mut int,
-                mut hup,
-            } => loop {
-                tokio::select! {
-                    _ = term.recv() => return,
-                    _ = int.recv() => return,
-                    _ = hup.recv() => {
-                        // Without a handler SIGHUP would kill the proxy; live reload is not
-                        // implemented yet, so say so instead of pretending.
-                        tracing::warn!("SIGHUP received: live reload is not available in this version; restart airlock to apply a new config");
+            SignalWaiter::When(rx) => {
+                match rx.as_mut() {
+                    Some(r) => {
+                        let _ = r.await;
+                        *rx = None;
                     }
+                    None => std::future::pending::<()>().await,
                 }
+                SignalEvent::Stop
+            }
+            SignalWaiter::Signals {
+                term,
+                int,
+                hup,
+                usr1,
+            } => tokio::select! {
+                _ = term.recv() => SignalEvent::Stop,
+                _ = int.recv() => SignalEvent::Stop,
+                _ = hup.recv() => SignalEvent::Reload,
+                _ = usr1.recv() => SignalEvent::Lockdown,
             },
         }
     }
+}
+
+/// Where `airlock lockdown on` and SIGUSR1 leave lockdown on (it survives a restart).
+pub fn lockdown_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("lockdown")
+}
+
+/// A file's modification time and length: a change means it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp(Option<(std::time::SystemTime, u64)>);
+
+impl FileStamp {
+    fn of(path: Option<&std::path::Path>) -> FileStamp {
+        FileStamp(
+            path.and_then(|p| std::fs::metadata(p).ok())
+                .and_then(|m| Some((m.modified().ok()?, m.len()))),
+        )
+    }
+}
+
+/// Reloads the config file: policy, routes, detection, `log`, lockdown. A file that does not
+/// load, or whose policy does not compile, is refused and the running settings stay. Open
+/// connections and exchanges in flight keep the settings they started with.
+fn reload(
+    ctx: &Arc<ProxyContext>,
+    internal: &crate::proxy::upstream::PooledClient,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &TaskTracker,
+) {
+    let old = ctx.live();
+    ctx.lockdown
+        .store(lockdown_path(&old.config).exists(), Ordering::Relaxed);
+    let config = match Config::load(old.config.source.as_deref(), &old.config.overrides) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!(error = %e, "the new config is refused; the running settings stay");
+            return;
+        }
+    };
+    let policy = match crate::policy::Policy::build(&config.policy, old.policy.remote().cloned()) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            tracing::error!(error = %e, "the new policy is refused; the running settings stay");
+            return;
+        }
+    };
+    if config.digest == old.config.digest {
+        return;
+    }
+    let restart_only = restart_only_changes(&old.config, &config);
+    if !restart_only.is_empty() {
+        tracing::warn!(
+            keys = %restart_only.join(", "),
+            "these settings changed but apply only after a restart"
+        );
+    }
+    let detector = if config.detect == old.config.detect {
+        old.detector.clone()
+    } else {
+        Arc::new(old.detector.with_settings(&config.detect))
+    };
+    ctx.records.set_log_mode(config.log);
+    let live = Live {
+        config: config.clone(),
+        detector,
+        policy,
+        loaded_at: now_rfc3339(),
+    };
+    keep_remote_fresh(&live, Some(&old), internal, shutdown, tasks);
+    log_routes(&config);
+    tracing::info!(
+        digest = %config.digest,
+        rules = live.policy.rule_count(),
+        routes = config.routes.len(),
+        "configuration reloaded"
+    );
+    ctx.live.store(Arc::new(live));
+}
+
+/// Says which credentials the routes inject (where from, never the value).
+fn log_routes(config: &Config) {
+    for route in &config.routes {
+        tracing::info!(host = %route.host, header = %route.header, from = %route.origin, "route injects a credential");
+    }
+}
+
+/// Keys a running instance cannot change (its listeners, TLS, dialer).
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.listen != new.listen {
+        keys.push("proxy_host/proxy_port");
+    }
+    if old.enable_mitm != new.enable_mitm {
+        keys.push("enable_mitm");
+    }
+    if old.data_dir != new.data_dir || old.log_dir != new.log_dir {
+        keys.push("data_dir/log_dir");
+    }
+    if old.upstream_ca != new.upstream_ca {
+        keys.push("upstream_ca");
+    }
+    if old.allow_private != new.allow_private {
+        keys.push("allow_private");
+    }
+    if old.gateways.len() != new.gateways.len()
+        || old
+            .gateways
+            .iter()
+            .zip(&new.gateways)
+            .any(|(a, b)| a.name != b.name || a.listen != b.listen)
+    {
+        keys.push("gateways");
+    }
+    keys
+}
+
+/// Starts pulling the policy source of `live` unless `previous` already did (same source).
+fn keep_remote_fresh(
+    live: &Live,
+    previous: Option<&Live>,
+    internal: &crate::proxy::upstream::PooledClient,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &TaskTracker,
+) {
+    let Some(remote) = live.policy.remote() else {
+        return;
+    };
+    if let Some(prev) = previous.and_then(|p| p.policy.remote())
+        && Arc::ptr_eq(prev, remote)
+    {
+        return;
+    }
+    tasks.spawn(crate::policy::remote::keep_fresh(
+        Arc::downgrade(remote),
+        internal.clone(),
+        shutdown.clone(),
+    ));
 }

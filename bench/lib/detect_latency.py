@@ -91,7 +91,7 @@ def main():
     up = server.server_address[1]
     body = chat_body(args.size)
     work = tempfile.mkdtemp(prefix="airlock-detect-bench.")
-    base = {"resolve": {"bench.test": f"127.0.0.1:{up}"}}
+    base = {"resolve": {"bench.test": f"127.0.0.1:{up}"}, "allow_private": ["127.0.0.0/8"]}
     off = dict(base, detect={"outbound_secrets": "off", "inbound_secrets": "off",
                              "inbound_injection": "off", "prompt_injection": "off"})
     on_p, on_port = start_airlock(args.airlock, work, "on", base)

@@ -134,7 +134,7 @@ def main():
     up_port = ready.get(timeout=10)
 
     work = tempfile.mkdtemp(prefix="airlock-llm-bench-")
-    config = {"gateways": [{"name": "llm", "listen": "127.0.0.1:0", "kind": "llm",
+    config = {"allow_private": ["127.0.0.0/8"], "gateways": [{"name": "llm", "listen": "127.0.0.1:0", "kind": "llm",
                             "upstreams": {"anthropic": f"http://127.0.0.1:{up_port}"}}]}
     with open(os.path.join(work, "config.json"), "w") as f:
         json.dump(config, f)

@@ -2,6 +2,7 @@
 
 mod ca;
 mod config_check;
+mod lockdown;
 mod rules;
 mod run;
 mod start;
@@ -53,6 +54,11 @@ enum Command {
         limit: usize,
         #[arg(long)]
         json: bool,
+    },
+    /// The kill switch: block all egress except lockdown_allow hosts (on), or lift it (off)
+    Lockdown {
+        #[arg(value_name = "on|off")]
+        state: String,
     },
     /// LLM tokens and cost, summed per model, day or provider
     Usage {
@@ -164,6 +170,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Threats { limit, json } => {
             threats::threats(&load(&cli.config, &base)?, limit, json)
         }
+        Command::Lockdown { state } => lockdown::lockdown(&load(&cli.config, &base)?, &state),
         Command::Usage { since, by, json } => {
             usage::usage(&load(&cli.config, &base)?, since.as_deref(), &by, json)
         }

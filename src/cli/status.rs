@@ -41,6 +41,7 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
         "config_file": state.as_ref().and_then(|s| s.config_file.clone()),
         "config_loaded_at": state.as_ref().map(|s| s.config_loaded_at.clone()),
         "mitm": state.as_ref().map(|s| s.mitm),
+        "lockdown": state.as_ref().is_some_and(|s| s.lockdown) || (running && crate::server::lockdown_path(config).exists()),
         "data_dir": config.data_dir.display().to_string(),
         "counters": {
             "requests": counters.0,
@@ -75,6 +76,11 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
                 &s.config_digest[..12.min(s.config_digest.len())],
                 s.config_loaded_at
             );
+            if s.lockdown {
+                println!(
+                    "  LOCKDOWN     on: only lockdown_allow hosts are reachable (airlock lockdown off)"
+                );
+            }
             println!(
                 "  requests     {} ({} blocked, {} failed), {} threats",
                 counters.0, counters.1, counters.2, counters.3

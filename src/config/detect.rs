@@ -55,7 +55,7 @@ pub(super) struct RawDetect {
     disabled_patterns: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DetectSettings {
     pub outbound_secrets: DetectAction,
     pub inbound_secrets: DetectAction,

@@ -4,6 +4,7 @@
 mod detect;
 pub mod gateways;
 mod hosts;
+pub mod policy;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -127,6 +128,11 @@ struct RawConfig {
     detect: Option<detect::RawDetect>,
     gateways: Option<Vec<gateways::RawGateway>>,
     prices: Option<BTreeMap<String, gateways::RawPrice>>,
+    policy: Option<policy::RawPolicy>,
+    routes: Option<Vec<policy::RawRoute>>,
+    allow_private: Option<Vec<String>>,
+    lockdown_allow: Option<Vec<String>>,
+    budgets: Option<Vec<policy::RawBudget>>,
 }
 
 /// `log` accepts only an integer: SPEC refuses `true` and `"1"` at parse time.
@@ -227,6 +233,15 @@ pub struct Config {
     pub gateways: Vec<GatewayConfig>,
     /// `prices` from the file: added to (or replacing) the shipped table.
     pub prices: Vec<(String, PriceSetting)>,
+    pub policy: policy::PolicySettings,
+    pub routes: Vec<policy::RouteSetting>,
+    /// Ranges the destination guard lets through.
+    pub allow_private: Vec<policy::Cidr>,
+    /// Hosts still reachable in lockdown.
+    pub lockdown_allow: HostSet,
+    pub budgets: Vec<policy::BudgetSetting>,
+    /// The command-line values this was loaded with (a reload applies them again).
+    pub overrides: Overrides,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     /// sha256 of the file's bytes (or of the empty config), shown by `status`.
@@ -424,10 +439,26 @@ impl Config {
         let prices = gateways::build_prices(raw.prices.unwrap_or_default())
             .map_err(|(k, m)| key_err(&k, m))?;
 
+        let policy = policy::build_policy(raw.policy).map_err(|(k, m)| key_err(&k, m))?;
+        let routes = policy::build_routes(raw.routes.unwrap_or_default())
+            .map_err(|(k, m)| key_err(&k, m))?;
+        let allow_private = policy::build_cidrs(raw.allow_private.unwrap_or_default())
+            .map_err(|(k, m)| key_err(&k, m))?;
+        let lockdown_allow = HostSet::new(raw.lockdown_allow.as_deref().unwrap_or(&[]))
+            .map_err(|m| key_err("lockdown_allow", m))?;
+        let budgets = policy::build_budgets(raw.budgets.unwrap_or_default())
+            .map_err(|(k, m)| key_err(&k, m))?;
+
         Ok(Config {
             detect,
             gateways,
             prices,
+            policy,
+            routes,
+            allow_private,
+            lockdown_allow,
+            budgets,
+            overrides: overrides.clone(),
             listen,
             data_dir,
             log_dir,
@@ -648,8 +679,11 @@ mod tests {
 
     #[test]
     fn later_capabilities_keys_are_refused_until_they_exist() {
-        assert_eq!(key_of(load_str("policy: {}").unwrap_err()), "policy");
-        assert_eq!(key_of(load_str("routes: []").unwrap_err()), "routes");
+        assert_eq!(key_of(load_str("admin: {}").unwrap_err()), "admin");
+        assert_eq!(
+            key_of(load_str("connect_ports: [443]").unwrap_err()),
+            "connect_ports"
+        );
     }
 
     #[test]

@@ -136,6 +136,22 @@ impl Detector {
         }
     }
 
+    /// This detector with new settings: the engines are kept when the same rules are on
+    /// (building them compiles the whole catalogue).
+    pub fn with_settings(&self, settings: &DetectSettings) -> Detector {
+        if settings.disabled_patterns != self.settings.disabled_patterns {
+            return Detector::new(settings);
+        }
+        Detector {
+            catalogue: self.catalogue.clone(),
+            secrets: self.secrets.clone(),
+            injections: self.injections.clone(),
+            injections_raw: self.injections_raw.clone(),
+            settings: settings.clone(),
+            issuers: self.issuers.clone(),
+        }
+    }
+
     pub fn rule(&self, index: usize) -> &Rule {
         &self.catalogue.rules[index]
     }

@@ -125,6 +125,10 @@ struct FlowState {
     response_headers: Option<BTreeMap<String, String>>,
     /// Upgraded to WebSocket: threats name `ws`/`wss` as their protocol.
     websocket: bool,
+    /// Headers masked wherever this exchange's headers are written.
+    masked: Vec<String>,
+    /// Credentials airlock itself put in (a route's): masked in every level-2 event.
+    known_secrets: Vec<String>,
 }
 
 impl FlowTracker {
@@ -166,6 +170,8 @@ impl FlowTracker {
                 response_headers: None,
                 blocked: None,
                 websocket: false,
+                masked: Vec::new(),
+                known_secrets: Vec::new(),
             }),
             sink,
         })
@@ -216,6 +222,8 @@ impl FlowTracker {
                 response_headers: None,
                 blocked: None,
                 websocket: false,
+                masked: Vec::new(),
+                known_secrets: Vec::new(),
             }),
             sink,
         })
@@ -324,6 +332,11 @@ impl FlowTracker {
         &self.sink
     }
 
+    /// Request body bytes read from the client so far.
+    pub fn request_bytes(&self) -> u64 {
+        self.lock().record.request_bytes
+    }
+
     pub fn add_bytes(&self, side: Side, n: u64) {
         let mut s = self.lock();
         match side {
@@ -349,6 +362,9 @@ impl FlowTracker {
     /// Masks a header a detector flagged, in the record and the level-2 events.
     pub fn mask_header(&self, name: &str) {
         let mut s = self.lock();
+        if !s.masked.iter().any(|m| m == name) {
+            s.masked.push(name.to_string());
+        }
         if let Some(v) = s.record.request_headers.get_mut(name) {
             *v = crate::record::events::MASK.to_string();
         }
@@ -359,12 +375,25 @@ impl FlowTracker {
         }
     }
 
+    /// A credential airlock put in the request: no level-2 event may show it.
+    pub fn add_known_secret(&self, secret: &str) {
+        if !secret.is_empty() {
+            self.lock().known_secrets.push(secret.to_string());
+        }
+    }
+
     pub fn set_forwarded_headers(&self, headers: &HeaderMap) {
-        self.lock().forwarded_headers = Some(masked_headers(headers));
+        let mut s = self.lock();
+        let mut h = masked_headers(headers);
+        mask_known(&mut h, &s.masked, &s.known_secrets);
+        s.forwarded_headers = Some(h);
     }
 
     pub fn set_response_headers(&self, headers: &HeaderMap) {
-        self.lock().response_headers = Some(masked_headers(headers));
+        let mut s = self.lock();
+        let mut h = masked_headers(headers);
+        mask_known(&mut h, &s.masked, &s.known_secrets);
+        s.response_headers = Some(h);
     }
 
     pub fn wants_bodies(&self) -> bool {
@@ -375,10 +404,13 @@ impl FlowTracker {
     pub fn body_event(&self, side: Side, preview: &[u8], total: u64, truncated: bool) {
         let s = self.lock();
         let host = s.record.host.clone().unwrap_or_default();
-        let body = match &self.detector {
+        let mut body = match &self.detector {
             Some(d) => crate::detect::mask_preview(d, preview),
             None => String::from_utf8_lossy(preview).into_owned(),
         };
+        for secret in &s.known_secrets {
+            body = body.replace(secret.as_str(), crate::record::events::MASK);
+        }
         let event = match side {
             Side::Request => EgressEvent::Request {
                 timestamp: now_rfc3339(),
@@ -404,6 +436,15 @@ impl FlowTracker {
         };
         drop(s);
         self.sink.event(event);
+    }
+}
+
+/// Masks the named headers and any value holding a known credential.
+fn mask_known(headers: &mut BTreeMap<String, String>, names: &[String], secrets: &[String]) {
+    for (name, value) in headers.iter_mut() {
+        if names.iter().any(|n| n == name) || secrets.iter().any(|s| value.contains(s.as_str())) {
+            *value = crate::record::events::MASK.to_string();
+        }
     }
 }
 

@@ -40,6 +40,9 @@ pub async fn forward(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
+    // One snapshot of the reloadable settings for the whole exchange.
+    let live = ctx.live();
+    let detector = live.detector.clone();
     let tracker = FlowTracker::new(
         ctx.records.clone(),
         &exchange,
@@ -47,7 +50,7 @@ pub async fn forward(
         &path_and_query,
         req.headers(),
         Some(version_name(req.version())),
-        Some(ctx.detector.clone()),
+        Some(detector.clone()),
     );
 
     let llm_call = llm_provider(&ctx, &exchange, req.uri().path()).and_then(|(provider, strip)| {
@@ -98,18 +101,53 @@ pub async fn forward(
     strip_hop_by_hop(&mut headers, wants_upgrade);
     // The pooled client writes Host from the URI (the exchange's destination).
     headers.remove(header::HOST);
-    if wants_upgrade && (ctx.detector.scans_outbound() || ctx.detector.scans_inbound()) {
+    if wants_upgrade && (detector.scans_outbound() || detector.scans_inbound()) {
         // Compressed messages (permessage-deflate) could not be scanned: offer none.
         headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
     }
 
-    let detector = ctx.detector.clone();
+    // Decide: lockdown, policy, the route's paths, the host's budget.
+    let body_size: Option<u64> = if body.is_end_stream() {
+        Some(0)
+    } else {
+        body.size_hint().exact()
+    };
+    if let Some(refusal) = decide::request(
+        &ctx,
+        &live,
+        &tracker,
+        &exchange,
+        parts.method.as_str(),
+        &path_and_query,
+        &headers,
+        body_size,
+    ) {
+        drain_unread(body).await;
+        return refusal;
+    }
+    let route = crate::policy::route_for(&live.config, &exchange.host);
+
     if detector.scans_outbound() {
         let detections =
             scan_request_head(&detector, &tracker, &exchange, &path_and_query, &headers);
         if let Some(info) = record_detections(&detector, &tracker, &detections) {
+            drain_unread(body).await;
             return blocked_response(&info);
         }
+    }
+    // The route's credential goes in after scanning: the agent never held it, and it is
+    // never reported as a leak nor written to a log.
+    if let Some(route) = route {
+        for name in &route.strip {
+            headers.remove(name);
+        }
+        if let Ok(value) = HeaderValue::from_str(&route.value.0) {
+            let mut value = value;
+            value.set_sensitive(true);
+            headers.insert(route.header.clone(), value);
+        }
+        tracker.mask_header(route.header.as_str());
+        tracker.add_known_secret(&route.value.0);
     }
     if tracker.wants_bodies() {
         tracker.set_forwarded_headers(&headers);
@@ -155,6 +193,22 @@ pub async fn forward(
         body = scanning.boxed();
     }
 
+    // A body of unknown length is charged to the host's budget once what was held for
+    // scanning has been read; what streams on after that is counted as it goes.
+    if body_size.is_none() && crate::policy::BudgetLedger::applies(&live.config, &exchange.host) {
+        let read = tracker.request_bytes();
+        if let Some(refusal) = decide::budget(&ctx, &live, &tracker, &exchange, read) {
+            return refusal;
+        }
+        body = crate::policy::BudgetTap::new(
+            body,
+            ctx.budgets.clone(),
+            live.config.clone(),
+            exchange.host.clone(),
+            read,
+        )
+        .boxed();
+    }
     if let Some(call) = &llm_call {
         body = RequestTap::new(body, call.clone()).boxed();
     }
@@ -190,6 +244,15 @@ pub async fn forward(
                 return blocked_response(&info);
             }
             let (status, kind, reason) = describe_client_error(&e);
+            if kind == "destination" {
+                return decide::block(
+                    &tracker,
+                    "destination",
+                    "destination-guard",
+                    reason,
+                    "loopback, link-local, private and unique-local addresses are refused; allow_private lists the ranges that may be reached".into(),
+                );
+            }
             tracing::debug!(host = %exchange.host, %reason, "upstream request failed");
             tracker.fail(Some(status.as_u16()), &reason);
             return error_response(status, kind, &reason);
@@ -214,7 +277,7 @@ pub async fn forward(
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let idle = ctx.config.limits.idle_timeout;
         let bridge_tracker = tracker.clone();
-        let bridge_detector = ctx.detector.clone();
+        let bridge_detector = detector.clone();
         let scan_messages = detector.scans_outbound() || detector.scans_inbound();
         ctx.tasks.spawn(async move {
             match tokio::try_join!(client_upgrade, upstream_upgrade) {
@@ -360,6 +423,31 @@ fn llm_provider<'a>(
 }
 
 const REDACTED_HEADER: &str = "x-airlock-redacted";
+
+/// How much of a refused request's body is read (and dropped) so that the client, still
+/// sending, gets to read the 403 instead of a reset connection.
+const DRAIN_BYTES: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what the client is still sending of a refused request (bounded in size
+/// and time); nothing of it goes anywhere.
+async fn drain_unread(mut body: Incoming) {
+    let drain = async {
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    read += f.data_ref().map_or(0, |d| d.len());
+                    if read > DRAIN_BYTES {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
 
 fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers

@@ -37,8 +37,14 @@ pub const PROXY_LISTENER: &str = "proxy";
 
 /// Everything a connection handler needs, shared by all connections.
 pub struct ProxyContext {
+    /// The configuration airlock started with: listeners, TLS, limits (what a reload cannot
+    /// change).
     pub config: Arc<Config>,
-    pub detector: Arc<crate::detect::Detector>,
+    /// What a reload replaces: read once per request with `live()`.
+    pub live: Arc<arc_swap::ArcSwap<Live>>,
+    /// The kill switch (`airlock lockdown`, SIGUSR1).
+    pub lockdown: Arc<std::sync::atomic::AtomicBool>,
+    pub budgets: Arc<crate::policy::BudgetLedger>,
     pub tls: Arc<TlsContext>,
     pub upstreams: Upstreams,
     pub records: RecordSink,
@@ -57,7 +63,22 @@ pub struct ProxyContext {
     pub prices: Arc<airlock_llm::PriceTable>,
 }
 
+/// The settings a reload swaps at once: the configuration as last loaded, the detection
+/// engines built for it, and its compiled policy. A request reads one snapshot and keeps it,
+/// so an exchange in flight finishes under the settings it started with.
+pub struct Live {
+    pub config: Arc<Config>,
+    pub detector: Arc<crate::detect::Detector>,
+    pub policy: Arc<crate::policy::Policy>,
+    /// When this configuration was loaded (RFC 3339).
+    pub loaded_at: String,
+}
+
 impl ProxyContext {
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
     /// The same context for a gateway's listener.
     pub fn for_gateway(
         &self,
@@ -66,7 +87,9 @@ impl ProxyContext {
     ) -> ProxyContext {
         ProxyContext {
             config: self.config.clone(),
-            detector: self.detector.clone(),
+            live: self.live.clone(),
+            lockdown: self.lockdown.clone(),
+            budgets: self.budgets.clone(),
             tls: self.tls.clone(),
             upstreams: self.upstreams.clone(),
             records: self.records.clone(),

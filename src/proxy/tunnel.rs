@@ -94,9 +94,33 @@ async fn blind_tunnel(
         "tcp",
         Some((&host, port)),
     );
+    // Nothing inside a blind tunnel can be seen: lockdown and policy decide on the host now.
+    let live = ctx.live();
+    let exchange = crate::pipeline::Exchange {
+        listener: ctx.listener_name.clone(),
+        client_ip: client.ip(),
+        scheme: crate::pipeline::Scheme::Https,
+        host: host.clone(),
+        port,
+    };
+    let headers = req.headers().clone();
+    if let Some(refusal) = crate::pipeline::decide::request(
+        &ctx, &live, &tracker, &exchange, "CONNECT", "", &headers, None,
+    ) {
+        return refusal;
+    }
     // Dial before answering, so an unreachable upstream is a 502 on the CONNECT itself.
     let upstream = match ctx.upstreams.dialer.dial(&host, port).await {
         Ok(stream) => stream,
+        Err(e @ crate::proxy::upstream::UpstreamError::Destination { .. }) => {
+            return crate::pipeline::decide::block(
+                &tracker,
+                "destination",
+                "destination-guard",
+                e.to_string(),
+                "loopback, link-local, private and unique-local addresses are refused; allow_private lists the ranges that may be reached".into(),
+            );
+        }
         Err(e) => {
             tracker.fail(Some(e.status().as_u16()), e.to_string());
             return error_response(e.status(), e.kind(), &e.to_string());

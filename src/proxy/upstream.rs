@@ -23,6 +23,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::config::{Config, ResolveMap};
 use crate::pipeline::ProxyBody;
+use crate::policy::destination::DestinationGuard;
 use crate::tls::TlsContext;
 
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -53,12 +54,21 @@ pub enum UpstreamError {
     Tls { host: String, reason: String },
     #[error("invalid upstream address {0:?}")]
     BadAddress(String),
+    #[error(
+        "{host} resolves to {addr}, a {kind} address: the destination guard refuses it (allow_private lists the ranges that may be reached)"
+    )]
+    Destination {
+        host: String,
+        addr: std::net::IpAddr,
+        kind: &'static str,
+    },
 }
 
 impl UpstreamError {
     pub fn status(&self) -> StatusCode {
         match self {
             UpstreamError::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::Destination { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -72,14 +82,18 @@ impl UpstreamError {
             UpstreamError::Certificate { .. } => "upstream-certificate",
             UpstreamError::Tls { .. } => "upstream-tls",
             UpstreamError::BadAddress(_) => "upstream-address",
+            UpstreamError::Destination { .. } => "destination",
         }
     }
 }
 
-/// Opens TCP connections to upstreams, honouring `resolve` and the connect timeout.
+/// Opens TCP connections to upstreams, honouring `resolve`, the connect timeout and the
+/// destination guard.
 pub struct Dialer {
     resolve: ResolveMap,
     connect_timeout: Duration,
+    /// `None` for airlock's own fetches (the policy source the operator configured).
+    guard: Option<DestinationGuard>,
 }
 
 impl Dialer {
@@ -87,6 +101,46 @@ impl Dialer {
         Dialer {
             resolve: config.resolve.clone(),
             connect_timeout: config.limits.connect_timeout,
+            guard: Some(DestinationGuard::new(config.allow_private.clone())),
+        }
+    }
+
+    /// A dialer for airlock's own requests (no destination guard).
+    pub fn unguarded(config: &Config) -> Self {
+        Dialer {
+            guard: None,
+            ..Dialer::new(config)
+        }
+    }
+
+    /// The addresses `host` may be connected to, after the destination guard.
+    async fn guarded_addresses(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, UpstreamError> {
+        let addrs = self.addresses(host, port).await?;
+        let Some(guard) = &self.guard else {
+            return Ok(addrs);
+        };
+        let mut refused = None;
+        let allowed: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match guard.refusal(a.ip()) {
+                None => true,
+                Some(kind) => {
+                    refused.get_or_insert((a.ip(), kind));
+                    false
+                }
+            })
+            .collect();
+        match (allowed.is_empty(), refused) {
+            (true, Some((addr, kind))) => Err(UpstreamError::Destination {
+                host: host.to_string(),
+                addr,
+                kind,
+            }),
+            _ => Ok(allowed),
         }
     }
 
@@ -125,7 +179,7 @@ impl Dialer {
 
     /// Tries each address in turn within one overall connect timeout.
     pub async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
-        let addrs = self.addresses(host, port).await?;
+        let addrs = self.guarded_addresses(host, port).await?;
         let attempt = async {
             let mut last = None;
             for addr in addrs {
@@ -325,6 +379,19 @@ pub struct Upstreams {
     /// HTTP/1.1 only: WebSocket upgrades and `http1_only_hosts`.
     pub h1: PooledClient,
     pub dialer: Arc<Dialer>,
+}
+
+/// A client for airlock's own requests (the policy source): verified TLS, `resolve`, no
+/// destination guard, no pool to speak of.
+pub fn internal_client(config: &Config, tls: &TlsContext) -> PooledClient {
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(UpstreamConnector {
+            dialer: Arc::new(Dialer::unguarded(config)),
+            tls: tls.upstream_h1.clone(),
+        })
 }
 
 impl Upstreams {

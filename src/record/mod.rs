@@ -44,7 +44,8 @@ pub struct Counters {
 #[derive(Clone)]
 pub struct RecordSink {
     tx: SyncSender<Message>,
-    log: LogMode,
+    /// `log` (0, 1, 2): a reload may change it.
+    log: Arc<std::sync::atomic::AtomicU8>,
     pub counters: Arc<Counters>,
     dedup: Arc<Mutex<Dedup>>,
 }
@@ -123,7 +124,7 @@ impl RecordSink {
         Ok((
             RecordSink {
                 tx: tx.clone(),
-                log: config.log,
+                log: Arc::new(std::sync::atomic::AtomicU8::new(log_level(config.log))),
                 counters: Arc::new(Counters::default()),
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
@@ -138,7 +139,16 @@ impl RecordSink {
     }
 
     pub fn log_mode(&self) -> LogMode {
-        self.log
+        match self.log.load(Ordering::Relaxed) {
+            0 => LogMode::Off,
+            1 => LogMode::Blocks,
+            _ => LogMode::Full,
+        }
+    }
+
+    /// A reloaded `log` level.
+    pub fn set_log_mode(&self, mode: LogMode) {
+        self.log.store(log_level(mode), Ordering::Relaxed);
     }
 
     pub fn flow(&self, flow: FlowRecord) {
@@ -161,7 +171,7 @@ impl RecordSink {
             EgressEvent::Block { .. } | EgressEvent::Warn { .. } => LogMode::Blocks,
             _ => LogMode::Full,
         };
-        if self.log >= level {
+        if self.log_mode() >= level {
             self.send(Message::Event(Box::new(event)));
         }
     }
@@ -210,6 +220,14 @@ impl RecordSink {
                 tracing::error!("the record writer has stopped; a record was lost");
             }
         }
+    }
+}
+
+fn log_level(mode: LogMode) -> u8 {
+    match mode {
+        LogMode::Off => 0,
+        LogMode::Blocks => 1,
+        LogMode::Full => 2,
     }
 }
 

@@ -77,6 +77,8 @@ def base_config(certs: Certs, up: Upstreams) -> dict:
     """What almost every proxy in the suite needs: trust the upstream CA, map test names."""
     return {
         "upstream_ca": [str(certs.upstream_ca_path)],
+        # the local upstreams live on loopback, which the destination guard refuses by default
+        "allow_private": ["127.0.0.0/8"],
         "resolve": {
             "example.test:80": f"127.0.0.1:{up.http_port}",
             "example.test:443": f"127.0.0.1:{up.https_port}",

@@ -90,7 +90,8 @@ def detect_proxy(start_proxy, certs, detect_up):
         for host in UPSTREAM_HOSTS:
             resolve[f"{host}:80"] = f"127.0.0.1:{detect_up.http_port}"
             resolve[f"{host}:443"] = f"127.0.0.1:{detect_up.https_port}"
-        config = {"upstream_ca": [str(certs.upstream_ca_path)], "resolve": resolve}
+        config = {"upstream_ca": [str(certs.upstream_ca_path)], "resolve": resolve,
+                  "allow_private": ["127.0.0.0/8"]}
         config = _merge(config, extra or {})
         return start_proxy(config, base=False, **kw)
 

@@ -1,0 +1,373 @@
+//! `policy` (SPEC 7), `routes` (SPEC 8), `allow_private`, `lockdown_allow` and `budgets`:
+//! the raw keys and their validation. CEL rules are compiled here too, so a rule that does
+//! not compile is a config error naming it (`airlock config check` finds it).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::hosts::HostSet;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    #[serde(default)]
+    default: Option<RawDefault>,
+    #[serde(default)]
+    allow_hosts: Option<Vec<String>>,
+    #[serde(default)]
+    deny_hosts: Option<Vec<String>>,
+    #[serde(default)]
+    rules: Option<Vec<RawRule>>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    refresh_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawDefault {
+    Allow,
+    Deny,
+}
+
+/// One policy rule as written (in the file or served by `policy.source`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub expr: String,
+    pub action: RuleAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    Block,
+    Allow,
+    Warn,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    host: String,
+    inject: RawInject,
+    #[serde(default)]
+    strip: Option<Vec<String>>,
+    #[serde(default)]
+    allow_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInject {
+    header: String,
+    #[serde(default)]
+    value_env: Option<String>,
+    #[serde(default)]
+    value_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    host: String,
+    max_request_bytes_per_hour: u64,
+}
+
+/// `policy`, validated.
+#[derive(Debug, Clone)]
+pub struct PolicySettings {
+    pub default_deny: bool,
+    pub allow_hosts: Vec<String>,
+    pub deny_hosts: Vec<String>,
+    pub rules: Vec<RawRule>,
+    pub source: Option<String>,
+    pub refresh: Duration,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            default_deny: false,
+            allow_hosts: Vec::new(),
+            deny_hosts: Vec::new(),
+            rules: Vec::new(),
+            source: None,
+            refresh: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A credential value: printed nowhere (its `Debug` is masked).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(pub String);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[MASKED]")
+    }
+}
+
+/// One route (SPEC 8), with its credential already read.
+#[derive(Debug, Clone)]
+pub struct RouteSetting {
+    pub host: String,
+    pub hosts: HostSet,
+    pub header: http::HeaderName,
+    pub value: SecretValue,
+    /// Where the value came from (`env ANTHROPIC_API_KEY`), for messages.
+    pub origin: String,
+    pub strip: Vec<http::HeaderName>,
+    pub allow_paths: Option<globset::GlobSet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BudgetSetting {
+    pub host: String,
+    pub max_request_bytes_per_hour: u64,
+}
+
+/// A CIDR range: `10.0.0.0/8`, `fd00::/8`, or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("expected an address or CIDR range such as 10.0.0.0/8, got {s:?}");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+pub(super) fn build_policy(raw: Option<RawPolicy>) -> Result<PolicySettings, (String, String)> {
+    let Some(raw) = raw else {
+        return Ok(PolicySettings::default());
+    };
+    let allow_hosts = raw.allow_hosts.unwrap_or_default();
+    let deny_hosts = raw.deny_hosts.unwrap_or_default();
+    HostSet::new(&allow_hosts).map_err(|m| ("policy.allow_hosts".to_string(), m))?;
+    HostSet::new(&deny_hosts).map_err(|m| ("policy.deny_hosts".to_string(), m))?;
+    let rules = raw.rules.unwrap_or_default();
+    check_rules(&rules).map_err(|(i, m)| (format!("policy.rules[{i}]"), m))?;
+    if let Some(source) = &raw.source
+        && !(source.starts_with("http://") || source.starts_with("https://"))
+    {
+        return Err((
+            "policy.source".into(),
+            format!("expected an http:// or https:// URL, got {source:?}"),
+        ));
+    }
+    let refresh = raw.refresh_secs.unwrap_or(60);
+    if refresh == 0 {
+        return Err(("policy.refresh_secs".into(), "must be at least 1".into()));
+    }
+    Ok(PolicySettings {
+        default_deny: raw.default == Some(RawDefault::Deny),
+        allow_hosts,
+        deny_hosts,
+        rules,
+        source: raw.source,
+        refresh: Duration::from_secs(refresh),
+    })
+}
+
+/// Names must be unique and non-empty, expressions must compile and check.
+pub fn check_rules(rules: &[RawRule]) -> Result<(), (usize, String)> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.name.trim().is_empty() {
+            return Err((i, "a rule needs a name".into()));
+        }
+        if !seen.insert(rule.name.as_str()) {
+            return Err((i, format!("two rules are named {:?}", rule.name)));
+        }
+        crate::policy::cel::CelRule::compile(&rule.expr)
+            .map_err(|e| (i, format!("rule {:?}: {e}", rule.name)))?;
+    }
+    Ok(())
+}
+
+pub(super) fn build_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteSetting>, (String, String)> {
+    let mut out = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("routes[{i}].{field}");
+        let hosts = HostSet::new(std::slice::from_ref(&r.host)).map_err(|m| (key("host"), m))?;
+        let header =
+            http::HeaderName::from_bytes(r.inject.header.trim().as_bytes()).map_err(|_| {
+                (
+                    key("inject.header"),
+                    format!("not a header name: {:?}", r.inject.header),
+                )
+            })?;
+        let (value, origin) = match (&r.inject.value_env, &r.inject.value_file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => {
+                    (v.trim().to_string(), format!("environment variable {var}"))
+                }
+                _ => {
+                    return Err((
+                        key("inject.value_env"),
+                        format!(
+                            "the environment variable {var} is not set (or empty); export it before starting airlock"
+                        ),
+                    ));
+                }
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => {
+                    (v.trim().to_string(), format!("file {}", path.display()))
+                }
+                Ok(_) => {
+                    return Err((
+                        key("inject.value_file"),
+                        format!("{} is empty", path.display()),
+                    ));
+                }
+                Err(e) => {
+                    return Err((
+                        key("inject.value_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    ));
+                }
+            },
+            _ => {
+                return Err((
+                    key("inject"),
+                    "give exactly one of value_env or value_file".into(),
+                ));
+            }
+        };
+        if http::HeaderValue::from_str(&value).is_err() {
+            return Err((
+                key("inject"),
+                format!("the value from the {origin} is not a valid header value"),
+            ));
+        }
+        let strip = match r.strip {
+            Some(list) => list
+                .iter()
+                .map(|h| {
+                    http::HeaderName::from_bytes(h.trim().as_bytes())
+                        .map_err(|_| (key("strip"), format!("not a header name: {h:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![http::header::AUTHORIZATION, header.clone()],
+        };
+        let allow_paths = match r.allow_paths {
+            Some(globs) => {
+                let mut b = globset::GlobSetBuilder::new();
+                for g in &globs {
+                    b.add(
+                        globset::GlobBuilder::new(g)
+                            .literal_separator(false)
+                            .build()
+                            .map_err(|e| (key("allow_paths"), format!("{g:?}: {e}")))?,
+                    );
+                }
+                Some(b.build().map_err(|e| (key("allow_paths"), e.to_string()))?)
+            }
+            None => None,
+        };
+        out.push(RouteSetting {
+            host: r.host,
+            hosts,
+            header,
+            value: SecretValue(value),
+            origin,
+            strip,
+            allow_paths,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn build_budgets(raw: Vec<RawBudget>) -> Result<Vec<BudgetSetting>, (String, String)> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if b.max_request_bytes_per_hour == 0 {
+                return Err((
+                    format!("budgets[{i}].max_request_bytes_per_hour"),
+                    "must be greater than 0".into(),
+                ));
+            }
+            Ok(BudgetSetting {
+                host: b.host.trim().to_ascii_lowercase(),
+                max_request_bytes_per_hour: b.max_request_bytes_per_hour,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn build_cidrs(raw: Vec<String>) -> Result<Vec<Cidr>, (String, String)> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, s)| Cidr::parse(s).map_err(|m| (format!("allow_private[{i}]"), m)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cidr;
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(c.contains("127.1.2.3".parse().unwrap()));
+        assert!(!c.contains("128.0.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let c = Cidr::parse("fd00::/8").unwrap();
+        assert!(c.contains("fd12::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("10.0.0.1")
+                .unwrap()
+                .contains("10.0.0.1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "x/8", "10.0.0.0/"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
