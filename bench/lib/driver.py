@@ -224,10 +224,12 @@ class Direct(Proxy):
 class Airlock(Proxy):
     name = "airlock"
 
-    def __init__(self, binary: Path, work: Path, certs: Path):
+    def __init__(self, binary: Path, work: Path, certs: Path, extra: dict | None = None, name: str = "airlock"):
         self.binary = binary
-        self.work = work / "airlock"
+        self.name = name
+        self.work = work / name.replace("+", "-")
         self.certs = certs
+        self.extra_config = extra or {}
         self.boot: dict = {}
 
     def version(self) -> str:
@@ -249,6 +251,7 @@ class Airlock(Proxy):
             config["allow_private"] = ["127.0.0.0/8"]
         # Optional extra settings for experiments, e.g. AIRLOCK_EXTRA_CONFIG='{"detect": {...}}'.
         config.update(json.loads(os.environ.get("AIRLOCK_EXTRA_CONFIG") or "{}"))
+        config.update(self.extra_config)
         self.config = config
         cfg.write_text(json.dumps(config, indent=2))
         data = self.work / "data"
@@ -633,7 +636,7 @@ class Bench:
             sampler = procstat.RssSampler(proxy.proc.pid).start()
         try:
             res["warmup"] = self.warmup(proxy)
-            for sc in SCENARIOS:
+            for sc in [sc for sc in SCENARIOS if not self.args.scenarios or sc[0] in self.args.scenarios.split(",")]:
                 if not proxy.alive():
                     res["scenarios"][sc[0]] = {"ok": False, "error": "proxy process is gone"}
                     continue
@@ -646,7 +649,7 @@ class Bench:
                         + (f", {r['proxy_cpu_s_per_1k']:.3f} CPU-s/1k" if 'proxy_cpu_s_per_1k' in r else ""))
                 else:
                     log(f"{proxy.name}: {sc[0]}: FAILED {r.get('error') or r.get('status_codes')} {r.get('errors')}")
-            if proxy.alive():
+            if proxy.alive() and not self.args.scenarios:
                 log(f"{proxy.name}: sse")
                 res["sse"] = self.sse(proxy)
                 log(f"{proxy.name}: sse: {json.dumps({k: res['sse'].get(k) for k in ('n', 'error_count', 'from_connect_s')})}")
@@ -668,7 +671,7 @@ class Bench:
             res["extra"] = proxy.extra()
             rc = proxy.stop()
             res["stop_exit_code"] = rc
-        if proxy.proc:
+        if proxy.proc and not self.args.scenarios:
             res["hold"] = self.hold_phase(proxy)
         return res
 
@@ -725,12 +728,17 @@ class Bench:
             "proxies": {},
         }
         proxies: list[Proxy] = []
-        wanted = self.args.proxies.split(",")
+        wanted = self.args.proxies.split(",") * self.args.rounds
         for name in wanted:
             if name == "direct":
                 proxies.append(Direct(self.certs))
             elif name == "airlock":
                 proxies.append(Airlock(Path(self.args.airlock), self.work, self.certs))
+            elif name == "airlock+policy":
+                # Issue 5's policy benchmark: 50 CEL rules, none of which matches the bench
+                # requests, so each is evaluated in full.
+                rules = json.loads((LIB.parent / "data" / "policy-50.json").read_text())
+                proxies.append(Airlock(Path(self.args.airlock), self.work, self.certs, rules, "airlock+policy"))
             elif name == "mitmdump":
                 proxies.append(Mitmdump(Path(self.args.mitmdump), self.work, self.certs))
             elif name == "squid":
@@ -742,8 +750,9 @@ class Bench:
             self.upstream.start()
             result["upstream"] = {"http_port": self.upstream.http_port, "https_port": self.upstream.https_port,
                                   "sse_port": self.upstream.sse_port}
-            for p in proxies:
-                result["proxies"][p.name] = self.run_proxy(p)
+            for i, p in enumerate(proxies):
+                key = p.name if self.args.rounds == 1 else f"{p.name} #{i + 1}"
+                result["proxies"][key] = self.run_proxy(p)
                 self._save(result)
         finally:
             self.upstream.stop()
@@ -785,6 +794,8 @@ def main() -> None:
     ap.add_argument("--mitmdump", required=True)
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--proxies", default="direct,airlock,mitmdump,squid")
+    ap.add_argument("--scenarios", default="", help="only these scenario keys (and no SSE / hold phases)")
+    ap.add_argument("--rounds", type=int, default=1, help="run the proxy list this many times, in turn")
     args = ap.parse_args()
     Bench(args).run()
 
