@@ -163,6 +163,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         data_dir: cli.data_dir.clone(),
         ..Default::default()
     };
+    // Commands that print and exit behave like other Unix tools in a pipeline: `airlock
+    // status | head` ends quietly when `head` has read enough. (Rust ignores SIGPIPE; the
+    // proxy itself keeps ignoring it, a closed client socket is an error there, not a death.)
+    if !matches!(cli.command, Command::Start(_) | Command::Run { .. }) {
+        // SAFETY: restoring the default disposition of one signal at start-up, before any
+        // thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Start(args) => start::start(cli.config.as_deref(), base, args),
         Command::Stop => stop::stop(&load(&cli.config, &base)?),
