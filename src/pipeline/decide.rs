@@ -145,22 +145,7 @@ pub fn facts(
 /// A policy warning: POLICY threat (`warned`), `egress_warn`, flow action `warned`.
 pub fn warn(tracker: &FlowTracker, rule: &str, reason: String) {
     let ctx = tracker.threat_context();
-    tracker.sink().threat(ThreatRecord {
-        timestamp: now_rfc3339(),
-        direction: "outbound".into(),
-        protocol: ctx.protocol.clone(),
-        threat_type: ThreatType::Policy,
-        pattern: rule.to_string(),
-        family: "policy".into(),
-        snippet: String::new(),
-        source: ctx.source.clone(),
-        dest: ctx.dest.clone(),
-        action: ThreatAction::Warned,
-        method: ctx.method.clone(),
-        path: ctx.path.clone(),
-        flow_id: Some(ctx.flow_id.clone()),
-        location: None,
-    });
+    policy_threat(tracker, &ctx, rule, "policy", ThreatAction::Warned);
     tracker.sink().event(EgressEvent::Warn {
         timestamp: now_rfc3339(),
         id: ctx.flow_id,
@@ -172,6 +157,43 @@ pub fn warn(tracker: &FlowTracker, rule: &str, reason: String) {
         response_status: None,
     });
     tracker.escalate(FlowAction::Warned, &reason);
+}
+
+/// The POLICY threat record of a block or warning decided here (`pattern` is the rule).
+fn policy_threat(
+    tracker: &FlowTracker,
+    ctx: &super::exchange::ThreatContext,
+    rule: &str,
+    family: &str,
+    action: ThreatAction,
+) {
+    tracker.sink().threat(ThreatRecord {
+        timestamp: now_rfc3339(),
+        direction: "outbound".into(),
+        protocol: ctx.protocol.clone(),
+        threat_type: ThreatType::Policy,
+        pattern: rule.to_string(),
+        family: family.to_string(),
+        snippet: String::new(),
+        source: ctx.source.clone(),
+        dest: ctx.dest.clone(),
+        action,
+        method: ctx.method.clone(),
+        path: ctx.path.clone(),
+        flow_id: Some(ctx.flow_id.clone()),
+        location: None,
+    });
+}
+
+/// The destination guard's refusal (the dialer found a private address): 403 `destination`.
+pub fn destination(tracker: &FlowTracker, reason: String) -> Response<ProxyBody> {
+    block(
+        tracker,
+        "destination",
+        "destination-guard",
+        reason,
+        "loopback, link-local, private and unique-local addresses are refused; allow_private lists the ranges that may be reached".into(),
+    )
 }
 
 /// Blocks with reason `policy` (or `destination`), writing the POLICY threat and the
@@ -192,22 +214,7 @@ pub fn block(
         detail,
     };
     tracker.block(info.clone());
-    tracker.sink().threat(ThreatRecord {
-        timestamp: now_rfc3339(),
-        direction: "outbound".into(),
-        protocol: ctx.protocol.clone(),
-        threat_type: ThreatType::Policy,
-        pattern: rule.to_string(),
-        family: kind.to_string(),
-        snippet: String::new(),
-        source: ctx.source.clone(),
-        dest: ctx.dest.clone(),
-        action: ThreatAction::Blocked,
-        method: ctx.method.clone(),
-        path: ctx.path.clone(),
-        flow_id: Some(ctx.flow_id.clone()),
-        location: None,
-    });
+    policy_threat(tracker, &ctx, rule, kind, ThreatAction::Blocked);
     tracker.sink().event(EgressEvent::Block {
         timestamp: now_rfc3339(),
         id: ctx.flow_id,

@@ -245,13 +245,7 @@ pub async fn forward(
             }
             let (status, kind, reason) = describe_client_error(&e);
             if kind == "destination" {
-                return decide::block(
-                    &tracker,
-                    "destination",
-                    "destination-guard",
-                    reason,
-                    "loopback, link-local, private and unique-local addresses are refused; allow_private lists the ranges that may be reached".into(),
-                );
+                return decide::destination(&tracker, reason);
             }
             tracing::debug!(host = %exchange.host, %reason, "upstream request failed");
             tracker.fail(Some(status.as_u16()), &reason);

@@ -113,13 +113,7 @@ async fn blind_tunnel(
     let upstream = match ctx.upstreams.dialer.dial(&host, port).await {
         Ok(stream) => stream,
         Err(e @ crate::proxy::upstream::UpstreamError::Destination { .. }) => {
-            return crate::pipeline::decide::block(
-                &tracker,
-                "destination",
-                "destination-guard",
-                e.to_string(),
-                "loopback, link-local, private and unique-local addresses are refused; allow_private lists the ranges that may be reached".into(),
-            );
+            return crate::pipeline::decide::destination(&tracker, e.to_string());
         }
         Err(e) => {
             tracker.fail(Some(e.status().as_u16()), e.to_string());
