@@ -15,13 +15,13 @@ import signal
 import ssl
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import trustme
 
-from e2e_helpers import AIRLOCK_BIN, clean_environ, pid_alive, read_flows, wait_until
+from e2e_helpers import AIRLOCK_BIN, clean_environ, pid_alive
+from records import FLOWS, log_file, read_flows, stderr_events, wait_for, wait_records
 from upstream import Upstreams
 
 TEST_NAMES = ["example.test", "h2.test", "rogue.test", "local.test", "localhost", "127.0.0.1"]
@@ -139,7 +139,7 @@ class Proxy:
 
     @property
     def flows_path(self) -> Path:
-        return self.data_dir / "logs" / "flows.jsonl"
+        return log_file(self, FLOWS)
 
     def ssl_ctx(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_path))
@@ -149,36 +149,14 @@ class Proxy:
         return "\n".join(self.stderr_lines)
 
     def events(self, name: str | None = None) -> list[dict]:
-        out = []
-        for line in list(self.stderr_lines):
-            if not line.startswith("{"):
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and (name is None or obj.get("event") == name):
-                out.append(obj)
-        return out
+        return stderr_events(self.stderr_lines, name)
 
     # -- flow records
     def flows(self) -> list[dict]:
-        return read_flows(self.flows_path)
+        return read_flows(self)
 
     def wait_flows(self, pred, count: int = 1, timeout: float = 5.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while True:
-            matching = [f for f in self.flows() if pred(f)]
-            if len(matching) >= count:
-                return matching
-            if time.monotonic() >= deadline:
-                all_flows = self.flows()
-                raise AssertionError(
-                    f"expected {count} matching flow record(s) in {self.flows_path} within {timeout}s, "
-                    f"found {len(matching)}; all {len(all_flows)} records (last 5): "
-                    f"{json.dumps(all_flows[-5:], indent=None)[:3000]}"
-                )
-            time.sleep(0.05)
+        return wait_records(self.flows_path, pred, count, timeout, kind="flow")
 
     # -- lifecycle
     def alive(self) -> bool:
@@ -305,7 +283,7 @@ def pid_cleanup():
         except ProcessLookupError:
             continue
         try:
-            wait_until(lambda: not pid_alive(pid), timeout=5)
+            wait_for(lambda: not pid_alive(pid), timeout=5)
         except AssertionError:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -22,17 +22,16 @@ import re
 import secrets
 import ssl
 import string
-import threading
 import time
 import zlib
 from urllib.parse import unquote
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from detect_upstream import DetectUpstream
 from e2e_helpers import REPO, connect, connect_tunnel, read_response, tls_wrap
+from records import FLOWS, THREATS, log_text, merge_config
 
 __all__ = [
     "detect_up",
@@ -41,9 +40,6 @@ __all__ = [
     "fresh_key",
     "rule_info",
     "catalogue",
-    "read_threats",
-    "wait_threats",
-    "threats_for",
     "assert_no_leak",
     "secret_windows",
     "assert_credential_block",
@@ -57,28 +53,9 @@ UPSTREAM_HOSTS = ["example.test", "other.test", "api.anthropic.com", "api.github
 
 # --------------------------------------------------------------------------- the upstream
 
-_up_lock = threading.Lock()
-_up: DetectUpstream | None = None
-
-
 @pytest.fixture
 def detect_up(certs) -> DetectUpstream:
-    global _up
-    with _up_lock:
-        if _up is None:
-            leaf = certs.upstream_ca.issue_cert(*DETECT_NAMES)
-            _up = DetectUpstream(leaf).start()
-    return _up
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
+    return DetectUpstream.shared(lambda: certs.upstream_ca.issue_cert(*DETECT_NAMES))
 
 
 @pytest.fixture
@@ -92,7 +69,7 @@ def detect_proxy(start_proxy, certs, detect_up):
             resolve[f"{host}:443"] = f"127.0.0.1:{detect_up.https_port}"
         config = {"upstream_ca": [str(certs.upstream_ca_path)], "resolve": resolve,
                   "allow_private": ["127.0.0.0/8"]}
-        config = _merge(config, extra or {})
+        config = merge_config(config, extra)
         return start_proxy(config, base=False, **kw)
 
     return make
@@ -304,37 +281,7 @@ def fresh_key(role: str) -> Key:
     return Key(rule["id"], name, rule.get("family", family), ex, ex, prefix)
 
 
-# --------------------------------------------------------------------------- threats
-
-
-def read_threats(proxy) -> list[dict]:
-    path = proxy.data_dir / "logs" / "threats.jsonl"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def threats_for(proxy, pred=None) -> list[dict]:
-    return [t for t in read_threats(proxy) if pred is None or pred(t)]
-
-
-def wait_threats(proxy, pred=None, count: int = 1, timeout: float = 5.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = threats_for(proxy, pred)
-        if len(got) >= count:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"expected {count} matching threat record(s) within {timeout}s, found {len(got)}; "
-                f"all records: {json.dumps(read_threats(proxy))[:3000]}"
-            )
-        time.sleep(0.05)
+# --------------------------------------------------------------------------- leaks and blocks
 
 
 def secret_windows(key: Key, width: int = 12) -> list[str]:
@@ -348,8 +295,8 @@ def assert_no_leak(proxy, key: Key, *, extra_text: dict | None = None):
     """Neither the secret nor any 12-character run of its secret material is in threats.jsonl,
     flows.jsonl, the proxy's stderr, or extra_text {label: text}."""
     sources = {
-        "threats.jsonl": _read(proxy.data_dir / "logs" / "threats.jsonl"),
-        "flows.jsonl": _read(proxy.flows_path),
+        THREATS: log_text(proxy, THREATS),
+        FLOWS: log_text(proxy, FLOWS),
         "stderr": proxy.stderr_text(),
     }
     sources.update(extra_text or {})
@@ -360,13 +307,6 @@ def assert_no_leak(proxy, key: Key, *, extra_text: dict | None = None):
             assert key.secret not in t, f"the secret ({key.rule}) is in clear in {label}"
             found = next((w for w in windows if w in t), None)
             assert found is None, f"12 characters of the secret ({found!r}, rule {key.rule}) are in {label}"
-
-
-def _read(path: Path) -> str:
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def assert_credential_block(status: int, headers: dict, body: bytes, key: Key):

@@ -19,22 +19,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import socket
-import ssl
 import threading
-import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
+from records import wait_for
+from upstream import AppServer
 
 
 @dataclass
@@ -63,16 +54,14 @@ class Canned:
     status: int = 200
 
 
-class DetectUpstream:
+class DetectUpstream(AppServer):
+    thread_name = "detect-upstreams"
+
     def __init__(self, leaf):
-        self.leaf = leaf  # trustme.LeafCert
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="detect-upstreams", daemon=True)
-        self._runner: web.AppRunner | None = None
+        super().__init__(leaf)
         self._lock = threading.Lock()
         self._hits: dict[str, list[Hit]] = {}
         self._canned: dict[str, Canned] = {}
-        self.http_port = self.https_port = 0
 
     # ----------------------------------------------------------------- test-side API
     def new_tag(self) -> str:
@@ -83,23 +72,15 @@ class DetectUpstream:
             return list(self._hits.get(tag, []))
 
     def wait_hits(self, tag: str, count: int = 1, timeout: float = 5.0) -> list[Hit]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.hits(tag)
-            if len(got) >= count:
-                return got
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"upstream saw {len(got)} request(s) for tag {tag}, expected {count}")
-            time.sleep(0.05)
+        return wait_for(lambda: self.hits(tag), None, count, timeout, what=f"{count} request(s) for tag {tag} upstream")
 
     def wait_settled(self, tag: str, timeout: float = 5.0) -> list[Hit]:
-        """Hits for tag once every one of them finished reading (complete or failed)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.hits(tag)
-            if all(h.complete or h.error for h in got) or time.monotonic() >= deadline:
-                return got
-            time.sleep(0.05)
+        """Hits for tag once every one of them finished reading (complete or failed); after
+        timeout, the hits as they are."""
+        try:
+            return wait_for(lambda: self.hits(tag), lambda got: all(h.complete or h.error for h in got), None, timeout)
+        except AssertionError:
+            return self.hits(tag)
 
     def canned(
         self,
@@ -173,32 +154,3 @@ class DetectUpstream:
         app.router.add_route("*", "/t/{tag}/{tail:.*}", self._tagged)
         app.router.add_get("/c/{cid}", self._serve_canned)
         return app
-
-    # ----------------------------------------------------------------- lifecycle
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    async def _start(self):
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        plain, tls = _bound_socket(), _bound_socket()
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.leaf.configure_cert(ctx)
-        await web.SockSite(self._runner, plain).start()
-        await web.SockSite(self._runner, tls, ssl_context=ctx).start()
-        self.http_port = plain.getsockname()[1]
-        self.https_port = tls.getsockname()[1]
-
-    def start(self) -> "DetectUpstream":
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
-        return self
-
-    def stop(self):
-        try:
-            if self._runner is not None:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)

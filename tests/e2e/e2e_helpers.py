@@ -1,4 +1,5 @@
-"""Helpers shared by the airlock end-to-end tests (clients, raw sockets, polling)."""
+"""Helpers shared by the airlock end-to-end tests (clients, raw sockets, the CLI); records and
+waiting are in records.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import ssl
 import struct
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +43,6 @@ _ENV_TO_DROP = {
 def clean_environ(env: dict | None = None) -> dict:
     base = dict(os.environ if env is None else env)
     return {k: v for k, v in base.items() if k.lower() not in _ENV_TO_DROP}
-
-
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05, message: str = ""):
-    """Polls predicate() until it returns a truthy value; returns that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for: {message or predicate}")
-        time.sleep(interval)
 
 
 def sha256(data: bytes) -> str:
@@ -330,6 +318,13 @@ def airlock(*args, env=None, timeout: float = 30, input=None) -> subprocess.Comp
     )
 
 
+def cli_env(proxy) -> dict:
+    """The environment for a CLI command about a running proxy (AIRLOCK_HOME = its data dir)."""
+    env = clean_environ()
+    env["AIRLOCK_HOME"] = str(proxy.data_dir)
+    return env
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -343,19 +338,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- records and clients
-
-
-def read_flows(path) -> list[dict]:
-    """Complete lines of a flows.jsonl, each parsed as JSON (a bad line fails the test)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return []
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]  # a line still being written
-    return [json.loads(line) for line in lines if line.strip()]
+# --------------------------------------------------------------------------- flows and clients
 
 
 def url_path(flow: dict) -> str:

@@ -16,25 +16,24 @@ Import with ``from llm_fixtures import *``.
                      ``max_retries=0``, pointed at a gateway (``base_url``) or, with ``proxy=``, at
                      their default base URL through the forward proxy (httpx client with the
                      proxy and the airlock CA). ``sent`` collects the requests the client sent.
-* records          - ``read_llm`` / ``wait_llm`` (``logs/llm.jsonl``), ``usage_json`` (the CLI),
+* records          - ``check_llm_record`` (the fields of one ``logs/llm.jsonl`` record; reading and
+                     waiting: ``read_llm`` / ``wait_llm`` in records.py), ``usage_json`` (the CLI),
                      ``assert_not_logged`` (values absent from every log file and stderr).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import string
-import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from e2e_helpers import airlock, clean_environ
+from e2e_helpers import airlock, cli_env
 from llm_upstream import LLMUpstream, Reply
+from records import merge_config, parse_jsonl
 
 __all__ = [
     "llm_up",
@@ -49,11 +48,7 @@ __all__ = [
     "anthropic_client",
     "openai_client",
     "sdk_http_client",
-    "read_llm",
-    "wait_llm",
-    "llm_for",
     "usage_json",
-    "usage_env",
     "assert_not_logged",
     "check_llm_record",
     "consume_stream",
@@ -98,17 +93,9 @@ for _var in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "OPEN
 
 # --------------------------------------------------------------------------- the fake provider
 
-_up_lock = threading.Lock()
-_up: LLMUpstream | None = None
-
-
 @pytest.fixture
 def llm_up(certs) -> LLMUpstream:
-    global _up
-    with _up_lock:
-        if _up is None:
-            _up = LLMUpstream(certs.upstream_ca.issue_cert(*LLM_NAMES)).start()
-    return _up
+    return LLMUpstream.shared(lambda: certs.upstream_ca.issue_cert(*LLM_NAMES))
 
 
 def provider_resolve(up: LLMUpstream) -> dict:
@@ -126,21 +113,11 @@ def gateway_entry(up: LLMUpstream, name: str = "llm", upstream: str = "http") ->
     }
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def _config(start_proxy, certs, up, extra: dict | None) -> dict:
     config = start_proxy.base_config()  # example.test etc. for the target gateway tests
     config["upstream_ca"] = [str(certs.upstream_ca_path)]
     config["resolve"] = {**config["resolve"], **provider_resolve(up)}
-    return _merge(config, extra or {})
+    return merge_config(config, extra)
 
 
 @pytest.fixture
@@ -314,39 +291,6 @@ def consume_stream(stream, get_text, reply: Reply | None = None, *, catch=()) ->
 # --------------------------------------------------------------------------- records
 
 
-def _jsonl(path: Path) -> list[dict]:
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return []
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]  # a line still being written
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def read_llm(proxy) -> list[dict]:
-    return _jsonl(proxy.data_dir / "logs" / "llm.jsonl")
-
-
-def llm_for(proxy, pred=None) -> list[dict]:
-    return [r for r in read_llm(proxy) if pred is None or pred(r)]
-
-
-def wait_llm(proxy, pred=None, count: int = 1, timeout: float = 5.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = llm_for(proxy, pred)
-        if len(got) >= count:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"expected {count} matching LLM call record(s) in logs/llm.jsonl within {timeout}s, "
-                f"found {len(got)}; all records: {json.dumps(read_llm(proxy))[:3000]}"
-            )
-        time.sleep(0.05)
-
-
 def check_llm_record(rec: dict, **expected) -> dict:
     """Every field of SPEC 9 is there, with the right types; expected values match exactly
     (cost_usd within 1e-9)."""
@@ -379,17 +323,11 @@ def check_llm_record(rec: dict, **expected) -> dict:
     return rec
 
 
-def usage_env(proxy) -> dict:
-    env = clean_environ()
-    env["AIRLOCK_HOME"] = str(proxy.data_dir)
-    return env
-
-
 def usage_json(proxy, *args) -> list[dict]:
     """`airlock usage --json ARGS` for the proxy's data dir (AIRLOCK_HOME), parsed."""
-    r = airlock("usage", "--json", *args, env=usage_env(proxy))
+    r = airlock("usage", "--json", *args, env=cli_env(proxy))
     assert r.returncode == 0, f"airlock usage --json {' '.join(map(str, args))} exited {r.returncode}: {r.stderr}"
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return parse_jsonl(r.stdout, source="airlock usage --json")
 
 
 def assert_not_logged(proxy, *values: str):

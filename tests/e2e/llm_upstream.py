@@ -44,7 +44,6 @@ import json
 import re
 import secrets
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -52,19 +51,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from records import wait_for
+from upstream import AppServer
+
 TAG_RE = re.compile(rb"llmtag-[0-9a-f]{16}")
 DEFAULT_TEXT = "Hello from the fake provider."
-
-
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # inherited by accepted sockets on Linux; set again per request below
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 def _nodelay(request: web.Request):
@@ -171,16 +162,15 @@ class Received:
 # --------------------------------------------------------------------------- the server
 
 
-class LLMUpstream:
+class LLMUpstream(AppServer):
+    thread_name = "llm-upstream"
+    nodelay = True  # inherited by accepted sockets on Linux; set again per request (_nodelay)
+
     def __init__(self, leaf):
-        self.leaf = leaf  # trustme.LeafCert
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="llm-upstream", daemon=True)
-        self._runner: web.AppRunner | None = None
+        super().__init__(leaf)
         self._lock = threading.Lock()
         self._replies: dict[str, Reply] = {}
         self._received: list[Received] = []
-        self.http_port = self.https_port = 0
 
     # ----------------------------------------------------------------- test-side API
     def reply(self, **kw) -> Reply:
@@ -197,17 +187,11 @@ class LLMUpstream:
 
     def wait_received(self, tag: str, count: int = 1, timeout: float = 5.0, done: bool = True) -> list[Received]:
         """Waits until count requests with tag arrived (and, with done, were answered in full)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.received(tag)
-            if len(got) >= count and (not done or all(r.done for r in got)):
-                return got
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"the fake provider received {len(got)} request(s) for {tag} "
-                    f"({[r.done for r in got]} done), expected {count}"
-                )
-            time.sleep(0.02)
+        return wait_for(
+            lambda: self.received(tag), lambda got: len(got) >= count and (not done or all(r.done for r in got)),
+            None, timeout, interval=0.02, what=f"{count} request(s) for {tag} at the fake provider",
+            show=lambda got: f"{len(got)} received, done: {[r.done for r in got]}",
+        )
 
     @property
     def http_url(self) -> str:
@@ -748,32 +732,3 @@ class LLMUpstream:
         app.router.add_post("/v1beta/models/{spec}", self.gemini)
         app.router.add_route("*", "/{tail:.*}", self.other)
         return app
-
-    # ----------------------------------------------------------------- lifecycle
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    async def _start(self):
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        plain, tls = _bound_socket(), _bound_socket()
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.leaf.configure_cert(ctx)
-        await web.SockSite(self._runner, plain).start()
-        await web.SockSite(self._runner, tls, ssl_context=ctx).start()
-        self.http_port = plain.getsockname()[1]
-        self.https_port = tls.getsockname()[1]
-
-    def start(self) -> "LLMUpstream":
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
-        return self
-
-    def stop(self):
-        try:
-            if self._runner is not None:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)

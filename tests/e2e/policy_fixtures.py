@@ -16,7 +16,7 @@ Import with ``from policy_fixtures import *``.
   trusting its CA), ``get``, ``post``; ``poll_request`` repeats one until a predicate holds.
 * checks: ``assert_blocked`` (the 403 of SPEC 5), ``check_policy_block`` (403 + flow + threat +
   ``egress_block`` line), ``wait_policy_threat``, ``egress_events``, ``assert_secret_nowhere``.
-* CLI and reload: ``cli_env``, ``status_json``, ``lockdown``, ``file_digest``,
+* CLI and reload: ``status_json``, ``lockdown``, ``file_digest``,
   ``rewrite_config``, ``sighup``, ``wait_digest``, ``reload_config``, ``policy_diagnostics``.
 """
 
@@ -29,14 +29,14 @@ import re
 import signal
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from e2e_helpers import airlock, clean_environ, requests_session
+from e2e_helpers import airlock, cli_env, requests_session
+from records import merge_config, read_threats, stderr_events, wait_for
 
 __all__ = [
     "ALLOW_LOOPBACK",
@@ -45,7 +45,6 @@ __all__ = [
     "policy_proxy",
     "policy_server",
     "PolicyServer",
-    "merge",
     "rule",
     "send",
     "get",
@@ -58,7 +57,6 @@ __all__ = [
     "egress_events",
     "wait_egress",
     "assert_secret_nowhere",
-    "cli_env",
     "status_json",
     "lockdown",
     "file_digest",
@@ -89,17 +87,6 @@ HTTP_NAMES = [
 # --------------------------------------------------------------------------- config
 
 
-def merge(base: dict, extra: dict) -> dict:
-    """Deep merge of dicts (extra wins; lists are replaced)."""
-    out = dict(base)
-    for k, v in (extra or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def policy_config(start_proxy, extra: dict | None = None, *, allow_private: bool = True) -> dict:
     config = start_proxy.base_config()
     up = start_proxy.up
@@ -112,7 +99,7 @@ def policy_config(start_proxy, extra: dict | None = None, *, allow_private: bool
         config["allow_private"] = list(ALLOW_LOOPBACK)
     else:
         config.pop("allow_private", None)  # whatever the suite's base config says
-    return merge(config, extra or {})
+    return merge_config(config, extra)
 
 
 @pytest.fixture
@@ -215,12 +202,8 @@ class PolicyServer:
         self.start(self.port)
 
     def wait_hits(self, count: int, timeout: float = 5.0) -> int:
-        deadline = time.monotonic() + timeout
-        while self.hits < count:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"the policy server got {self.hits} pull(s), expected {count} within {timeout}s")
-            time.sleep(0.05)
-        return self.hits
+        return wait_for(lambda: self.hits, lambda hits: hits >= count, None, timeout,
+                        what=f"{count} pull(s) of the policy server")
 
 
 @pytest.fixture
@@ -248,20 +231,9 @@ def post(proxy, url: str, data=b"payload", **kw):
     return send(proxy, "POST", url, data=data, **kw)
 
 
-def poll_request(fn, pred, timeout: float = 4.0, interval: float = 0.1, message: str = ""):
-    """Calls fn() until pred(result) holds; returns the result (fails with the last one)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = fn()
-        if pred(last):
-            return last
-        if time.monotonic() >= deadline:
-            desc = last
-            if hasattr(last, "status_code"):
-                desc = f"{last.status_code} {dict(last.headers)} {last.text[:300]!r}"
-            raise AssertionError(f"timed out after {timeout}s waiting for {message or pred}; last: {desc}")
-        time.sleep(interval)
+def poll_request(fn, pred, timeout: float = 4.0, interval: float = 0.1, what: str = ""):
+    """Calls fn() (a request) until pred(response) holds; returns that response."""
+    return wait_for(fn, pred, None, timeout, interval=interval, what=what)
 
 
 def _is_rule(value: str, rule_name: str | None, rule_prefix: str | None) -> bool:
@@ -303,18 +275,6 @@ def assert_passed(r, status: int = 200):
 # --------------------------------------------------------------------------- records and events
 
 
-def _threats(proxy) -> list[dict]:
-    path = proxy.data_dir / "logs" / "threats.jsonl"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]
-    return [json.loads(line) for line in lines if line.strip()]
-
-
 def wait_policy_threat(proxy, pattern: str | None = None, *, action: str = "blocked", prefix: str | None = None,
                        pred=None, timeout: float = 5.0) -> dict:
     """The first POLICY threat record with that pattern (or pattern prefix) and action."""
@@ -329,17 +289,8 @@ def wait_policy_threat(proxy, pattern: str | None = None, *, action: str = "bloc
             return False
         return pred is None or pred(t)
 
-    deadline = time.monotonic() + timeout
-    while True:
-        got = [t for t in _threats(proxy) if match(t)]
-        if got:
-            return got[0]
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"no POLICY threat record with pattern {pattern or (prefix or '') + '*'} and action {action} "
-                f"within {timeout}s; all: {json.dumps(_threats(proxy))[:3000]}"
-            )
-        time.sleep(0.05)
+    what = f"a POLICY threat record with pattern {pattern or (prefix or '') + '*'} and action {action}"
+    return wait_for(lambda: read_threats(proxy), match, 1, timeout, what=what)[0]
 
 
 def egress_events(proxy, name: str, *, host: str | None = None, path_prefix: str | None = None) -> list[dict]:
@@ -354,17 +305,11 @@ def egress_events(proxy, name: str, *, host: str | None = None, path_prefix: str
 
 
 def wait_egress(proxy, name: str, *, host: str | None = None, path_prefix: str | None = None, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = egress_events(proxy, name, host=host, path_prefix=path_prefix)
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"no {name} event (host {host}, path {path_prefix}*) on stderr within {timeout}s; "
-                f"events: {[e.get('event') for e in proxy.events()][-30:]}"
-            )
-        time.sleep(0.05)
+    return wait_for(
+        lambda: egress_events(proxy, name, host=host, path_prefix=path_prefix), None, 1, timeout,
+        what=f"a {name} event (host {host}, path {path_prefix}*) on stderr",
+        show=lambda _: f"events: {[e.get('event') for e in proxy.events()][-30:]}",
+    )
 
 
 def check_policy_block(proxy, r, rule_name: str | None, *, host: str, method: str, path_prefix: str,
@@ -419,17 +364,8 @@ def stderr_mark(proxy) -> int:
 
 def policy_diagnostics(proxy, since: int = 0) -> list[dict]:
     """JSON stderr lines after line ``since`` that are not events and mention "policy"."""
-    out = []
-    for line in list(proxy.stderr_lines)[since:]:
-        if not line.startswith("{") or "policy" not in line.lower():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and not str(obj.get("event", "")).startswith(("egress_", "boot")):
-            out.append(obj)
-    return out
+    lines = [line for line in list(proxy.stderr_lines)[since:] if "policy" in line.lower()]
+    return [obj for obj in stderr_events(lines) if not str(obj.get("event", "")).startswith(("egress_", "boot"))]
 
 
 def has_rule_count(obj, n: int) -> bool:
@@ -454,12 +390,6 @@ def has_rule_count(obj, n: int) -> bool:
 
 
 # --------------------------------------------------------------------------- CLI, status, reload
-
-
-def cli_env(proxy) -> dict:
-    env = clean_environ()
-    env["AIRLOCK_HOME"] = str(proxy.data_dir)
-    return env
 
 
 def status_json(proxy) -> dict:
@@ -496,18 +426,11 @@ def sighup(proxy):
 
 def wait_digest(proxy, digest: str, timeout: float = 3.0) -> dict:
     """Polls `airlock status --json` until config_digest is digest; returns the status."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = status_json(proxy)
-        if last.get("config_digest") == digest:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"config_digest did not become {digest} within {timeout}s (is {last.get('config_digest')!r}); "
-                f"alive={proxy.alive()}; last stderr: {proxy.stderr_lines[-5:]}"
-            )
-        time.sleep(0.1)
+    return wait_for(
+        lambda: status_json(proxy), lambda st: st.get("config_digest") == digest, None, timeout, interval=0.1,
+        what=f"config_digest to become {digest}",
+        show=lambda st: f"config_digest {st.get('config_digest')!r}; alive={proxy.alive()}; last stderr: {proxy.stderr_lines[-5:]}",
+    )
 
 
 def reload_config(proxy, config: dict | str, *, signal_it: bool = True, timeout: float = 3.0) -> str:

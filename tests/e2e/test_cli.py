@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from e2e_helpers import AIRLOCK_BIN, airlock, curl, pid_alive, wait_until
+from e2e_helpers import AIRLOCK_BIN, airlock, curl, pid_alive
+from records import wait_for
 
 GOOD_JSON = {
     "proxy_host": "127.0.0.1",
@@ -141,7 +142,7 @@ def test_detach_status_stop(start_proxy, run_env, pid_cleanup):
     r = airlock("stop", env=env, timeout=20)
     assert r.returncode == 0, r.stderr
     assert "stop" in (r.stdout + r.stderr).lower()
-    wait_until(lambda: not pid_alive(pid), timeout=2, message="airlock stop returned but the process lives")
+    wait_for(lambda: not pid_alive(pid), timeout=2, what="airlock stop returned but the process lives")
 
     r = airlock("status", "--json", env=env)
     assert json.loads(r.stdout)["running"] is False

@@ -1,6 +1,7 @@
 """Config keys take effect, and command-line flags override the file."""
 
-from e2e_helpers import curl, read_flows, url_path, wait_until
+from e2e_helpers import curl, url_path
+from records import read_jsonl, wait_for
 
 
 def test_listen_from_config(start_proxy):
@@ -27,9 +28,9 @@ def test_log_dir(start_proxy, tmp_path):
     log_dir = tmp_path / "elsewhere"
     p = start_proxy({"log_dir": str(log_dir)})
     assert curl("http://example.test/hello?logdir=1", proxy=p).status == 200
-    wait_until(
-        lambda: [f for f in read_flows(log_dir / "flows.jsonl") if url_path(f) == "/hello"],
-        message=f"flow record in {log_dir}/flows.jsonl",
+    wait_for(
+        lambda: [f for f in read_jsonl(log_dir / "flows.jsonl") if url_path(f) == "/hello"],
+        what=f"flow record in {log_dir}/flows.jsonl",
     )
 
 
@@ -38,9 +39,9 @@ def test_sslkeylogfile_env(start_proxy, tmp_path):
     p = start_proxy(extra_env={"SSLKEYLOGFILE": str(keylog)})
     res = curl("https://example.test/hello", proxy=p, cacert=p.ca_path)
     assert (res.rc, res.body) == (0, b"hello"), res.stderr
-    wait_until(
+    wait_for(
         lambda: keylog.exists() and "CLIENT_TRAFFIC_SECRET_0" in keylog.read_text(),
-        message=f"key log lines in {keylog} (SSLKEYLOGFILE)",
+        what=f"key log lines in {keylog} (SSLKEYLOGFILE)",
     )
 
 

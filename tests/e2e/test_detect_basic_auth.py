@@ -10,8 +10,8 @@ import time
 import pytest
 
 from detect_fixtures import *  # noqa: F401,F403
-from detect_fixtures import wait_threats
 from e2e_helpers import requests_session
+from records import wait_threats
 
 SCHEMES = ["http", "https"]
 

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from detect_fixtures import *  # noqa: F401,F403
-from detect_fixtures import assert_no_leak, fresh_key, rule_info, threats_for, wait_threats
+from detect_fixtures import assert_no_leak, fresh_key, rule_info
 from e2e_helpers import requests_session, url_path
+from records import read_threats, wait_threats
 
 SCHEMES = ["http", "https"]
 
@@ -175,5 +176,5 @@ def test_inbound_secrets_warn_leaves_response_alone(detect_proxy, detect_up):
     assert "x-airlock-redacted" not in {k.lower() for k in r.headers}
     _check_inbound_secret_record(p, key, "https", path, action="warned")
     time.sleep(0.2)
-    assert all(t.get("action") != "redacted" for t in threats_for(p))
+    assert all(t.get("action") != "redacted" for t in read_threats(p))
     assert_no_leak(p, key)

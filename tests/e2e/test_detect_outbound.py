@@ -12,8 +12,9 @@ from urllib.parse import quote
 import pytest
 
 from detect_fixtures import *  # noqa: F401,F403
-from detect_fixtures import assert_credential_block, assert_no_leak, fresh_key, send_raw, threats_for, wait_threats
+from detect_fixtures import assert_credential_block, assert_no_leak, fresh_key, send_raw
 from e2e_helpers import requests_session, url_path
+from records import read_threats, wait_threats
 
 SCHEMES = ["http", "https"]
 
@@ -222,7 +223,7 @@ def test_anthropic_key_in_its_header_to_its_host_passes(detect_proxy, detect_up)
     assert flow["action"] == "allowed", flow
     assert key.rule in json.dumps(flow), f"the flow record does not note the credential ({key.rule}): {flow}"
     time.sleep(0.3)
-    assert threats_for(p) == [], threats_for(p)
+    assert read_threats(p) == [], read_threats(p)
     assert_no_leak(p, key)
 
 
@@ -242,7 +243,7 @@ def test_github_token_in_authorization_to_api_github_passes(detect_proxy, detect
     assert flow["action"] == "allowed", flow
     assert key.rule in json.dumps(flow), f"the flow record does not note the credential ({key.rule}): {flow}"
     time.sleep(0.3)
-    assert threats_for(p) == [], threats_for(p)
+    assert read_threats(p) == [], read_threats(p)
     assert_no_leak(p, key)
 
 
@@ -287,7 +288,7 @@ def test_outbound_secrets_off_lets_the_key_through(detect_proxy, detect_up):
     flow = _flow_for(p, tag)[0]
     assert flow["action"] == "allowed", flow
     time.sleep(0.3)
-    assert [t for t in threats_for(p) if t.get("direction") == "outbound"] == [], threats_for(p)
+    assert [t for t in read_threats(p) if t.get("direction") == "outbound"] == [], read_threats(p)
 
 
 def test_disabled_pattern_passes_while_others_block(detect_proxy, detect_up):
@@ -302,7 +303,7 @@ def test_disabled_pattern_passes_while_others_block(detect_proxy, detect_up):
     tag2 = detect_up.new_tag()
     r = _session_post(p, f"https://example.test/t/{tag2}", json={"content": f"my key is {ant.text}"})
     check_blocked(p, detect_up, tag2, r.status_code, r.headers, r.content, ant, "https")
-    assert [t for t in threats_for(p) if t.get("pattern") == gh.rule] == []
+    assert [t for t in read_threats(p) if t.get("pattern") == gh.rule] == []
 
 
 HARD_NEGATIVES = "\n".join(
@@ -337,4 +338,4 @@ def test_hard_negatives_pass_both_ways(detect_proxy, detect_up, scheme):
     flows = p.wait_flows(lambda f: url_path(f) == path or f"/t/{tag}" in (f.get("url") or ""), count=2)
     assert all(f["action"] == "allowed" for f in flows), flows
     time.sleep(0.3)
-    assert threats_for(p) == [], threats_for(p)
+    assert read_threats(p) == [], read_threats(p)

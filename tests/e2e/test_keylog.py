@@ -2,7 +2,8 @@
 
 import re
 
-from e2e_helpers import curl, wait_until
+from e2e_helpers import curl
+from records import wait_for
 
 LINE = re.compile(r"^([A-Z0-9_]+) ([0-9a-f]{64}) ([0-9a-f]+)$")
 
@@ -32,9 +33,9 @@ def test_keylog_file_both_sides(start_proxy, tmp_path):
         r = _client_randoms(keylog)
         return r if len(r) >= 2 else None
 
-    randoms = wait_until(
+    randoms = wait_for(
         two_sides,
-        message=f"CLIENT_TRAFFIC_SECRET_0 lines for 2 client randoms in {keylog}",
+        what=f"CLIENT_TRAFFIC_SECRET_0 lines for 2 client randoms in {keylog}",
     )
     assert len(randoms) >= 2
     text = keylog.read_text()

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from detect_fixtures import *  # noqa: F401,F403
-from detect_fixtures import assert_credential_block, assert_no_leak, fresh_key, wait_threats, threats_for
+from detect_fixtures import assert_credential_block, assert_no_leak, fresh_key
 from e2e_helpers import url_path
 from llm_fixtures import *  # noqa: F401,F403
 from llm_fixtures import (
@@ -27,8 +27,8 @@ from llm_fixtures import (
     consume_stream,
     openai_client,
     provider_key,
-    wait_llm,
 )
+from records import read_threats, wait_llm, wait_threats
 
 
 def _proxy_flow(p, host, path):
@@ -73,7 +73,7 @@ def test_openai_sdk_through_proxy(llm_proxy, llm_up):
         provider="openai", model="gpt-4o-2024-08-06", requested_model="gpt-4o", endpoint="/v1/chat/completions",
         status=200, input_tokens=20, output_tokens=3, cache_read_tokens=16,
     )
-    assert threats_for(p) == [], "a provider key sent to its own host is not a leak"
+    assert read_threats(p) == [], "a provider key sent to its own host is not a leak"
     assert_not_logged(p, key)
 
 
@@ -111,7 +111,7 @@ def test_anthropic_sdk_through_proxy(llm_proxy, llm_up):
     )
     r = llm_up.reply(input_tokens=77)
     assert c.messages.count_tokens(model="claude-haiku-4-5", messages=[{"role": "user", "content": r.prompt()}]).input_tokens == 77
-    assert threats_for(p) == [], threats_for(p)
+    assert read_threats(p) == [], read_threats(p)
     assert_not_logged(p, key)
 
 
@@ -143,7 +143,7 @@ def test_gemini_through_proxy(llm_proxy, llm_up):
             provider="google", model="gemini-2.5-pro", requested_model="gemini-2.5-pro", status=200,
             input_tokens=9, output_tokens=2,
         )
-    assert threats_for(p) == [], threats_for(p)
+    assert read_threats(p) == [], read_threats(p)
     assert_not_logged(p, key)
 
 
@@ -200,4 +200,4 @@ def test_injection_split_across_deltas_through_proxy(llm_proxy, llm_up):
     assert (t["direction"], t["action"], t["family"]) == ("inbound", "warned", "pipe_to_shell"), t
     assert t["dest"] == "api.anthropic.com:443" and t["protocol"] == "https", t
     time.sleep(0.3)
-    assert len(threats_for(p, lambda t: t.get("family") == "pipe_to_shell")) == 1, threats_for(p)
+    assert len(read_threats(p, lambda t: t.get("family") == "pipe_to_shell")) == 1, read_threats(p)

@@ -16,7 +16,7 @@ import anthropic
 import httpx
 import pytest
 
-from e2e_helpers import airlock, wait_until
+from e2e_helpers import airlock, cli_env
 from llm_fixtures import *  # noqa: F401,F403
 from llm_fixtures import (
     USAGE_FIELDS,
@@ -26,11 +26,9 @@ from llm_fixtures import (
     consume_stream,
     gateway_url,
     openai_client,
-    read_llm,
-    usage_env,
     usage_json,
-    wait_llm,
 )
+from records import parse_jsonl, read_llm, wait_for, wait_llm
 
 SPEC_PRICES = {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}
 
@@ -229,7 +227,7 @@ def test_usage_command(llm_gateway, llm_up):
     total = 0.010935 + 0.00105 + 0.004 + 0.0014
 
     # the store may lag the log file a little
-    wait_until(lambda: _usage_calls(p, "--by", "model") == 4, timeout=5, message="airlock usage counts 4 calls")
+    wait_for(lambda: _usage_calls(p, "--by", "model") == 4, timeout=5, what="airlock usage counts 4 calls")
     by_model = _by_key(usage_json(p, "--by", "model"))
     assert set(by_model) == {"acme-claude-1", "acme-gpt-1", "acme-gem-pro"}, by_model
     _check_group(by_model["acme-claude-1"], 2, 1100, 550, 200, 100, 0.010935 + 0.00105)
@@ -252,10 +250,10 @@ def test_usage_command(llm_gateway, llm_up):
     # --data-dir works like AIRLOCK_HOME (as for `airlock threats`)
     r = airlock("usage", "--json", "--by", "model", "--data-dir", p.data_dir)
     if r.returncode == 0:
-        assert _by_key([json.loads(x) for x in r.stdout.splitlines() if x.strip()]) == by_model
+        assert _by_key(parse_jsonl(r.stdout)) == by_model
 
     # the table for people
-    r = airlock("usage", "--by", "model", env=usage_env(p))
+    r = airlock("usage", "--by", "model", env=cli_env(p))
     assert r.returncode == 0, r.stderr
     for model in ("acme-claude-1", "acme-gpt-1", "acme-gem-pro"):
         assert model in r.stdout, r.stdout
@@ -265,7 +263,7 @@ def test_usage_since_excludes_older_calls(llm_gateway, llm_up):
     p = llm_gateway()
     _gpt(p, llm_up, model="gpt-4o-2024-08-06", input_tokens=10, output_tokens=1)
     wait_llm(p)
-    wait_until(lambda: _usage_calls(p, "--since", "1h") == 1, timeout=5, message="usage --since 1h counts the call")
+    wait_for(lambda: _usage_calls(p, "--since", "1h") == 1, timeout=5, what="usage --since 1h counts the call")
     time.sleep(3)
     assert _usage_calls(p, "--since", "2s") == 0, usage_json(p, "--since", "2s")
     assert _usage_calls(p, "--since", "1m") == 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from policy_fixtures import (
     status_json,
     wait_policy_threat,
 )
+from records import wait_for
 
 # --------------------------------------------------------------------------- lockdown
 
@@ -62,11 +62,14 @@ def test_sigusr1_turns_lockdown_on(policy_proxy):
     p = policy_proxy()
     assert_passed(get(p, "http://example.test/hello"))
     p.proc.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 3
-    while status_json(p).get("lockdown") is not True:
-        assert time.monotonic() < deadline, "SIGUSR1 did not turn lockdown on"
+
+    def lockdown_on():
+        if status_json(p).get("lockdown") is True:
+            return True
         assert p.alive(), "SIGUSR1 killed airlock"
-        time.sleep(0.1)
+        return False
+
+    wait_for(lockdown_on, timeout=3, interval=0.1, what="SIGUSR1 to turn lockdown on")
     assert_blocked(get(p, "http://example.test/hello"), "lockdown")
     assert_blocked(get(p, "https://example.test/hello"), "lockdown")
     wait_policy_threat(p, "lockdown")

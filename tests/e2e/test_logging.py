@@ -4,7 +4,8 @@ import secrets
 
 import pytest
 
-from e2e_helpers import curl, requests_session, url_path, wait_until
+from e2e_helpers import curl, requests_session, url_path
+from records import wait_for
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -21,14 +22,14 @@ def test_log2_egress_events(proxy, scheme):
             if e.get("host") == "example.test" and str(e.get("path", "")).startswith("/echo")
         ]
 
-    req = wait_until(requests_seen, message="egress_request event on stderr")[0]
+    req = wait_for(requests_seen, what="egress_request event on stderr")[0]
     assert req["method"] == "POST"
     assert marker in req["path"]
     assert isinstance(req["headers"], dict)
     assert f"body-{marker}" in str(req["body"])
-    resp = wait_until(
+    resp = wait_for(
         lambda: [e for e in proxy.events("egress_response") if e.get("host") == "example.test" and f"body-{marker}" in str(e.get("body", ""))],
-        message="egress_response event carrying the echoed body",
+        what="egress_response event carrying the echoed body",
     )[0]
     assert resp["status"] == 200
     assert isinstance(resp["headers"], dict)

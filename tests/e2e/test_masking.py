@@ -5,7 +5,8 @@ import secrets
 
 import pytest
 
-from e2e_helpers import requests_session, sha256, url_path, wait_until
+from e2e_helpers import requests_session, sha256, url_path
+from records import wait_for
 
 
 def _files_containing(root, needles):
@@ -58,11 +59,11 @@ def test_credentials_masked_in_logs(proxy, scheme):
     for name in ("authorization", "cookie", "x-api-key"):
         assert name in rh, f"{name} missing from request_headers (it should be there, masked): {rh}"
     # egress events were written at --log 2 (so the stderr check below means something)
-    wait_until(
+    wait_for(
         lambda: any(e.get("path", "").startswith("/echo") for e in proxy.events("egress_request")),
-        message="egress_request event for /echo on stderr at --log 2",
+        what="egress_request event for /echo on stderr at --log 2",
     )
-    wait_until(lambda: len(proxy.events("egress_response")) >= 2, message="egress_response events at --log 2")
+    wait_for(lambda: len(proxy.events("egress_response")) >= 2, what="egress_response events at --log 2")
 
     all_secrets = [s_auth, s_cookie, s_key, s_set] + ([s_pauth] if scheme == "http" else [])
     flows_text = proxy.flows_path.read_text()

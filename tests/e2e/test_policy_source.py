@@ -19,6 +19,7 @@ from policy_fixtures import (
     stderr_mark,
     wait_policy_threat,
 )
+from records import wait_for
 
 
 def _source(server, **extra):
@@ -30,17 +31,11 @@ def _is_block(name):
 
 
 def _wait_diag(proxy, count, since=0, timeout=4.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = policy_diagnostics(proxy, since)
-        if any(has_rule_count(d, count) for d in lines):
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"no JSON diagnostic line on stderr mentioning the policy and its {count} rules; "
-                f"policy lines: {json.dumps(lines)[:1500]}; last stderr: {proxy.stderr_lines[-5:]}"
-            )
-        time.sleep(0.05)
+    wait_for(
+        lambda: policy_diagnostics(proxy, since), lambda lines: any(has_rule_count(d, count) for d in lines), None, timeout,
+        what=f"a JSON diagnostic line on stderr mentioning the policy and its {count} rules",
+        show=lambda lines: f"policy lines: {json.dumps(lines)[:1500]}; last stderr: {proxy.stderr_lines[-5:]}",
+    )
 
 
 def test_remote_rules_followed_then_kept_when_source_goes_down(policy_proxy, policy_server):
@@ -52,7 +47,7 @@ def test_remote_rules_followed_then_kept_when_source_goes_down(policy_proxy, pol
         ]
     )
     p = policy_proxy(_source(policy_server))
-    r = poll_request(lambda: get(p, "http://example.test/echo/a"), _is_block("remote-a"), message="remote-a to apply")
+    r = poll_request(lambda: get(p, "http://example.test/echo/a"), _is_block("remote-a"), what="remote-a to apply")
     assert_blocked(r, "remote-a")
     wait_policy_threat(p, "remote-a")
     assert_passed(get(p, "http://example.test/echo/b"))
@@ -67,7 +62,7 @@ def test_remote_rules_followed_then_kept_when_source_goes_down(policy_proxy, pol
             rule("remote-c", 'request.path == "/echo/c"', "warn"),
         ]
     )
-    poll_request(lambda: get(p, "http://example.test/echo/b"), _is_block("remote-b"), message="remote-b to apply")
+    poll_request(lambda: get(p, "http://example.test/echo/b"), _is_block("remote-b"), what="remote-b to apply")
     assert_passed(get(p, "http://example.test/echo/a"))
     assert_passed(get(p, "https://example.test/echo/c"))
     wait_policy_threat(p, "remote-c", action="warned")
@@ -108,7 +103,7 @@ def test_nothing_loaded_blocks_everything(policy_proxy, policy_server):
     wait_policy_threat(p, "policy-source")
     # once a set is served, it applies and the rest passes
     policy_server.set_rules([rule("remote-first", 'request.path == "/echo/first"')])
-    poll_request(lambda: get(p, "http://example.test/hello"), lambda r: r.status_code == 200, message="first good pull")
+    poll_request(lambda: get(p, "http://example.test/hello"), lambda r: r.status_code == 200, what="first good pull")
     assert_blocked(get(p, "http://example.test/echo/first"), "remote-first")
 
 
@@ -118,7 +113,7 @@ def test_source_refused_at_start_blocks_everything(policy_proxy, policy_server):
     assert_blocked(get(p, "http://example.test/hello"), "policy-source")
     policy_server.set_rules([])
     policy_server.restart()
-    poll_request(lambda: get(p, "http://example.test/hello"), lambda r: r.status_code == 200, message="first good pull")
+    poll_request(lambda: get(p, "http://example.test/hello"), lambda r: r.status_code == 200, what="first good pull")
 
 
 def test_remote_rules_come_after_file_rules_and_before_host_lists(policy_proxy, policy_server, upstreams):
@@ -139,7 +134,7 @@ def test_remote_rules_come_after_file_rules_and_before_host_lists(policy_proxy, 
         )
     )
     poll_request(
-        lambda: get(p, "http://example.test/echo/other"), _is_block("remote-block-example"), message="remote rules loaded"
+        lambda: get(p, "http://example.test/echo/other"), _is_block("remote-block-example"), what="remote rules loaded"
     )
     # the file's rule comes first
     assert_passed(get(p, "http://example.test/echo/file-allowed"))

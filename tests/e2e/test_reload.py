@@ -20,7 +20,6 @@ from policy_fixtures import (
     assert_passed,
     file_digest,
     get,
-    merge,
     policy_config,
     poll_request,
     reload_config,
@@ -30,19 +29,20 @@ from policy_fixtures import (
     stderr_mark,
     wait_digest,
 )
+from records import merge_config, wait_for
 from upstream import SSE_HOLD_SECONDS
 
 SCHEMES = ["http", "https"]
 
 
 def _start(start_proxy, extra=None, **kw):
-    config = policy_config(start_proxy, merge({"policy": {"deny_hosts": ["blocked.test"]}}, extra or {}))
+    config = policy_config(start_proxy, merge_config({"policy": {"deny_hosts": ["blocked.test"]}}, extra or {}))
     p = start_proxy(config, base=False, **kw)
     return p, config
 
 
 def _deny_example(config):
-    return merge(config, {"policy": {"deny_hosts": ["blocked.test", "example.test"]}})
+    return merge_config(config, {"policy": {"deny_hosts": ["blocked.test", "example.test"]}})
 
 
 # --------------------------------------------------------------------------- SIGHUP
@@ -168,14 +168,14 @@ def test_websocket_survives_reload(start_proxy):
 def _bad_files(config):
     return {
         "invalid_yaml": ("policy:\n  deny_hosts: [unclosed, \n", [r"config|reload|yaml|pars|invalid|line|expected|error"]),
-        "unknown_key": (json.dumps(merge(_deny_example(config), {"bogus_reload_key": 1})), [r"bogus_reload_key"]),
+        "unknown_key": (json.dumps(merge_config(_deny_example(config), {"bogus_reload_key": 1})), [r"bogus_reload_key"]),
         "unknown_policy_key": (
-            json.dumps(merge(_deny_example(config), {"policy": {"deny_hostz": ["x"]}})),
+            json.dumps(merge_config(_deny_example(config), {"policy": {"deny_hostz": ["x"]}})),
             [r"deny_hostz"],
         ),
-        "wrong_type": (json.dumps(merge(_deny_example(config), {"log": True})), [r"\blog\b"]),
+        "wrong_type": (json.dumps(merge_config(_deny_example(config), {"log": True})), [r"\blog\b"]),
         "rule_does_not_compile": (
-            json.dumps(merge(_deny_example(config), {"policy": {"rules": [{"name": "broken-rule-xyz", "match": "request.path ==", "action": "block"}]}})),
+            json.dumps(merge_config(_deny_example(config), {"policy": {"rules": [{"name": "broken-rule-xyz", "match": "request.path ==", "action": "block"}]}})),
             [r"broken-rule-xyz"],
         ),
     }
@@ -197,12 +197,8 @@ def test_bad_new_file_is_refused(start_proxy, kind):
         new = [line for line in p.stderr_lines[mark:] if not line.startswith('{"event"')]
         return [line for line in new if all(re.search(pat, line, re.I) for pat in patterns)]
 
-    deadline = time.monotonic() + 3
-    while not diagnosed():
-        assert time.monotonic() < deadline, (
-            f"no stderr diagnostic naming the error ({patterns}) after a bad reload; new lines: {p.stderr_lines[mark:]}"
-        )
-        time.sleep(0.05)
+    wait_for(diagnosed, timeout=3, what=f"a stderr diagnostic naming the error ({patterns}) after a bad reload",
+             show=lambda _: f"new lines: {p.stderr_lines[mark:]}")
     assert p.alive(), "a bad new config file killed the proxy"
     # the old settings stay
     assert status_json(p).get("config_digest") == digest0, "the refused file became the active config"
@@ -219,11 +215,9 @@ def test_bad_file_on_disk_without_signal_is_refused(start_proxy):
     digest0 = file_digest(p.config_path)
     time.sleep(0.5)
     mark = stderr_mark(p)
-    rewrite_config(p, json.dumps(merge(_deny_example(config), {"bogus_disk_key": 1})))
-    deadline = time.monotonic() + 3.5
-    while not any("bogus_disk_key" in line for line in p.stderr_lines[mark:]):
-        assert time.monotonic() < deadline, f"no diagnostic for the bad file on disk: {p.stderr_lines[mark:]}"
-        time.sleep(0.05)
+    rewrite_config(p, json.dumps(merge_config(_deny_example(config), {"bogus_disk_key": 1})))
+    wait_for(lambda: any("bogus_disk_key" in line for line in p.stderr_lines[mark:]), timeout=3.5,
+             what="a diagnostic for the bad file on disk", show=lambda _: f"new lines: {p.stderr_lines[mark:]}")
     assert p.alive()
     assert status_json(p).get("config_digest") == digest0
     assert_passed(get(p, "http://example.test/hello"))
@@ -241,7 +235,7 @@ def test_file_change_without_signal_is_picked_up(start_proxy):
         lambda: get(p, "http://example.test/hello"),
         lambda r: r.status_code == 403,
         timeout=3.5,
-        message="the rewritten file (no signal) to take effect",
+        what="the rewritten file (no signal) to take effect",
     )
     assert_blocked(get(p, "https://example.test/hello"), "deny_hosts")
     wait_digest(p, digest, timeout=1)
@@ -259,7 +253,7 @@ def test_reload_routes(start_proxy):
     assert echo["headers"].get("authorization") == sha256(b"Bearer placeholder")
     assert "x-api-key" not in echo["headers"]
     route = {"host": "example.test", "inject": {"header": "x-api-key", "value_env": env_name}}
-    reload_config(p, merge(config, {"routes": [route]}))
+    reload_config(p, merge_config(config, {"routes": [route]}))
     r = get(p, "https://example.test/echo?headers=sha256", headers=hdrs)
     assert_passed(r)
     echo = r.json()
@@ -271,7 +265,7 @@ def test_reload_detection_settings(start_proxy):
     key = fresh_key("github")
     p, config = _start(start_proxy, extra={"detect": {"outbound_secrets": "off"}})
     assert_passed(get(p, f"http://example.test/hello?token={key.secret}"))
-    reload_config(p, merge(config, {"detect": {"outbound_secrets": "block"}}))
+    reload_config(p, merge_config(config, {"detect": {"outbound_secrets": "block"}}))
     r = get(p, f"http://example.test/hello?token={key.secret}")
     assert_blocked(r, key.rule, reason="credential-leak")
 
@@ -282,13 +276,11 @@ def test_reload_log_level(start_proxy):
     assert_passed(get(p, "http://example.test/echo/before-reload"))
     p.wait_flows(lambda f: "/echo/before-reload" in (f.get("url") or ""))
     assert not p.events("egress_request")
-    reload_config(p, merge(config, {"log": 2}))
+    reload_config(p, merge_config(config, {"log": 2}))
     assert_passed(get(p, "http://example.test/echo/after-reload"))
-    deadline = time.monotonic() + 3
-    while not [e for e in p.events("egress_request") if str(e.get("path", "")).startswith("/echo/after-reload")]:
-        assert time.monotonic() < deadline, "no egress_request after reloading with log: 2"
-        time.sleep(0.05)
-    reload_config(p, merge(config, {"log": 0}))
+    wait_for(lambda: [e for e in p.events("egress_request") if str(e.get("path", "")).startswith("/echo/after-reload")],
+             timeout=3, what="an egress_request after reloading with log: 2")
+    reload_config(p, merge_config(config, {"log": 0}))
     n = len(p.events("egress_request"))
     assert_passed(get(p, "http://example.test/echo/after-second-reload"))
     p.wait_flows(lambda f: "/echo/after-second-reload" in (f.get("url") or ""))

@@ -15,7 +15,7 @@ import pytest
 from detect_fixtures import fresh_key
 from e2e_helpers import airlock, clean_environ, sha256, url_path
 from llm_fixtures import *  # noqa: F401,F403
-from llm_fixtures import anthropic_client, wait_llm
+from llm_fixtures import anthropic_client
 from policy_fixtures import *  # noqa: F401,F403
 from policy_fixtures import (
     assert_blocked,
@@ -26,6 +26,7 @@ from policy_fixtures import (
     wait_egress,
     wait_policy_threat,
 )
+from records import read_threats, wait_llm
 
 SCHEMES = ["http", "https"]
 ENV = "AIRLOCK_E2E_ROUTE_KEY"
@@ -38,9 +39,7 @@ def _route(**kw):
 
 
 def _exfil(proxy):
-    from detect_fixtures import threats_for
-
-    return threats_for(proxy, lambda t: t.get("threat_type") == "EXFIL")
+    return read_threats(proxy, lambda t: t.get("threat_type") == "EXFIL")
 
 
 def _key():

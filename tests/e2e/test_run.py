@@ -4,7 +4,8 @@ import json
 import re
 import sys
 
-from e2e_helpers import airlock, read_flows, wait_until
+from e2e_helpers import airlock
+from records import read_jsonl, wait_for
 
 CA_VARS = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "PIP_CERT", "AWS_CA_BUNDLE"]
 PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
@@ -52,9 +53,9 @@ def test_run_starts_a_proxy_for_the_duration(start_proxy, run_env):
     r = airlock("run", "--", "curl", "-sS", "--max-time", "20", "https://example.test/hello", env=env, timeout=60)
     assert r.returncode == 0, f"rc={r.returncode} stderr={r.stderr[-2000:]}"
     assert r.stdout == "hello"
-    wait_until(
-        lambda: [f for f in read_flows(data_dir / "logs" / "flows.jsonl") if f.get("host") == "example.test"],
-        message="flow record of the request made under run",
+    wait_for(
+        lambda: [f for f in read_jsonl(data_dir / "logs" / "flows.jsonl") if f.get("host") == "example.test"],
+        what="flow record of the request made under run",
     )
     # the proxy it started is gone once run returns
     r = airlock("status", "--json", env=env)

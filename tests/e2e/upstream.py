@@ -30,9 +30,13 @@ from aiohttp import WSMsgType, web
 SSE_HOLD_SECONDS = 1.5
 
 
-def _bound_socket() -> socket.socket:
+def bound_socket(nodelay: bool = False) -> socket.socket:
+    """A listening, non-blocking socket on an ephemeral loopback port (with nodelay: TCP_NODELAY,
+    which accepted sockets inherit on Linux)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if nodelay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
     sock.setblocking(False)
@@ -227,40 +231,99 @@ async def asgi_app(scope, receive, send):
 # --------------------------------------------------------------------------- runner
 
 
-class Upstreams:
-    """Starts all upstream servers in a background event loop."""
+def server_ctx(leaf) -> ssl.SSLContext:
+    """A server-side TLS context presenting leaf (a trustme.LeafCert)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(ctx)
+    return ctx
 
-    def __init__(self, upstream_cert, rogue_cert, cert_dir: str):
-        self.upstream_cert = upstream_cert  # trustme.LeafCert signed by upstream CA
-        self.rogue_cert = rogue_cert  # trustme.LeafCert signed by rogue CA
-        self.cert_dir = cert_dir
+
+_shared_lock = threading.Lock()
+_shared: dict = {}
+
+
+class AppServer:
+    """One aiohttp app (``_app()``) in its own event loop on a daemon thread, served over plain
+    HTTP (``http_port``) and over HTTPS with ``leaf`` (``https_port``). The upstreams of the suite
+    (``Upstreams`` here, ``DetectUpstream``, ``LLMUpstream``) are this, plus their own endpoints."""
+
+    @classmethod
+    def shared(cls, make_leaf):
+        """The one started instance of this class in this process (made with the leaf certificate
+        make_leaf() returns, the first time): for fixtures star-imported into many test modules,
+        where a session-scoped fixture would start one server per module."""
+        with _shared_lock:
+            if cls not in _shared:
+                _shared[cls] = cls(make_leaf()).start()
+            return _shared[cls]
+
+    thread_name = "upstream"
+    nodelay = False  # TCP_NODELAY on the listening sockets
+
+    def __init__(self, leaf):
+        self.leaf = leaf  # trustme.LeafCert
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="upstreams", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._runner: web.AppRunner | None = None
-        self._h2_shutdown: asyncio.Event | None = None
-        self._h2_task = None
-        self._sockets: list[socket.socket] = []
-        self.http_port = self.https_port = self.rogue_port = self.h2_port = 0
+        self.http_port = self.https_port = 0
+
+    def _app(self) -> web.Application:
+        raise NotImplementedError
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def _server_ctx(self, leaf) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        leaf.configure_cert(ctx)
-        return ctx
-
     async def _start(self):
-        self._runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        plain, tls, rogue, h2 = (_bound_socket() for _ in range(4))
-        self._sockets = [plain, tls, rogue, h2]
+        plain, tls = bound_socket(self.nodelay), bound_socket(self.nodelay)
         await web.SockSite(self._runner, plain).start()
-        await web.SockSite(self._runner, tls, ssl_context=self._server_ctx(self.upstream_cert)).start()
-        await web.SockSite(self._runner, rogue, ssl_context=self._server_ctx(self.rogue_cert)).start()
+        await web.SockSite(self._runner, tls, ssl_context=server_ctx(self.leaf)).start()
         self.http_port = plain.getsockname()[1]
         self.https_port = tls.getsockname()[1]
+
+    def start(self):
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
+        return self
+
+    async def _stop(self):
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self):
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+
+
+class Upstreams(AppServer):
+    """All upstream servers: the aiohttp app over HTTP, over HTTPS (upstream CA) and over HTTPS
+    with the rogue CA's certificate, and hypercorn (h2)."""
+
+    thread_name = "upstreams"
+
+    def __init__(self, upstream_cert, rogue_cert, cert_dir: str):
+        super().__init__(upstream_cert)  # trustme.LeafCert signed by upstream CA
+        self.upstream_cert = upstream_cert
+        self.rogue_cert = rogue_cert  # trustme.LeafCert signed by rogue CA
+        self.cert_dir = cert_dir
+        self._h2_shutdown: asyncio.Event | None = None
+        self._h2_task = None
+        self._h2_sock: socket.socket | None = None
+        self.rogue_port = self.h2_port = 0
+
+    def _app(self) -> web.Application:
+        return make_app()
+
+    async def _start(self):
+        await super()._start()
+        rogue, h2 = bound_socket(), bound_socket()
+        self._h2_sock = h2  # hypercorn serves its fd: the socket object must outlive _start
+        await web.SockSite(self._runner, rogue, ssl_context=server_ctx(self.rogue_cert)).start()
         self.rogue_port = rogue.getsockname()[1]
         self.h2_port = h2.getsockname()[1]
 
@@ -286,8 +349,7 @@ class Upstreams:
 
     def start(self) -> "Upstreams":
         logging.getLogger("hypercorn.error").disabled = True
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
+        super().start()
         # hypercorn binds asynchronously; wait until the h2 port answers.
         for _ in range(200):
             try:
@@ -306,12 +368,4 @@ class Upstreams:
                 await asyncio.wait_for(self._h2_task, 5)
             except Exception:
                 pass
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def stop(self):
-        try:
-            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)
+        await super()._stop()
