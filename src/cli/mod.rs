@@ -2,6 +2,7 @@
 
 mod ca;
 mod config_check;
+mod failure;
 mod lockdown;
 mod rules;
 mod run;
@@ -16,7 +17,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, Overrides};
+use crate::config::{Config, Overrides};
+pub use failure::Failure;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,40 +112,6 @@ enum Command {
 enum ConfigCommand {
     /// Validate a config file; prints the first error with its key path (exit 2)
     Check { file: PathBuf },
-}
-
-/// A failure reported to the user: one line, and the exit code SPEC 2 gives it.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            code: 2,
-            message: message.into(),
-        }
-    }
-    pub fn runtime(message: impl Into<String>) -> Self {
-        Failure {
-            code: 1,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        Failure::usage(e.to_string())
-    }
-}
-
-impl From<crate::server::ServeError> for Failure {
-    fn from(e: crate::server::ServeError) -> Self {
-        Failure::runtime(e.to_string())
-    }
 }
 
 pub fn main() -> ExitCode {

@@ -7,7 +7,7 @@ use airlock_scan::RuleKind;
 use super::Failure;
 
 pub fn rules(as_json: bool) -> Result<ExitCode, Failure> {
-    let catalogue = crate::detect::builtin_catalogue();
+    let catalogue = airlock_scan::Catalogue::builtin();
     for r in &catalogue.rules {
         let kind = match r.kind {
             RuleKind::Secret => "secret",

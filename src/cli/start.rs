@@ -45,6 +45,7 @@ pub fn start(
     // Validate everything before binding anything (and before detaching: errors belong to
     // the terminal that asked).
     let config = Config::load(config_file, &overrides)?;
+    crate::pipeline::live::check(&config)?;
     if args.detach {
         return detach(&config);
     }

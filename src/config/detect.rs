@@ -1,7 +1,6 @@
 //! `detect`, `max_scan_bytes`, `max_hold_bytes`, `dedup_window_secs`: what detection does
 //! with what it finds.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -61,8 +60,8 @@ pub struct DetectSettings {
     pub inbound_secrets: DetectAction,
     pub inbound_injection: DetectAction,
     pub prompt_injection: DetectAction,
-    /// Rule ids (or whole families) switched off.
-    pub disabled_patterns: HashSet<String>,
+    /// Rule ids (or whole families) switched off, in the order written.
+    pub disabled_patterns: Vec<String>,
     pub max_scan_bytes: u64,
     pub max_hold_bytes: usize,
     pub dedup_window: Duration,
@@ -75,7 +74,7 @@ impl Default for DetectSettings {
             inbound_secrets: DetectAction::Redact,
             inbound_injection: DetectAction::Warn,
             prompt_injection: DetectAction::Warn,
-            disabled_patterns: HashSet::new(),
+            disabled_patterns: Vec::new(),
             max_scan_bytes: 16 * 1024 * 1024,
             max_hold_bytes: 1024 * 1024,
             dedup_window: Duration::from_secs(60),
@@ -129,22 +128,13 @@ impl DetectSettings {
         if let Some(a) = raw.prompt_injection {
             s.prompt_injection = injection_only("prompt_injection", a)?;
         }
+        // Whether each names a rule is checked where the catalogue is loaded
+        // (`detect::check_settings`, run by `config check` and at start).
         if let Some(list) = raw.disabled_patterns {
-            let catalogue = crate::detect::builtin_catalogue();
-            for (i, name) in list.into_iter().enumerate() {
-                let known = catalogue
-                    .rules
-                    .iter()
-                    .any(|r| r.id == name || r.family == name);
-                if !known {
-                    return Err((
-                        format!("detect.disabled_patterns[{i}]"),
-                        format!(
-                            "no rule or family is called {name:?} (`airlock rules` lists them)"
-                        ),
-                    ));
+            for name in list {
+                if !s.disabled_patterns.contains(&name) {
+                    s.disabled_patterns.push(name);
                 }
-                s.disabled_patterns.insert(name);
             }
         }
         Ok(s)

@@ -43,6 +43,9 @@ pub(super) struct RawPrice {
     cache_write: Option<f64>,
 }
 
+/// The listener name of the forward proxy in records (`listener`); gateways have their own.
+pub const PROXY_LISTENER: &str = "proxy";
+
 /// Where a gateway sends requests: scheme, host, port and a path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamBase {
@@ -144,7 +147,7 @@ pub(super) fn build_gateways(raw: Vec<RawGateway>) -> Result<Vec<GatewayConfig>,
                 ),
             ));
         }
-        if g.name == crate::proxy::PROXY_LISTENER {
+        if g.name == PROXY_LISTENER {
             return Err((
                 key("name"),
                 "\"proxy\" names the forward proxy in the records; choose another name".into(),
@@ -153,7 +156,7 @@ pub(super) fn build_gateways(raw: Vec<RawGateway>) -> Result<Vec<GatewayConfig>,
         if out.iter().any(|o| o.name == g.name) {
             return Err((key("name"), format!("two gateways are named {:?}", g.name)));
         }
-        let listen = super::parse_listen(&g.listen).map_err(|m| (key("listen"), m))?;
+        let listen = super::listen::parse_listen(&g.listen).map_err(|m| (key("listen"), m))?;
         let route = match (g.kind, g.target, g.upstreams) {
             (Some(RawKind::Llm), None, upstreams) => {
                 let pick = |given: Option<String>, default: &str, provider: &str| {

@@ -4,19 +4,22 @@
 mod detect;
 pub mod gateways;
 mod hosts;
+mod listen;
 pub mod policy;
 mod resolve;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 pub use detect::{DetectAction, DetectSettings};
-pub use gateways::{GatewayConfig, GatewayRoute, PriceSetting, UpstreamBase};
+pub use gateways::{GatewayConfig, GatewayRoute, PROXY_LISTENER, PriceSetting, UpstreamBase};
 pub use hosts::HostSet;
+pub use listen::parse_listen;
+use listen::parse_listen_host;
 pub use resolve::ResolveMap;
 
 /// A configuration problem, reported with the key path so the user can find it.
@@ -206,6 +209,63 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// `limits`, validated; an error is (key path, message).
+    fn build(raw: Option<RawLimits>) -> Result<Limits, (String, String)> {
+        let mut limits = Limits::default();
+        let Some(l) = raw else {
+            return Ok(limits);
+        };
+
+        let positive = |key: &str, v: u64| -> Result<u64, (String, String)> {
+            if v == 0 {
+                Err((
+                    format!("limits.{key}"),
+                    "must be greater than 0".to_string(),
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        if let Some(v) = l.max_connections {
+            limits.max_connections = positive("max_connections", v.into())? as usize;
+        }
+        if let Some(v) = l.header_bytes {
+            if v < 1024 {
+                return Err((
+                    "limits.header_bytes".to_string(),
+                    format!("must be at least 1024, got {v}"),
+                ));
+            }
+            limits.header_bytes = v as usize;
+        }
+        let secs =
+            |key: &str, v: Option<u64>, into: &mut Duration| -> Result<(), (String, String)> {
+                if let Some(v) = v {
+                    *into = Duration::from_secs(positive(key, v)?);
+                }
+                Ok(())
+            };
+        secs("idle_timeout", l.idle_timeout, &mut limits.idle_timeout)?;
+        secs(
+            "header_timeout",
+            l.header_timeout,
+            &mut limits.header_timeout,
+        )?;
+        secs(
+            "connect_timeout",
+            l.connect_timeout,
+            &mut limits.connect_timeout,
+        )?;
+        secs(
+            "request_timeout",
+            l.request_timeout,
+            &mut limits.request_timeout,
+        )?;
+        Ok(limits)
+    }
+}
+
 /// SQLite store housekeeping (`store`).
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -297,29 +357,11 @@ impl Config {
             message,
         };
 
-        let host = raw.proxy_host.as_deref().unwrap_or("127.0.0.1");
-        let ip = parse_listen_host(host).map_err(|m| key_err("proxy_host", m))?;
-        let mut listen = SocketAddr::new(ip, raw.proxy_port.unwrap_or(8888));
-        if let Some(flag) = &overrides.listen {
-            listen = parse_listen(flag).map_err(|message| ConfigError::Flag {
-                key: "--listen".into(),
-                message,
-            })?;
-        }
-
-        let data_dir = match (&overrides.data_dir, std::env::var_os("AIRLOCK_HOME")) {
-            (Some(dir), _) => expand_home(dir)?,
-            (None, Some(env)) if !env.is_empty() => expand_home(Path::new(&env))?,
-            _ => match &raw.data_dir {
-                Some(dir) => expand_home(dir)?,
-                None => default_data_dir()?,
-            },
-        };
-        let data_dir = absolute(&data_dir);
-        let log_dir = match &raw.log_dir {
-            Some(dir) => absolute(&expand_home(dir)?),
-            None => data_dir.join("logs"),
-        };
+        let listen = listen_address(&raw, overrides).map_err(|e| match e {
+            ListenError::Key(m) => key_err("proxy_host", m),
+            ListenError::Flag(e) => e,
+        })?;
+        let (data_dir, log_dir) = directories(&raw, overrides)?;
 
         let log = match overrides.log.or(raw.log.map(|v| v.0)) {
             Some(level) => LogMode::from_level(level).map_err(|m| {
@@ -371,54 +413,7 @@ impl Config {
                 .map(PathBuf::from),
         };
 
-        let mut limits = Limits::default();
-        if let Some(l) = raw.limits {
-            let positive = |key: &str, v: u64| -> Result<u64, ConfigError> {
-                if v == 0 {
-                    Err(key_err(
-                        &format!("limits.{key}"),
-                        "must be greater than 0".into(),
-                    ))
-                } else {
-                    Ok(v)
-                }
-            };
-            if let Some(v) = l.max_connections {
-                limits.max_connections = positive("max_connections", v.into())? as usize;
-            }
-            if let Some(v) = l.header_bytes {
-                if v < 1024 {
-                    return Err(key_err(
-                        "limits.header_bytes",
-                        format!("must be at least 1024, got {v}"),
-                    ));
-                }
-                limits.header_bytes = v as usize;
-            }
-            let secs =
-                |key: &str, v: Option<u64>, into: &mut Duration| -> Result<(), ConfigError> {
-                    if let Some(v) = v {
-                        *into = Duration::from_secs(positive(key, v)?);
-                    }
-                    Ok(())
-                };
-            secs("idle_timeout", l.idle_timeout, &mut limits.idle_timeout)?;
-            secs(
-                "header_timeout",
-                l.header_timeout,
-                &mut limits.header_timeout,
-            )?;
-            secs(
-                "connect_timeout",
-                l.connect_timeout,
-                &mut limits.connect_timeout,
-            )?;
-            secs(
-                "request_timeout",
-                l.request_timeout,
-                &mut limits.request_timeout,
-            )?;
-        }
+        let limits = Limits::build(raw.limits).map_err(|(k, m)| key_err(&k, m))?;
 
         let raw_store = raw.store.unwrap_or_default();
         let store = StoreSettings {
@@ -476,6 +471,45 @@ impl Config {
             digest,
         })
     }
+}
+
+/// Why the listen address is refused: a key of the file, or the `--listen` flag.
+enum ListenError {
+    Key(String),
+    Flag(ConfigError),
+}
+
+/// `proxy_host`:`proxy_port`, unless `--listen` says otherwise.
+fn listen_address(raw: &RawConfig, overrides: &Overrides) -> Result<SocketAddr, ListenError> {
+    let host = raw.proxy_host.as_deref().unwrap_or("127.0.0.1");
+    let ip = parse_listen_host(host).map_err(ListenError::Key)?;
+    match &overrides.listen {
+        Some(flag) => parse_listen(flag).map_err(|message| {
+            ListenError::Flag(ConfigError::Flag {
+                key: "--listen".into(),
+                message,
+            })
+        }),
+        None => Ok(SocketAddr::new(ip, raw.proxy_port.unwrap_or(8888))),
+    }
+}
+
+/// The data directory (flag > AIRLOCK_HOME > file > XDG default) and the log directory.
+fn directories(raw: &RawConfig, overrides: &Overrides) -> Result<(PathBuf, PathBuf), ConfigError> {
+    let data_dir = match (&overrides.data_dir, std::env::var_os("AIRLOCK_HOME")) {
+        (Some(dir), _) => expand_home(dir)?,
+        (None, Some(env)) if !env.is_empty() => expand_home(Path::new(&env))?,
+        _ => match &raw.data_dir {
+            Some(dir) => expand_home(dir)?,
+            None => default_data_dir()?,
+        },
+    };
+    let data_dir = absolute(&data_dir);
+    let log_dir = match &raw.log_dir {
+        Some(dir) => absolute(&expand_home(dir)?),
+        None => data_dir.join("logs"),
+    };
+    Ok((data_dir, log_dir))
 }
 
 /// YAML (and so JSON) into the raw structs, with the failing key's path in the error.
@@ -545,29 +579,6 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
-}
-
-fn parse_listen_host(host: &str) -> Result<IpAddr, String> {
-    if host.eq_ignore_ascii_case("localhost") {
-        return Ok(IpAddr::from([127, 0, 0, 1]));
-    }
-    host.trim_matches(|c| c == '[' || c == ']')
-        .parse()
-        .map_err(|_| format!("expected an IP address such as 127.0.0.1, got {host:?}"))
-}
-
-/// `HOST:PORT` for `--listen`; `localhost` is accepted for the host.
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = s.parse() {
-        return Ok(addr);
-    }
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("expected HOST:PORT such as 127.0.0.1:8888, got {s:?}"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("expected HOST:PORT such as 127.0.0.1:8888, got {s:?}"))?;
-    Ok(SocketAddr::new(parse_listen_host(host)?, port))
 }
 
 fn expand_home(p: &Path) -> Result<PathBuf, ConfigError> {

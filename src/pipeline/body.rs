@@ -1,57 +1,178 @@
-//! Bodies stream through; this wrapper counts them into the flow record as they pass and,
-//! at `log: 2`, keeps a bounded preview for the egress events. It never holds a body back.
+//! Bodies stream through the pipeline; features watch them through taps. A [`Tap`] sees
+//! each chunk and says what may leave (the chunk unchanged, a rewritten one, nothing yet)
+//! and how the body ends; [`TapBody`] is the one `http_body::Body` that runs a tap over a
+//! body stream, so no feature writes its own `poll_frame`.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::exchange::{FlowTracker, Side};
-
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
-/// How much of each body the level-2 events show.
-const PREVIEW_BYTES: usize = 64 * 1024;
+/// The error a blocked body ends with (the upstream or the client sees the stream break).
+#[derive(Debug, thiserror::Error)]
+#[error("blocked by airlock: {0}")]
+pub struct BlockedError(pub String);
 
-pub struct MeteredBody<B> {
+/// What a tap lets out, in order, and how the body ends after it.
+#[derive(Default)]
+pub struct Outlet {
+    frames: VecDeque<Frame<Bytes>>,
+    bytes: usize,
+    end: Option<Result<(), BoxError>>,
+}
+
+impl Outlet {
+    /// Lets `data` out after what is already waiting.
+    pub fn push(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.bytes += data.len();
+            self.frames.push_back(Frame::data(data));
+        }
+    }
+
+    /// Ends the body cleanly once what is waiting has been read.
+    pub fn end(&mut self) {
+        if self.end.is_none() {
+            self.end = Some(Ok(()));
+        }
+    }
+
+    /// Ends the body with `error` at once: what is waiting is dropped, nothing more leaves.
+    pub fn abort(&mut self, error: BoxError) {
+        self.frames.clear();
+        self.bytes = 0;
+        self.end = Some(Err(error));
+    }
+
+    /// Data bytes waiting to be read.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Something that watches a body pass and may hold, rewrite or end it.
+pub trait Tap: Send + Sync + Unpin + 'static {
+    /// A chunk arrived; put what may leave now in `out` (usually the chunk itself).
+    fn on_data(&mut self, data: Bytes, out: &mut Outlet);
+    /// The body's data is complete: let out what is held.
+    fn on_end(&mut self, _out: &mut Outlet) {}
+    /// The body broke off with `error` (passed on after `out` unless the tap ends the body
+    /// itself).
+    fn on_error(&mut self, _error: &BoxError, _out: &mut Outlet) {}
+    /// The body was dropped before its end (the reader went away).
+    fn on_abandon(&mut self) {}
+    /// Bytes read but held back (not in the outlet yet).
+    fn held(&self) -> usize {
+        0
+    }
+    /// Whether the body keeps its length (its size hint stays true).
+    fn keeps_length(&self) -> bool {
+        true
+    }
+    /// Whether the body may report its end as soon as the inner body does. A tap that must
+    /// see the end to judge the body (a scan) says no, so it is read to its end.
+    fn ends_with_inner(&self) -> bool {
+        true
+    }
+}
+
+/// A body stream with a tap on it.
+pub struct TapBody<T: Tap, B: Body = ProxyBody> {
     inner: B,
-    tracker: Arc<FlowTracker>,
-    side: Side,
-    seen: u64,
-    preview: Option<Vec<u8>>,
-    finished: bool,
+    tap: T,
+    out: Outlet,
+    /// The inner body has ended (or failed) and the tap was told.
+    inner_done: bool,
+    /// The end was delivered.
+    done: bool,
 }
 
-impl<B> MeteredBody<B> {
-    pub fn new(inner: B, tracker: Arc<FlowTracker>, side: Side) -> Self {
-        let preview = tracker.wants_bodies().then(Vec::new);
-        MeteredBody {
+impl<T: Tap, B> TapBody<T, B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    pub fn new(inner: B, tap: T) -> Self {
+        TapBody {
             inner,
-            tracker,
-            side,
-            seen: 0,
-            preview,
-            finished: false,
+            tap,
+            out: Outlet::default(),
+            inner_done: false,
+            done: false,
         }
     }
 
-    fn finish(&mut self) {
-        if self.finished {
-            return;
+    pub fn tap(&self) -> &T {
+        &self.tap
+    }
+
+    /// Reads the body through the tap until `limit` bytes are held or ready, the body ends,
+    /// or the tap ends it, before anything is sent.
+    pub async fn fill(&mut self, limit: usize) {
+        std::future::poll_fn(|cx| {
+            while !self.inner_done
+                && self.out.end.is_none()
+                && self.out.bytes + self.tap.held() < limit
+            {
+                if self.pull(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(())
+        })
+        .await
+    }
+
+    /// The whole body was read by `fill` and ends cleanly: `ready_len` is its length.
+    pub fn complete(&self) -> bool {
+        self.inner_done && matches!(self.out.end, Some(Ok(()))) && self.tap.held() == 0
+    }
+
+    /// Data bytes ready to leave.
+    pub fn ready_len(&self) -> usize {
+        self.out.bytes
+    }
+
+    /// Polls the inner body once and hands what it gives to the tap.
+    fn pull(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => self.tap.on_data(data, &mut self.out),
+                Err(trailers) => {
+                    // Trailers close the data: what is held goes first.
+                    self.inner_done = true;
+                    self.tap.on_end(&mut self.out);
+                    if self.out.end.is_none() {
+                        self.out.frames.push_back(trailers);
+                        self.out.end();
+                    }
+                }
+            },
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                self.inner_done = true;
+                self.tap.on_error(&e, &mut self.out);
+                if self.out.end.is_none() {
+                    self.out.end = Some(Err(e));
+                }
+            }
+            Poll::Ready(None) => {
+                self.inner_done = true;
+                self.tap.on_end(&mut self.out);
+                self.out.end();
+            }
+            Poll::Pending => return Poll::Pending,
         }
-        self.finished = true;
-        if let Some(preview) = self.preview.take() {
-            let truncated = self.seen > preview.len() as u64;
-            self.tracker
-                .body_event(self.side, &preview, self.seen, truncated);
-        }
+        Poll::Ready(())
     }
 }
 
-impl<B> Body for MeteredBody<B>
+impl<T: Tap, B> Body for TapBody<T, B>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -64,67 +185,127 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let n = data.len();
-                    this.seen += n as u64;
-                    this.tracker.add_bytes(this.side, n as u64);
-                    if let Some(p) = &mut this.preview
-                        && p.len() < PREVIEW_BYTES
-                    {
-                        let take = n.min(PREVIEW_BYTES - p.len());
-                        p.extend_from_slice(&data[..take]);
-                    }
+        loop {
+            if let Some(frame) = this.out.frames.pop_front() {
+                if let Some(d) = frame.data_ref() {
+                    this.out.bytes -= d.len();
                 }
-                if this.inner.is_end_stream() {
-                    this.finish();
-                }
-                Poll::Ready(Some(Ok(frame)))
+                return Poll::Ready(Some(Ok(frame)));
             }
-            Poll::Ready(Some(Err(e))) => {
-                let e: BoxError = e.into();
-                let what = match this.side {
-                    Side::Request => "request body from the client",
-                    Side::Response => "response body from the upstream",
-                };
-                this.tracker.fail(
-                    None,
-                    format!("{what} broke off after {} bytes: {e}", this.seen),
-                );
-                this.finished = true;
-                Poll::Ready(Some(Err(e)))
+            if let Some(end) = this.out.end.take() {
+                this.done = true;
+                return Poll::Ready(end.err().map(Err));
             }
-            Poll::Ready(None) => {
-                this.finish();
-                Poll::Ready(None)
+            if this.done {
+                return Poll::Ready(None);
             }
-            Poll::Pending => Poll::Pending,
+            if this.pull(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        if self.done {
+            return true;
+        }
+        if !self.out.frames.is_empty() {
+            return false;
+        }
+        match &self.out.end {
+            Some(end) => end.is_ok(),
+            None => {
+                self.tap.ends_with_inner() && self.tap.held() == 0 && self.inner.is_end_stream()
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        if self.tap.keeps_length() {
+            self.inner.size_hint()
+        } else {
+            SizeHint::default()
+        }
     }
 }
 
-impl<B> Drop for MeteredBody<B> {
+impl<T: Tap, B: Body> Drop for TapBody<T, B> {
     fn drop(&mut self) {
-        if self.finished {
+        if self.inner_done {
             return;
         }
-        // Dropped before its end: an empty body nobody needed to poll, or a reader that went
-        // away (a client closing an SSE stream, an upstream answering before reading it all).
-        if self.seen > 0 && self.side == Side::Response {
-            self.tracker.note(format!(
-                "client stopped reading the response after {} bytes",
-                self.seen
-            ));
+        // A reader that stops at the body's known length never asks for its end; one that
+        // goes away (a client closing an SSE stream) abandons it.
+        if self.inner.is_end_stream() {
+            self.tap.on_end(&mut Outlet::default());
+        } else {
+            self.tap.on_abandon();
         }
-        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    /// Upper-cases what passes and counts the ends it saw.
+    #[derive(Default)]
+    struct Upper {
+        ends: usize,
+        abandoned: bool,
+    }
+
+    impl Tap for Upper {
+        fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
+            out.push(Bytes::from(data.to_ascii_uppercase()));
+        }
+        fn on_end(&mut self, _out: &mut Outlet) {
+            self.ends += 1;
+        }
+        fn on_abandon(&mut self) {
+            self.abandoned = true;
+        }
+    }
+
+    /// A body that gives its chunks one poll at a time.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    fn chunks(parts: &[&'static str]) -> Chunks {
+        Chunks(
+            parts
+                .iter()
+                .map(|p| Bytes::from_static(p.as_bytes()))
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_tap_rewrites_every_chunk_and_sees_the_end_once() {
+        let body = TapBody::new(chunks(&["ab", "cd"]), Upper::default());
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"ABCD");
+    }
+
+    #[tokio::test]
+    async fn fill_reads_ahead_and_reports_a_complete_body() {
+        let mut body = TapBody::new(Full::new(Bytes::from_static(b"xyz")), Upper::default());
+        body.fill(usize::MAX).await;
+        assert!(body.complete());
+        assert_eq!(body.ready_len(), 3);
+        assert_eq!(body.tap().ends, 1);
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"XYZ");
     }
 }

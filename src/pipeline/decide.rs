@@ -1,26 +1,155 @@
-//! Decide: where a request is refused. Detection's verdicts come through
-//! `detect::body::record_detections`; the ones decided here are about the exchange itself:
-//! lockdown, policy, a route's paths, budgets ([`request`]), the Host header inside a tunnel,
-//! and the destination guard (a 403 from the dialer, turned into a block by `forward`).
-
-use std::sync::atomic::Ordering;
+//! Decide: where a request is refused, and the one place a refusal is written down. Every
+//! verdict of the pipeline comes through here — the kill switch, policy, a route's paths,
+//! budgets ([`request`], [`budget`]), the Host header inside a tunnel ([`tunnel_host`]), the
+//! destination guard ([`destination`]), detection's findings ([`findings`]) and bodies
+//! that cannot be inspected ([`undecodable`]) — and every block is written by [`block`]:
+//! the flow's verdict, the threat record, the `egress_block` line, and the 403's content.
 
 use http::{HeaderMap, Response, Uri, header};
 
-use super::{BlockInfo, Exchange, FlowTracker, ProxyBody};
-use crate::pipeline::respond::blocked_response;
+use super::body::ProxyBody;
+use super::exchange::{BlockInfo, Exchange};
+use super::live::{Guards, Live};
+use super::respond::blocked_response;
+use super::tracker::{FlowTracker, ThreatContext};
+use crate::config::DetectAction;
+use crate::detect::{Detection, Detector, Direction, Location};
 use crate::policy::{Facts, Verdict};
-use crate::proxy::{Live, ProxyContext};
 use crate::record::events::{
     EgressEvent, FlowAction, ThreatAction, ThreatRecord, ThreatType, now_rfc3339,
 };
 
+/// What a threat record says about a finding or a refusal.
+struct Threat<'a> {
+    direction: Direction,
+    threat_type: ThreatType,
+    pattern: &'a str,
+    family: &'a str,
+    snippet: &'a str,
+    location: Option<String>,
+}
+
+impl<'a> Threat<'a> {
+    /// A refusal by policy, a budget, lockdown or the destination guard (`pattern` is the
+    /// rule, `family` the block kind).
+    fn policy(rule: &'a str, family: &'a str) -> Self {
+        Threat {
+            direction: Direction::Outbound,
+            threat_type: ThreatType::Policy,
+            pattern: rule,
+            family,
+            snippet: "",
+            location: None,
+        }
+    }
+}
+
+/// The one function that writes a block: the flow's verdict, the threat record and the
+/// `egress_block` line. Returns what the 403 says.
+fn block(
+    tracker: &FlowTracker,
+    ctx: &ThreatContext,
+    threat: Threat<'_>,
+    info: BlockInfo,
+) -> BlockInfo {
+    write_threat(tracker, ctx, &threat, ThreatAction::Blocked);
+    tracker.sink().event(EgressEvent::Block {
+        timestamp: now_rfc3339(),
+        id: ctx.flow_id.clone(),
+        reason: info.reason.clone(),
+        rule: info.rule.clone(),
+        host: ctx.host.clone(),
+        method: ctx.method.clone(),
+        path: ctx.path.clone(),
+    });
+    tracker.block(info.clone());
+    info
+}
+
+/// The one function that writes a warning (a redaction is one too): the threat record,
+/// the `egress_warn` line and the flow's action.
+fn warn(
+    tracker: &FlowTracker,
+    ctx: &ThreatContext,
+    threat: Threat<'_>,
+    action: ThreatAction,
+    reason: &str,
+) {
+    write_threat(tracker, ctx, &threat, action);
+    let redacted = action == ThreatAction::Redacted;
+    tracker.sink().event(EgressEvent::Warn {
+        timestamp: now_rfc3339(),
+        id: ctx.flow_id.clone(),
+        reason: if redacted {
+            format!("{reason} (redacted)")
+        } else {
+            reason.to_string()
+        },
+        rule: threat.pattern.to_string(),
+        host: ctx.host.clone(),
+        method: ctx.method.clone(),
+        path: ctx.path.clone(),
+        response_status: (threat.direction == Direction::Inbound)
+            .then_some(ctx.status)
+            .flatten(),
+    });
+    let flow_action = if redacted {
+        FlowAction::Redacted
+    } else {
+        FlowAction::Warned
+    };
+    tracker.escalate(flow_action, reason);
+}
+
+fn write_threat(
+    tracker: &FlowTracker,
+    ctx: &ThreatContext,
+    threat: &Threat<'_>,
+    action: ThreatAction,
+) {
+    tracker.sink().threat(ThreatRecord {
+        timestamp: now_rfc3339(),
+        direction: threat.direction.as_str().to_string(),
+        protocol: ctx.protocol.clone(),
+        threat_type: threat.threat_type,
+        pattern: threat.pattern.to_string(),
+        family: threat.family.to_string(),
+        snippet: threat.snippet.to_string(),
+        source: ctx.source.clone(),
+        dest: ctx.dest.clone(),
+        action,
+        method: ctx.method.clone(),
+        path: ctx.path.clone(),
+        flow_id: Some(ctx.flow_id.clone()),
+        location: threat.location.clone(),
+    });
+}
+
+/// Refuses with reason `policy` or `destination`: writes the block and returns the 403.
+pub fn refuse(
+    tracker: &FlowTracker,
+    kind: &'static str,
+    rule: &str,
+    reason: String,
+    detail: String,
+) -> Response<ProxyBody> {
+    let ctx = tracker.threat_context();
+    let info = BlockInfo {
+        rank: 0,
+        kind,
+        rule: rule.to_string(),
+        reason,
+        detail,
+    };
+    blocked_response(&block(tracker, &ctx, Threat::policy(rule, kind), info))
+}
+
 /// The request phase's own verdicts, in order: the kill switch, policy, the route's path
-/// list, the host's budget. A block is answered here (403, threat, `egress_block`); a
-/// warning is recorded and the request goes on.
+/// list, the host's budget. A block is answered here; a warning is recorded and the request
+/// goes on.
 #[allow(clippy::too_many_arguments)]
 pub fn request(
-    ctx: &ProxyContext,
+    guards: &Guards,
     live: &Live,
     tracker: &FlowTracker,
     exchange: &Exchange,
@@ -31,7 +160,7 @@ pub fn request(
 ) -> Option<Response<ProxyBody>> {
     let mut warning = None;
     let mut verdicts = || -> Verdict {
-        if ctx.lockdown.load(Ordering::Relaxed) {
+        if guards.locked_down() {
             let v = crate::policy::lockdown_verdict(&live.config, &exchange.host);
             if v != Verdict::Allow {
                 return v;
@@ -51,18 +180,25 @@ pub fn request(
                 return block;
             }
         }
-        // A body of unknown length is charged once it has been read (`forward`).
+        // A body of unknown length is charged once it has been read (`budget`).
         match body_size {
-            Some(n) => ctx.budgets.charge(&live.config, &exchange.host, n),
+            Some(n) => guards.budgets.charge(&live.config, &exchange.host, n),
             None => Verdict::Allow,
         }
     };
     let verdict = verdicts();
     if let Some((rule, reason)) = warning {
-        warn(tracker, &rule, reason);
+        let ctx = tracker.threat_context();
+        warn(
+            tracker,
+            &ctx,
+            Threat::policy(&rule, "policy"),
+            ThreatAction::Warned,
+            &reason,
+        );
     }
     match verdict {
-        Verdict::Block { rule, reason } => Some(block(
+        Verdict::Block { rule, reason } => Some(refuse(
             tracker,
             "policy",
             &rule,
@@ -76,16 +212,16 @@ pub fn request(
 /// The budget check for a body whose length was not known up front: `read` bytes of it
 /// have arrived (held for scanning, or all of it).
 pub fn budget(
-    ctx: &ProxyContext,
+    guards: &Guards,
     live: &Live,
     tracker: &FlowTracker,
     exchange: &Exchange,
     read: u64,
 ) -> Option<Response<ProxyBody>> {
-    match ctx.budgets.charge(&live.config, &exchange.host, read) {
+    match guards.budgets.charge(&live.config, &exchange.host, read) {
         Verdict::Block { rule, reason } => {
             let detail = policy_detail(&rule);
-            Some(block(tracker, "policy", &rule, reason, detail))
+            Some(refuse(tracker, "policy", &rule, reason, detail))
         }
         _ => None,
     }
@@ -142,52 +278,9 @@ pub fn facts(
     }
 }
 
-/// A policy warning: POLICY threat (`warned`), `egress_warn`, flow action `warned`.
-pub fn warn(tracker: &FlowTracker, rule: &str, reason: String) {
-    let ctx = tracker.threat_context();
-    policy_threat(tracker, &ctx, rule, "policy", ThreatAction::Warned);
-    tracker.sink().event(EgressEvent::Warn {
-        timestamp: now_rfc3339(),
-        id: ctx.flow_id,
-        reason: reason.clone(),
-        rule: rule.to_string(),
-        host: ctx.host,
-        method: ctx.method,
-        path: ctx.path,
-        response_status: None,
-    });
-    tracker.escalate(FlowAction::Warned, &reason);
-}
-
-/// The POLICY threat record of a block or warning decided here (`pattern` is the rule).
-fn policy_threat(
-    tracker: &FlowTracker,
-    ctx: &super::exchange::ThreatContext,
-    rule: &str,
-    family: &str,
-    action: ThreatAction,
-) {
-    tracker.sink().threat(ThreatRecord {
-        timestamp: now_rfc3339(),
-        direction: "outbound".into(),
-        protocol: ctx.protocol.clone(),
-        threat_type: ThreatType::Policy,
-        pattern: rule.to_string(),
-        family: family.to_string(),
-        snippet: String::new(),
-        source: ctx.source.clone(),
-        dest: ctx.dest.clone(),
-        action,
-        method: ctx.method.clone(),
-        path: ctx.path.clone(),
-        flow_id: Some(ctx.flow_id.clone()),
-        location: None,
-    });
-}
-
 /// The destination guard's refusal (the dialer found a private address): 403 `destination`.
 pub fn destination(tracker: &FlowTracker, reason: String) -> Response<ProxyBody> {
-    block(
+    refuse(
         tracker,
         "destination",
         "destination-guard",
@@ -196,41 +289,30 @@ pub fn destination(tracker: &FlowTracker, reason: String) -> Response<ProxyBody>
     )
 }
 
-/// Blocks with reason `policy` (or `destination`), writing the POLICY threat and the
-/// `egress_block` line, and returns the 403.
-pub fn block(
+/// Inside a tunnel the CONNECT target is the destination: a request whose URI authority or
+/// Host header names another host is refused (it would otherwise smuggle itself to another
+/// virtual host under the tunnel's name).
+pub fn tunnel_host(
     tracker: &FlowTracker,
-    kind: &'static str,
-    rule: &str,
-    reason: String,
-    detail: String,
-) -> Response<ProxyBody> {
-    let ctx = tracker.threat_context();
-    let info = BlockInfo {
-        rank: 0,
-        kind,
-        rule: rule.to_string(),
-        reason: reason.clone(),
-        detail,
-    };
-    tracker.block(info.clone());
-    policy_threat(tracker, &ctx, rule, kind, ThreatAction::Blocked);
-    tracker.sink().event(EgressEvent::Block {
-        timestamp: now_rfc3339(),
-        id: ctx.flow_id,
-        reason,
-        rule: rule.to_string(),
-        host: ctx.host,
-        method: ctx.method,
-        path: ctx.path,
-    });
-    blocked_response(&info)
+    exchange: &Exchange,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<Response<ProxyBody>> {
+    let claimed = host_mismatch(exchange, uri, headers)?;
+    Some(refuse(
+        tracker,
+        "policy",
+        "host-mismatch",
+        format!(
+            "request for {claimed} inside a tunnel to {}: refused",
+            exchange.authority()
+        ),
+        "the Host header (or :authority) must name the host the tunnel was opened to".into(),
+    ))
 }
 
 /// The host a request claims (its URI authority, else its Host header), when it names one
-/// other than the exchange's destination. Inside a tunnel the CONNECT target decides; a
-/// disagreeing Host header would otherwise let a request smuggle itself to another virtual
-/// host under the tunnel's name.
+/// other than the exchange's destination.
 pub fn host_mismatch(exchange: &Exchange, uri: &Uri, headers: &HeaderMap) -> Option<String> {
     let claimed = match uri.authority() {
         Some(a) => a.as_str().to_string(),
@@ -242,7 +324,8 @@ pub fn host_mismatch(exchange: &Exchange, uri: &Uri, headers: &HeaderMap) -> Opt
     (!(host_ok && port_ok)).then_some(claimed)
 }
 
-fn split_host_port(s: &str) -> (String, Option<u16>) {
+/// `host[:port]` or `[v6][:port]`; a bare IPv6 address has no port.
+pub fn split_host_port(s: &str) -> (String, Option<u16>) {
     if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']').unwrap_or((rest, ""));
         return (
@@ -253,5 +336,188 @@ fn split_host_port(s: &str) -> (String, Option<u16>) {
     match s.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()),
         _ => (s.to_string(), None),
+    }
+}
+
+/// Detection's findings: each becomes a threat record and, by its action, a block, a
+/// redaction or a warning. Returns the block that names the refusal (the most specific
+/// finding), if any finding blocks.
+pub fn findings(
+    detector: &Detector,
+    tracker: &FlowTracker,
+    detections: &[Detection],
+) -> Option<BlockInfo> {
+    if detections.is_empty() {
+        return None;
+    }
+    let ctx = tracker.threat_context();
+    let mut named: Option<BlockInfo> = None;
+    for d in detections {
+        let rule = detector.rule(d.rule);
+        let secret = rule.kind == airlock_scan::RuleKind::Secret;
+        let (threat_type, block_kind, verb) = match (secret, d.direction) {
+            (true, Direction::Outbound) => (ThreatType::Exfil, "credential-leak", "egress DLP"),
+            (true, Direction::Inbound) => (ThreatType::Secret, "credential-leak", "egress DLP"),
+            (false, _) => (ThreatType::Injection, "injection", "injection guard"),
+        };
+        let action = match (d.action, &d.location) {
+            // A secret only visible after decoding cannot be replaced in the stream.
+            (DetectAction::Redact, Location::DecodedBody(_)) => DetectAction::Warn,
+            (a, _) => a,
+        };
+        if action == DetectAction::Off {
+            continue;
+        }
+        let location = d.location.describe(d.direction);
+        let reason = format!("{verb}: {} found in {location}", rule.name);
+        tracker.scan(|s| {
+            if !s.findings.contains(&rule.id) {
+                s.findings.push(rule.id.clone());
+            }
+        });
+        let threat = Threat {
+            direction: d.direction,
+            threat_type,
+            pattern: &rule.id,
+            family: &rule.family,
+            snippet: &d.snippet,
+            location: Some(location.clone()),
+        };
+        match action {
+            DetectAction::Block => {
+                let info = BlockInfo {
+                    rank: detector.specificity(d.rule),
+                    kind: block_kind,
+                    rule: rule.id.clone(),
+                    reason,
+                    detail: format!(
+                        "{} ({}) in the {location}; the snippet in `airlock threats` shows where, with the value masked",
+                        rule.name, rule.family
+                    ),
+                };
+                let info = block(tracker, &ctx, threat, info);
+                if named.as_ref().is_none_or(|b| info.rank < b.rank) {
+                    named = Some(info);
+                }
+            }
+            DetectAction::Redact => warn(tracker, &ctx, threat, ThreatAction::Redacted, &reason),
+            DetectAction::Warn => warn(tracker, &ctx, threat, ThreatAction::Warned, &reason),
+            DetectAction::Off => {}
+        }
+    }
+    named
+}
+
+/// A request body airlock cannot decode to inspect is refused: it blocks what it cannot see.
+pub fn undecodable(tracker: &FlowTracker, error: &str) -> BlockInfo {
+    let ctx = tracker.threat_context();
+    let rule = "undecodable-body";
+    let info = BlockInfo {
+        rank: 0,
+        kind: "credential-leak",
+        rule: rule.into(),
+        reason: format!("egress DLP: the request body cannot be decoded for scanning ({error})"),
+        detail: "airlock blocks what it cannot inspect; send the body uncompressed or with gzip, deflate, br or zstd".into(),
+    };
+    let threat = Threat {
+        direction: Direction::Outbound,
+        threat_type: ThreatType::Exfil,
+        pattern: rule,
+        family: "undecodable_body",
+        snippet: "",
+        location: Some("request body".into()),
+    };
+    block(tracker, &ctx, threat, info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::exchange::Scheme;
+
+    fn exchange(host: &str, port: u16) -> Exchange {
+        Exchange {
+            listener: "proxy".into(),
+            client_ip: "127.0.0.1".parse().unwrap(),
+            scheme: Scheme::Https,
+            host: host.into(),
+            port,
+        }
+    }
+
+    fn host_header(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn split_host_port_reads_names_addresses_and_brackets() {
+        assert_eq!(split_host_port("example.com"), ("example.com".into(), None));
+        assert_eq!(
+            split_host_port("example.com:8443"),
+            ("example.com".into(), Some(8443))
+        );
+        assert_eq!(split_host_port("[::1]:443"), ("::1".into(), Some(443)));
+        assert_eq!(split_host_port("[::1]"), ("::1".into(), None));
+        // A bare IPv6 address: its colons are not a port.
+        assert_eq!(split_host_port("::1"), ("::1".into(), None));
+        assert_eq!(
+            split_host_port("example.com:x"),
+            ("example.com".into(), None)
+        );
+    }
+
+    #[test]
+    fn the_tunnel_target_decides_the_host() {
+        let ex = exchange("api.example.com", 443);
+        let origin: Uri = "/v1".parse().unwrap();
+        assert_eq!(
+            host_mismatch(&ex, &origin, &host_header("api.example.com")),
+            None
+        );
+        assert_eq!(
+            host_mismatch(&ex, &origin, &host_header("API.Example.com:443")),
+            None
+        );
+        assert_eq!(
+            host_mismatch(&ex, &origin, &host_header("evil.example.net")),
+            Some("evil.example.net".into())
+        );
+        assert_eq!(
+            host_mismatch(&ex, &origin, &host_header("api.example.com:8443")),
+            Some("api.example.com:8443".into())
+        );
+        // An absolute URI's authority wins over the Host header.
+        let absolute: Uri = "https://evil.example.net/v1".parse().unwrap();
+        assert!(host_mismatch(&ex, &absolute, &host_header("api.example.com")).is_some());
+        // No Host at all (HTTP/1.0 style): nothing is claimed.
+        assert_eq!(host_mismatch(&ex, &origin, &HeaderMap::new()), None);
+        let v6 = exchange("::1", 8443);
+        assert_eq!(
+            host_mismatch(&v6, &origin, &host_header("[::1]:8443")),
+            None
+        );
+    }
+
+    #[test]
+    fn facts_join_repeated_headers_and_split_the_query() {
+        let mut h = HeaderMap::new();
+        h.append("x-a", "1".parse().unwrap());
+        h.append("x-a", "2".parse().unwrap());
+        let f = facts(&exchange("h.test", 8443), "POST", "/p?q=1", &h, None);
+        assert_eq!(f.path, "/p");
+        assert_eq!(f.query, "q=1");
+        assert_eq!(f.url, "https://h.test:8443/p?q=1");
+        assert_eq!(f.headers, vec![("x-a".to_string(), "1, 2".to_string())]);
+        assert_eq!(f.body_size, -1);
+    }
+
+    #[test]
+    fn a_policy_block_explains_how_to_lift_it() {
+        assert!(policy_detail("lockdown").contains("airlock lockdown off"));
+        assert!(policy_detail("budget:x.test").contains("max_request_bytes_per_hour"));
+        assert!(policy_detail("route:x.test").contains("allow_paths"));
+        assert!(policy_detail("no-gists").contains("no-gists"));
     }
 }

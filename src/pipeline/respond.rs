@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
 
 use super::body::ProxyBody;
+use super::exchange::BlockInfo;
 
 pub const ERROR_HEADER: &str = "x-airlock-error";
 
@@ -44,7 +45,7 @@ pub const RULE_HEADER: &str = "x-airlock-rule";
 
 /// The 403 of SPEC 5: `X-Airlock-Block-Reason`, `X-Airlock-Rule`, and a JSON body with the
 /// reason and rule that never contains the secret.
-pub fn blocked_response(info: &super::BlockInfo) -> Response<ProxyBody> {
+pub fn blocked_response(info: &BlockInfo) -> Response<ProxyBody> {
     let body = serde_json::json!({
         "error": "blocked",
         "reason": info.reason,

@@ -11,28 +11,13 @@ use cel::common::value::Val;
 use cel::objects::Value;
 use cel::{Context, Env, ExecutionError, IdedExpr, Program};
 
+use super::facts::Facts;
+use super::native::Native;
+
 /// The standard environment, built once (building it per request would dominate).
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 const VARIABLES: &[&str] = &["request", "source", "listener", "attrs"];
-
-/// What an expression can see about one request.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    pub method: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-    pub query: String,
-    pub url: String,
-    /// Lower-case names; repeated headers joined with ", ".
-    pub headers: Vec<(String, String)>,
-    /// -1 when unknown.
-    pub body_size: i64,
-    pub source_ip: String,
-    pub listener: String,
-}
 
 /// The variables of one request, bound once and shared by every rule evaluated on it. The
 /// values borrow the facts: binding copies no string.
@@ -236,7 +221,7 @@ pub struct CelRule {
     /// Tests on the host the expression cannot be true without.
     guards: Vec<HostGuard>,
     /// The same expression, evaluated without the interpreter (when it is simple enough).
-    native: Option<super::native::Native>,
+    native: Option<Native>,
 }
 
 impl std::fmt::Debug for CelRule {
@@ -267,7 +252,7 @@ impl CelRule {
         }
         let mut guards = Vec::new();
         HostGuard::of(program.expression(), &mut guards);
-        let native = super::native::Native::compile(program.expression());
+        let native = Native::compile(program.expression());
         let rule = CelRule {
             program,
             guards,

@@ -7,7 +7,7 @@
 use cel::IdedExpr;
 use cel::common::ast::{Expr, LiteralValue};
 
-use super::cel::Facts;
+use super::facts::Facts;
 
 /// A string the rule reads from the request.
 #[derive(Debug, Clone, PartialEq)]

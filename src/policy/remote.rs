@@ -1,24 +1,20 @@
-//! `policy.source`: rules a fleet shares, pulled over HTTP(S) at start and every
-//! `refresh_secs`. A failed pull keeps the last good set; until one has loaded, everything is
-//! blocked (see `Policy::decide`). Each change of the active set is logged with its rule
-//! count and digest.
+//! `policy.source`: rules a fleet shares, served as `{"rules": [...]}`. This file keeps the
+//! active set and turns a fetched document into it; the fetching (at start and every
+//! `refresh_secs`, with the internal HTTP client) is the server's. A failed pull keeps the
+//! last good set; until one has loaded, everything is blocked (see `Policy::decide`).
 
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 
-use super::Rule;
-use crate::config::policy::{RawRule, check_rules};
-use crate::pipeline::respond::empty_body;
-use crate::proxy::upstream::PooledClient;
+use super::rule::{Rule, compile_rules};
+use crate::config::policy::RawRule;
 
 /// The largest rule document accepted.
-const MAX_BYTES: usize = 1 << 20;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +28,15 @@ pub struct RemoteRules {
     rules: ArcSwapOption<Vec<Rule>>,
     count: AtomicUsize,
     digest: Mutex<Option<String>>,
+}
+
+/// What a fetched document did to the active set.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The same document as the active one.
+    Unchanged,
+    /// A new set is active: its rule count and digest.
+    Replaced { rules: usize, digest: String },
 }
 
 impl RemoteRules {
@@ -49,6 +54,10 @@ impl RemoteRules {
         &self.url
     }
 
+    pub fn refresh(&self) -> Duration {
+        self.refresh
+    }
+
     /// The active set; `None` until one has loaded.
     pub fn rules(&self) -> Option<Arc<Vec<Rule>>> {
         self.rules.load_full()
@@ -58,78 +67,44 @@ impl RemoteRules {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// One pull. A set that differs from the active one replaces it.
-    async fn pull(&self, client: &PooledClient) -> Result<(), String> {
-        let request = Request::get(&self.url)
-            .header(http::header::ACCEPT, "application/json")
-            .body(empty_body())
-            .map_err(|e| e.to_string())?;
-        let response = tokio::time::timeout(FETCH_TIMEOUT, client.request(request))
-            .await
-            .map_err(|_| format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))?
-            .map_err(|e| crate::proxy::upstream::describe_client_error(&e).2)?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("the server answered {}", response.status()));
+    /// Parses and compiles a fetched document; a set that differs from the active one
+    /// replaces it. A bad document changes nothing.
+    pub fn apply(&self, body: &[u8]) -> Result<Applied, String> {
+        let digest = crate::config::sha256_hex(body);
+        let mut current = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_deref() == Some(digest.as_str()) {
+            return Ok(Applied::Unchanged);
         }
-        let body = tokio::time::timeout(
-            FETCH_TIMEOUT,
-            http_body_util::Limited::new(response.into_body(), MAX_BYTES).collect(),
-        )
-        .await
-        .map_err(|_| "the body did not arrive in time".to_string())?
-        .map_err(|e| format!("cannot read the body: {e}"))?
-        .to_bytes();
-        let doc: Document = serde_json::from_slice(&body)
+        let doc: Document = serde_json::from_slice(body)
             .map_err(|e| format!("not a {{\"rules\": [...]}} document: {e}"))?;
-        check_rules(&doc.rules).map_err(|(i, m)| format!("rules[{i}]: {m}"))?;
-        let digest = crate::config::sha256_hex(&body);
-        {
-            let mut current = self.digest.lock().unwrap_or_else(|p| p.into_inner());
-            if current.as_deref() == Some(digest.as_str()) {
-                return Ok(());
-            }
-            let compiled: Vec<Rule> = doc
-                .rules
-                .iter()
-                .map(Rule::compile)
-                .collect::<Result<_, _>>()?;
-            self.count.store(compiled.len(), Ordering::Relaxed);
-            self.rules.store(Some(Arc::new(compiled)));
-            *current = Some(digest.clone());
-        }
-        tracing::info!(
-            source = %self.url,
-            rules = doc.rules.len(),
-            digest = %digest,
-            "policy rules loaded from policy.source"
-        );
-        Ok(())
+        let compiled = compile_rules(&doc.rules).map_err(|(i, m)| format!("rules[{i}]: {m}"))?;
+        let rules = compiled.len();
+        self.count.store(rules, Ordering::Relaxed);
+        self.rules.store(Some(Arc::new(compiled)));
+        *current = Some(digest.clone());
+        Ok(Applied::Replaced { rules, digest })
     }
 }
 
-/// Pulls `remote` now and every `refresh` until it is no longer in use (a reload dropped
-/// it) or airlock stops.
-pub async fn keep_fresh(
-    remote: Weak<RemoteRules>,
-    client: PooledClient,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        let Some(rules) = remote.upgrade() else {
-            return;
-        };
-        let refresh = rules.refresh;
-        if let Err(e) = rules.pull(&client).await {
-            if rules.rules().is_some() {
-                tracing::warn!(source = %rules.url, error = %e, "cannot refresh the policy rules; the last good set stays active");
-            } else {
-                tracing::error!(source = %rules.url, error = %e, "cannot load the policy rules; every request is blocked until they load");
-            }
-        }
-        drop(rules);
-        tokio::select! {
-            _ = tokio::time::sleep(refresh) => {}
-            _ = crate::proxy::stopping(&mut shutdown) => return,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_replaces_the_set_once_and_a_bad_one_changes_nothing() {
+        let remote = RemoteRules::new("http://x/".into(), Duration::from_secs(1));
+        assert!(remote.rules().is_none());
+        let doc = br#"{"rules":[{"name":"r","match":"request.host == \"a\"","action":"block"}]}"#;
+        assert!(matches!(
+            remote.apply(doc),
+            Ok(Applied::Replaced { rules: 1, .. })
+        ));
+        assert_eq!(remote.apply(doc), Ok(Applied::Unchanged));
+        let err = remote
+            .apply(br#"{"rules":[{"name":"r","match":"request.host ==","action":"block"}]}"#)
+            .unwrap_err();
+        assert!(err.starts_with("rules[0]: rule \"r\""), "{err}");
+        assert!(remote.apply(b"[]").is_err());
+        assert_eq!(remote.rule_count(), 1);
     }
 }

@@ -10,10 +10,11 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
-use super::ProxyContext;
+use super::context::ProxyContext;
+use super::forward::forward;
 use crate::config::{GatewayRoute, UpstreamBase};
 use crate::pipeline::respond::error_response;
-use crate::pipeline::{Exchange, FlowTracker, ProxyBody, Scheme};
+use crate::pipeline::{Exchange, ProxyBody, Scheme};
 
 /// The destination of a gateway request, or why there is none.
 fn destination<'a>(route: &'a GatewayRoute, path: &str) -> Result<&'a UpstreamBase, String> {
@@ -39,8 +40,8 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let gateway = ctx
-        .gateway
-        .clone()
+        .gateway()
+        .cloned()
         .expect("gateway handler on a gateway listener");
     let path_and_query = req
         .uri()
@@ -48,9 +49,7 @@ pub async fn handle(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let refuse = |status: StatusCode, kind: &str, reason: String, base: Option<&UpstreamBase>| {
-        let tracker = FlowTracker::connection(
-            ctx.records.clone(),
-            &gateway.name,
+        let tracker = ctx.connection_record(
             client.ip(),
             Some(req.method().as_str()),
             if base.is_some_and(|b| b.https) {
@@ -104,7 +103,7 @@ pub async fn handle(
     if let Ok(host) = HeaderValue::from_str(&exchange.authority()) {
         req.headers_mut().insert(header::HOST, host);
     }
-    super::forward::forward(ctx, exchange, req).await
+    forward(ctx, exchange, req).await
 }
 
 #[cfg(test)]

@@ -11,11 +11,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::ProxyContext;
+use super::context::{ProxyContext, hold_until_body_done, stopping};
 use super::forward::forward;
+use super::http1::serve_http1;
 use super::idle::{ConnActivity, IdleIo};
 use super::prefixed::PrefixedStream;
-use crate::pipeline::{Exchange, FlowTracker, Scheme};
+use crate::pipeline::{Exchange, Scheme};
 
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -51,14 +52,8 @@ pub async fn serve_tunnel(
         serve_http(ctx, exchange, stream, false).await;
     } else {
         // Fail closed: with interception on, nothing leaves uninspected.
-        let tracker = FlowTracker::connection(
-            ctx.records.clone(),
-            &ctx.listener_name,
-            client.ip(),
-            Some("CONNECT"),
-            "tcp",
-            Some((&host, port)),
-        );
+        let tracker =
+            ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((&host, port)));
         tracker.fail(
             None,
             "the tunnel carried neither TLS nor HTTP, so it cannot be inspected and was closed; add the host to passthrough_hosts to tunnel it blindly",
@@ -76,14 +71,8 @@ async fn serve_tls<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let handshake_failed = |reason: String| {
-        let tracker = FlowTracker::connection(
-            ctx.records.clone(),
-            &ctx.listener_name,
-            client.ip(),
-            Some("CONNECT"),
-            "https",
-            Some((&host, port)),
-        );
+        let tracker =
+            ctx.connection_record(client.ip(), Some("CONNECT"), "https", Some((&host, port)));
         tracker.fail(None, reason);
     };
     let timeout = ctx.config.limits.header_timeout;
@@ -152,13 +141,12 @@ where
         let in_flight = activity.begin();
         async move {
             let resp = forward(ctx, exchange, req).await;
-            Ok::<_, std::convert::Infallible>(super::hold_until_body_done(resp, in_flight))
+            Ok::<_, std::convert::Infallible>(hold_until_body_done(resp, in_flight))
         }
     });
     if !h2 {
         let target = Some((target.0.as_str(), target.1));
-        super::listener::serve_http1(&ctx, TokioIo::new(stream), service, client, scheme, target)
-            .await;
+        serve_http1(&ctx, TokioIo::new(stream), service, client, scheme, target).await;
         return;
     }
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -170,7 +158,7 @@ where
     let mut shutdown = ctx.shutdown.clone();
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = super::stopping(&mut shutdown) => {
+        _ = stopping(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

@@ -3,7 +3,7 @@
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 
-use super::ProxyContext;
+use super::context::ProxyContext;
 use crate::pipeline::ProxyBody;
 use crate::pipeline::respond::full_body;
 

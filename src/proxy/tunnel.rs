@@ -8,11 +8,14 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::context::{LOCAL_HOST, ProxyContext};
 use super::idle::InFlight;
+use super::intercept;
 use super::splice::splice;
-use super::{ProxyContext, intercept};
+use super::upstream::UpstreamError;
+use crate::pipeline::decide;
 use crate::pipeline::respond::{empty_body, error_response};
-use crate::pipeline::{FlowTracker, ProxyBody};
+use crate::pipeline::{Exchange, ProxyBody, Scheme, Side};
 
 pub async fn handle_connect(
     ctx: Arc<ProxyContext>,
@@ -29,14 +32,7 @@ pub async fn handle_connect(
             "CONNECT needs a HOST:PORT target, got {:?}",
             req.uri().to_string()
         );
-        let tracker = FlowTracker::connection(
-            ctx.records.clone(),
-            &ctx.listener_name,
-            client.ip(),
-            Some("CONNECT"),
-            "tcp",
-            None,
-        );
+        let tracker = ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", None);
         tracker.fail(Some(400), &reason);
         return error_response(StatusCode::BAD_REQUEST, "bad-request", &reason);
     };
@@ -45,17 +41,11 @@ pub async fn handle_connect(
         .trim_end_matches(']')
         .to_ascii_lowercase();
 
-    if ctx.is_self(&host, port) && !host.eq_ignore_ascii_case(super::LOCAL_HOST) {
+    if ctx.is_self(&host, port) && !host.eq_ignore_ascii_case(LOCAL_HOST) {
         let reason =
             format!("refusing to CONNECT to airlock's own listener {host}:{port} (it would loop)");
-        let tracker = FlowTracker::connection(
-            ctx.records.clone(),
-            &ctx.listener_name,
-            client.ip(),
-            Some("CONNECT"),
-            "tcp",
-            Some((&host, port)),
-        );
+        let tracker =
+            ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((&host, port)));
         tracker.fail(Some(400), &reason);
         return error_response(StatusCode::BAD_REQUEST, "loop", &reason);
     }
@@ -86,34 +76,28 @@ async fn blind_tunnel(
     req: Request<Incoming>,
     in_flight: InFlight,
 ) -> Response<ProxyBody> {
-    let tracker = FlowTracker::connection(
-        ctx.records.clone(),
-        &ctx.listener_name,
-        client.ip(),
-        Some("CONNECT"),
-        "tcp",
-        Some((&host, port)),
-    );
+    let tracker = ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((&host, port)));
     // Nothing inside a blind tunnel can be seen: lockdown and policy decide on the host now.
-    let live = ctx.live();
-    let exchange = crate::pipeline::Exchange {
+    let live = ctx.pipeline.live();
+    let exchange = Exchange {
         listener: ctx.listener_name.clone(),
         client_ip: client.ip(),
-        scheme: crate::pipeline::Scheme::Https,
+        scheme: Scheme::Https,
         host: host.clone(),
         port,
     };
-    let headers = req.headers().clone();
-    if let Some(refusal) = crate::pipeline::decide::request(
-        &ctx, &live, &tracker, &exchange, "CONNECT", "", &headers, None,
+    let guards = &ctx.pipeline.guards;
+    let headers = req.headers();
+    if let Some(refusal) = decide::request(
+        guards, &live, &tracker, &exchange, "CONNECT", "", headers, None,
     ) {
         return refusal;
     }
     // Dial before answering, so an unreachable upstream is a 502 on the CONNECT itself.
     let upstream = match ctx.upstreams.dialer.dial(&host, port).await {
         Ok(stream) => stream,
-        Err(e @ crate::proxy::upstream::UpstreamError::Destination { .. }) => {
-            return crate::pipeline::decide::destination(&tracker, e.to_string());
+        Err(e @ UpstreamError::Destination { .. }) => {
+            return decide::destination(&tracker, e.to_string());
         }
         Err(e) => {
             tracker.fail(Some(e.status().as_u16()), e.to_string());
@@ -127,8 +111,8 @@ async fn blind_tunnel(
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let (up, down) = splice(TokioIo::new(upgraded), upstream, idle).await;
-                tracker.add_bytes(crate::pipeline::Side::Request, up);
-                tracker.add_bytes(crate::pipeline::Side::Response, down);
+                tracker.add_bytes(Side::Request, up);
+                tracker.add_bytes(Side::Response, down);
             }
             Err(e) => tracker.fail(Some(200), format!("CONNECT upgrade failed: {e}")),
         }

@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::sync::Mutex;
 
 use crate::config::DetectAction;
-use crate::detect::body::{BodyScan, record_detections};
-use crate::detect::{Detector, Direction};
+use crate::detect::{BodyScan, Detector, Direction};
+use crate::pipeline::decide;
 use crate::pipeline::{FlowTracker, Side};
 
 const OP_CONTINUATION: u8 = 0x0;
@@ -120,6 +120,30 @@ struct MessageScan {
     scan: Option<BodyScan>,
     /// Payload bytes of the current message fed so far (redaction offsets are per message).
     offset: u64,
+}
+
+/// One direction's reading side, and where its frames go.
+struct FrameIo<'a, R, F> {
+    from: &'a mut ReadHalf<R>,
+    buf: &'a mut Vec<u8>,
+    side: Side,
+    send: &'a F,
+}
+
+impl<R, F, Fut> FrameIo<'_, R, F>
+where
+    F: Fn(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    /// Writes `bytes` on and counts them into the flow record.
+    async fn write(&mut self, bytes: Vec<u8>, tracker: &FlowTracker) -> Result<(), End> {
+        let n = bytes.len() as u64;
+        if !(self.send)(bytes).await {
+            return Err(End::Closed);
+        }
+        tracker.add_bytes(self.side, n);
+        Ok(())
+    }
 }
 
 struct Relay<C, U> {
@@ -248,27 +272,16 @@ where
             };
             buf.drain(..header_len);
             let is_data = matches!(head.opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY);
+            let mut io = FrameIo {
+                from: &mut from,
+                buf: &mut buf,
+                side,
+                send: &send,
+            };
             if !scans || !is_data {
                 // Relayed as it is (control frames, or nothing to scan this way).
-                let mut out = head.encode(head.len);
-                let mut left = head.len;
-                loop {
-                    let take = left.min(buf.len() as u64) as usize;
-                    out.extend(buf.drain(..take));
-                    left -= take as u64;
-                    if !out.is_empty() {
-                        let n = out.len() as u64;
-                        if !send(std::mem::take(&mut out)).await {
-                            return End::Closed;
-                        }
-                        self.tracker.add_bytes(side, n);
-                    }
-                    if left == 0 {
-                        break;
-                    }
-                    if !self.read_more(&mut from, &mut buf).await {
-                        return End::Closed;
-                    }
+                if let Err(end) = self.pass_frame(&head, &mut io).await {
+                    return end;
                 }
                 if head.opcode == OP_CLOSE {
                     // The close handshake finishes in the other direction; this one is done.
@@ -292,65 +305,120 @@ where
                     offset: 0,
                 };
             }
-            if head.len <= self.hold {
-                // Held whole, scanned, then written (possibly redacted) or refused.
-                while (buf.len() as u64) < head.len {
-                    if !self.read_more(&mut from, &mut buf).await {
-                        return End::Closed;
-                    }
-                }
-                let mut payload: Vec<u8> = buf.drain(..head.len as usize).collect();
-                if let Some(key) = head.mask {
-                    apply_mask(&mut payload, key, 0);
-                }
-                let payload = match self.scan_piece(&mut message, &payload, head.fin, true) {
-                    Ok(p) => p.unwrap_or(payload),
-                    Err(reason) => return End::Refused(reason),
-                };
-                let mut payload = payload;
-                if let Some(key) = head.mask {
-                    apply_mask(&mut payload, key, 0);
-                }
-                let mut out = head.encode(payload.len() as u64);
-                out.extend_from_slice(&payload);
-                let n = out.len() as u64;
-                if !send(out).await {
-                    return End::Closed;
-                }
-                self.tracker.add_bytes(side, n);
+            let relayed = if head.len <= self.hold {
+                self.held_frame(&head, &mut message, &mut io).await
             } else {
-                // Streamed: each piece scanned before it is written; its length is fixed.
-                if !send(head.encode(head.len)).await {
-                    return End::Closed;
-                }
-                let mut done = 0u64;
-                while done < head.len {
-                    if buf.is_empty() && !self.read_more(&mut from, &mut buf).await {
-                        return End::Closed;
-                    }
-                    let take = (head.len - done).min(buf.len() as u64) as usize;
-                    let mut piece: Vec<u8> = buf.drain(..take).collect();
-                    if let Some(key) = head.mask {
-                        apply_mask(&mut piece, key, done);
-                    }
-                    let last = done + take as u64 == head.len && head.fin;
-                    if let Err(reason) = self.scan_piece(&mut message, &piece, last, false) {
-                        return End::Refused(reason);
-                    }
-                    if let Some(key) = head.mask {
-                        apply_mask(&mut piece, key, done);
-                    }
-                    done += take as u64;
-                    if !send(piece).await {
-                        return End::Closed;
-                    }
-                    self.tracker.add_bytes(side, take as u64);
-                }
+                self.streamed_frame(&head, &mut message, &mut io).await
+            };
+            if let Err(end) = relayed {
+                return end;
             }
             if head.fin {
                 message.scan = None;
             }
         }
+    }
+
+    /// Relays a frame unchanged, as its bytes arrive.
+    async fn pass_frame<R, F, Fut>(
+        &self,
+        head: &FrameHead,
+        io: &mut FrameIo<'_, R, F>,
+    ) -> Result<(), End>
+    where
+        R: AsyncRead + Unpin,
+        F: Fn(Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut out = head.encode(head.len);
+        let mut left = head.len;
+        loop {
+            let take = left.min(io.buf.len() as u64) as usize;
+            out.extend(io.buf.drain(..take));
+            left -= take as u64;
+            if !out.is_empty() {
+                io.write(std::mem::take(&mut out), &self.tracker).await?;
+            }
+            if left == 0 {
+                return Ok(());
+            }
+            if !self.read_more(io.from, io.buf).await {
+                return Err(End::Closed);
+            }
+        }
+    }
+
+    /// A frame up to `max_hold_bytes`: held whole, scanned, then written (possibly
+    /// redacted) or refused.
+    async fn held_frame<R, F, Fut>(
+        &self,
+        head: &FrameHead,
+        message: &mut MessageScan,
+        io: &mut FrameIo<'_, R, F>,
+    ) -> Result<(), End>
+    where
+        R: AsyncRead + Unpin,
+        F: Fn(Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        while (io.buf.len() as u64) < head.len {
+            if !self.read_more(io.from, io.buf).await {
+                return Err(End::Closed);
+            }
+        }
+        let mut payload: Vec<u8> = io.buf.drain(..head.len as usize).collect();
+        if let Some(key) = head.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        let mut payload = match self.scan_piece(message, &payload, head.fin, true) {
+            Ok(p) => p.unwrap_or(payload),
+            Err(reason) => return Err(End::Refused(reason)),
+        };
+        if let Some(key) = head.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        let mut out = head.encode(payload.len() as u64);
+        out.extend_from_slice(&payload);
+        io.write(out, &self.tracker).await
+    }
+
+    /// A longer frame: streamed, each piece scanned before it is written (its length is
+    /// already on the wire, so a finding closes the connection).
+    async fn streamed_frame<R, F, Fut>(
+        &self,
+        head: &FrameHead,
+        message: &mut MessageScan,
+        io: &mut FrameIo<'_, R, F>,
+    ) -> Result<(), End>
+    where
+        R: AsyncRead + Unpin,
+        F: Fn(Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        if !(io.send)(head.encode(head.len)).await {
+            return Err(End::Closed);
+        }
+        let mut done = 0u64;
+        while done < head.len {
+            if io.buf.is_empty() && !self.read_more(io.from, io.buf).await {
+                return Err(End::Closed);
+            }
+            let take = (head.len - done).min(io.buf.len() as u64) as usize;
+            let mut piece: Vec<u8> = io.buf.drain(..take).collect();
+            if let Some(key) = head.mask {
+                apply_mask(&mut piece, key, done);
+            }
+            let last = done + take as u64 == head.len && head.fin;
+            if let Err(reason) = self.scan_piece(message, &piece, last, false) {
+                return Err(End::Refused(reason));
+            }
+            if let Some(key) = head.mask {
+                apply_mask(&mut piece, key, done);
+            }
+            done += take as u64;
+            io.write(piece, &self.tracker).await?;
+        }
+        Ok(())
     }
 
     /// Scans one payload piece of the current message. `Ok(Some(p))`: write `p` instead
@@ -368,7 +436,7 @@ where
         let base = message.offset;
         message.offset += piece.len() as u64;
         let result = scan.feed(piece, last);
-        if let Some(block) = record_detections(&self.detector, &self.tracker, &result.detections) {
+        if let Some(block) = decide::findings(&self.detector, &self.tracker, &result.detections) {
             return Err(block.reason);
         }
         // Secrets to replace in this piece (offsets are per message). One begun in a frame

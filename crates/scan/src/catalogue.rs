@@ -111,7 +111,30 @@ pub struct Catalogue {
 /// Regex size limit per rule: generous for PEM blocks, bounded against a pathological rule.
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
 
+/// The catalogue shipped in the binary (`rules/` at the root of the repository).
+const BUILTIN_SECRETS: &str = include_str!("../../../rules/secrets.yaml");
+const BUILTIN_INJECTIONS: &str = include_str!("../../../rules/injections.yaml");
+
 impl Catalogue {
+    /// The built-in catalogue, loaded once. Its examples are checked by tests, so a failure
+    /// to load it is a build defect, not a user error.
+    pub fn builtin() -> std::sync::Arc<Catalogue> {
+        static BUILTIN: std::sync::OnceLock<std::sync::Arc<Catalogue>> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                std::sync::Arc::new(
+                    Catalogue::from_yaml(BUILTIN_SECRETS, BUILTIN_INJECTIONS)
+                        .unwrap_or_else(|e| panic!("the built-in rule catalogue is broken: {e}")),
+                )
+            })
+            .clone()
+    }
+
+    /// True when `name` is a rule id or a family of this catalogue.
+    pub fn names(&self, name: &str) -> bool {
+        self.rules.iter().any(|r| r.id == name || r.family == name)
+    }
+
     pub fn from_yaml(secrets: &str, injections: &str) -> Result<Self, CatalogueError> {
         let mut rules = Vec::new();
         for (file, text, kind) in [

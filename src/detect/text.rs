@@ -10,8 +10,8 @@ use std::sync::Arc;
 use airlock_scan::normalize::normalize_for_injection;
 use airlock_scan::stream::{StreamFinding, StreamScanner};
 
+use super::{Detection, Detector, Direction, Location, snippet};
 use crate::config::DetectAction;
-use crate::detect::{Detection, Detector, Direction, Location, snippet};
 
 pub struct AssistantText {
     detector: Arc<Detector>,

@@ -1,8 +1,8 @@
 //! LLM calls: accounting and conversation reading around one exchange, for gateway traffic
 //! and for intercepted traffic to the providers' own hosts alike.
 //!
-//! [`LlmCall`] is created in `forward` when the request is an LLM call; a tap on the
-//! request body keeps its JSON (model, stream flag), and [`ResponseTap`] reads the answer
+//! [`LlmCall`] is created in the request phase when the request is an LLM call; a tap on
+//! the request body keeps its JSON (model, stream flag), and [`AnswerTap`] reads the answer
 //! as it passes — usage from the JSON body or from SSE events, time to the first output,
 //! and the assistant's text across deltas, scanned for injections (`curl ht` + `tps://x |
 //! bash` in two events is one finding). Nothing is delayed: a complete event leaves as soon
@@ -10,24 +10,17 @@
 //! error event in the provider's format. The LLM record is written when the call is
 //! dropped, however the exchange ended.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use airlock_llm::{CallKind, PriceTable, Provider, StreamUsage, Usage};
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 
-mod text;
-
-use crate::detect::Detector;
-use crate::detect::body::{BlockedError, record_detections};
-use crate::pipeline::body::BoxError;
-use crate::pipeline::{FlowTracker, ProxyBody};
+use super::body::{BlockedError, BoxError, Outlet, Tap};
+use super::decide;
+use super::tracker::FlowTracker;
+use crate::detect::{AssistantText, Detector};
 use crate::record::events::{LlmRecord, now_rfc3339};
-use text::AssistantText;
 
 /// Request bytes kept for parsing (a prompt larger than this is recorded without its
 /// message counts; the model and stream flag come first in every SDK's JSON).
@@ -175,51 +168,28 @@ impl Drop for LlmCall {
 }
 
 /// Keeps the request body's first bytes for the call's record; the body passes unchanged.
-pub struct RequestTap {
-    inner: ProxyBody,
+pub struct PromptTap {
     call: Arc<LlmCall>,
 }
 
-impl RequestTap {
-    pub fn new(inner: ProxyBody, call: Arc<LlmCall>) -> Self {
-        RequestTap { inner, call }
+impl PromptTap {
+    pub fn new(call: Arc<LlmCall>) -> Self {
+        PromptTap { call }
     }
 }
 
-impl Body for RequestTap {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.call.keep_request(data);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl Tap for PromptTap {
+    fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
+        self.call.keep_request(&data);
+        out.push(data);
     }
 }
 
 /// Reads the answer as it passes to the client (see the module docs).
-pub struct ResponseTap {
-    inner: ProxyBody,
+pub struct AnswerTap {
     call: Arc<LlmCall>,
     detector: Arc<Detector>,
     mode: Mode,
-    out: VecDeque<Bytes>,
-    done: bool,
     /// The answer has been read to its end (or given up on): usage and timing are set.
     finalized: bool,
 }
@@ -238,11 +208,10 @@ enum Mode {
     },
 }
 
-impl ResponseTap {
+impl AnswerTap {
     /// `sse` for `text/event-stream`; `encoding` is the Content-Encoding the client will
     /// see (the body is decoded here to read it).
     pub fn new(
-        inner: ProxyBody,
         call: Arc<LlmCall>,
         detector: Arc<Detector>,
         sse: bool,
@@ -263,40 +232,17 @@ impl ResponseTap {
                     .map(Box::new),
             }
         };
-        ResponseTap {
-            inner,
+        AnswerTap {
             call,
             detector,
             mode,
-            out: VecDeque::new(),
-            done: false,
             finalized: false,
         }
     }
 
-    /// Handles a data frame; queues what may leave now.
-    fn on_data(&mut self, data: Bytes) {
-        match &mut self.mode {
-            Mode::Json { kept, decoder } => {
-                if kept.len() < RESPONSE_KEEP {
-                    match decoder {
-                        Some(d) => {
-                            let _ = d.feed(&data, false, kept);
-                        }
-                        None => kept.extend_from_slice(&data[..data.len().min(RESPONSE_KEEP)]),
-                    }
-                }
-                self.out.push_back(data);
-            }
-            Mode::Sse { pending, .. } => {
-                pending.extend_from_slice(&data);
-                self.drain_events(false);
-            }
-        }
-    }
-
-    /// SSE: reads every complete event in `pending` and queues it, unless one is blocked.
-    fn drain_events(&mut self, at_end: bool) {
+    /// SSE: reads every complete event in `pending` and lets it out, unless one is blocked,
+    /// which ends the answer with the provider's own kind of error event.
+    fn drain_events(&mut self, at_end: bool, out: &mut Outlet) {
         let Mode::Sse {
             pending,
             usage,
@@ -319,27 +265,21 @@ impl ResponseTap {
             }
             if let Some(t) = info.text.filter(|t| !t.is_empty()) {
                 let detections = text.feed(Some(t.as_bytes()));
-                if let Some(reason) =
-                    record_detections(&self.detector, &self.call.tracker, &detections)
-                        .map(|b| b.reason)
+                if let Some(block) =
+                    decide::findings(&self.detector, &self.call.tracker, &detections)
                 {
-                    // This event and everything after it stay here; the client gets the
-                    // provider's own kind of error instead.
+                    // This event and everything after it stay here.
                     self.call.set_usage(usage.usage());
                     self.call.finish(true);
                     self.finalized = true;
-                    let before = pending[..release].to_vec();
-                    if !before.is_empty() {
-                        self.out.push_back(Bytes::from(before));
-                    }
-                    self.out
-                        .push_back(Bytes::from(airlock_llm::stream_error_event(
-                            self.call.provider,
-                            self.call.kind,
-                            &format!("blocked by airlock: {reason}"),
-                        )));
+                    out.push(Bytes::copy_from_slice(&pending[..release]));
+                    out.push(Bytes::from(airlock_llm::stream_error_event(
+                        self.call.provider,
+                        self.call.kind,
+                        &format!("blocked by airlock: {}", block.reason),
+                    )));
                     pending.clear();
-                    self.done = true;
+                    out.end();
                     return;
                 }
             }
@@ -349,26 +289,46 @@ impl ResponseTap {
         self.call.set_usage(usage.usage());
         if release > 0 {
             let ready: Vec<u8> = pending.drain(..release).collect();
-            self.out.push_back(Bytes::from(ready));
+            out.push(Bytes::from(ready));
+        }
+    }
+}
+
+impl Tap for AnswerTap {
+    fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
+        match &mut self.mode {
+            Mode::Json { kept, decoder } => {
+                if kept.len() < RESPONSE_KEEP {
+                    match decoder {
+                        Some(d) => {
+                            let _ = d.feed(&data, false, kept);
+                        }
+                        None => kept.extend_from_slice(&data[..data.len().min(RESPONSE_KEEP)]),
+                    }
+                }
+                out.push(data);
+            }
+            Mode::Sse { pending, .. } => {
+                pending.extend_from_slice(&data);
+                self.drain_events(false, out);
+            }
         }
     }
 
-    /// The upstream body ended: the last event, the usage of a JSON answer. Also runs when
-    /// the body is dropped first (hyper stops at Content-Length without asking for the end).
-    fn on_end(&mut self) {
+    /// The answer ended: the last event, the usage of a JSON answer. Also runs when the
+    /// body is dropped first (a reader stopping at Content-Length, a client going away).
+    fn on_end(&mut self, out: &mut Outlet) {
         if std::mem::replace(&mut self.finalized, true) {
             return;
         }
         match &mut self.mode {
             Mode::Sse { .. } => {
-                self.drain_events(true);
+                self.drain_events(true, out);
                 if let Mode::Sse { pending, text, .. } = &mut self.mode {
-                    if !pending.is_empty() {
-                        self.out.push_back(Bytes::from(std::mem::take(pending)));
-                    }
+                    out.push(Bytes::from(std::mem::take(pending)));
                     let detections = text.feed(None);
                     if let Some(block) =
-                        record_detections(&self.detector, &self.call.tracker, &detections)
+                        decide::findings(&self.detector, &self.call.tracker, &detections)
                     {
                         let reason = block.reason;
                         tracing::debug!(%reason, "a finding at the end of an LLM stream");
@@ -386,6 +346,45 @@ impl ResponseTap {
             }
         }
     }
+
+    fn on_error(&mut self, error: &BoxError, out: &mut Outlet) {
+        // Detection on the raw stream blocked it: in an SSE answer, end with the provider's
+        // error event rather than a torn connection.
+        if let Mode::Sse { .. } = self.mode
+            && let Some(blocked) = error.downcast_ref::<BlockedError>()
+        {
+            let message = blocked.to_string();
+            self.drain_events(false, out);
+            if let Mode::Sse { pending, .. } = &mut self.mode {
+                pending.clear();
+            }
+            if !self.finalized {
+                out.push(Bytes::from(airlock_llm::stream_error_event(
+                    self.call.provider,
+                    self.call.kind,
+                    &message,
+                )));
+                self.call.finish(true);
+                self.finalized = true;
+            }
+            out.end();
+            return;
+        }
+        // Account what was seen; nothing more leaves before the error.
+        self.on_end(&mut Outlet::default());
+    }
+
+    fn on_abandon(&mut self) {
+        self.on_end(&mut Outlet::default());
+    }
+
+    fn keeps_length(&self) -> bool {
+        matches!(self.mode, Mode::Json { .. })
+    }
+
+    fn ends_with_inner(&self) -> bool {
+        false
+    }
 }
 
 /// The end of the first complete SSE event in `buf`: (end of its lines, start of the next).
@@ -395,81 +394,6 @@ fn event_boundary(buf: &[u8]) -> Option<(usize, usize)> {
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.1 <= b.1 { a } else { b }),
         (a, b) => a.or(b),
-    }
-}
-
-impl Body for ResponseTap {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if let Some(data) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(data))));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => this.on_data(data),
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                },
-                Poll::Ready(Some(Err(e))) => {
-                    // Detection on the raw stream blocked it: in an SSE answer, end with the
-                    // provider's error event rather than a torn connection.
-                    if let Mode::Sse { .. } = this.mode
-                        && let Some(blocked) = e.downcast_ref::<BlockedError>()
-                    {
-                        let message = blocked.to_string();
-                        this.drain_events(false);
-                        if let Mode::Sse { pending, .. } = &mut this.mode {
-                            pending.clear();
-                        }
-                        this.out
-                            .push_back(Bytes::from(airlock_llm::stream_error_event(
-                                this.call.provider,
-                                this.call.kind,
-                                &message,
-                            )));
-                        this.call.finish(true);
-                        this.finalized = true;
-                        this.done = true;
-                        continue;
-                    }
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(None) => {
-                    this.on_end();
-                    this.done = true;
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done && self.out.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.mode {
-            Mode::Json { .. } => self.inner.size_hint(),
-            Mode::Sse { .. } => SizeHint::default(),
-        }
-    }
-}
-
-impl Drop for ResponseTap {
-    fn drop(&mut self) {
-        if !self.finalized {
-            self.on_end();
-        }
     }
 }
 

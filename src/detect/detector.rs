@@ -1,0 +1,215 @@
+//! The detector: the built-in catalogue compiled into engines for the configured rules,
+//! and what each finding means here (its action by direction, whether a credential was
+//! presented to its own issuer).
+
+use std::sync::Arc;
+
+use airlock_scan::{Catalogue, Engine, Finding, Rule, RuleKind};
+
+use crate::config::{DetectAction, DetectSettings, HostSet};
+
+/// Checks what only the catalogue can judge: every `disabled_patterns` entry names a rule
+/// or a family. The error is (key path, message).
+pub fn check_settings(settings: &DetectSettings) -> Result<(), (String, String)> {
+    if settings.disabled_patterns.is_empty() {
+        return Ok(());
+    }
+    let catalogue = Catalogue::builtin();
+    for (i, name) in settings.disabled_patterns.iter().enumerate() {
+        if !catalogue.names(name) {
+            return Err((
+                format!("detect.disabled_patterns[{i}]"),
+                format!("no rule or family is called {name:?} (`airlock rules` lists them)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+}
+
+/// Where in the exchange a finding was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Url,
+    Header(String),
+    Body,
+    /// Found only after decoding (`json-escaped`, `url-encoded`, `base64`, `hex`).
+    DecodedBody(&'static str),
+}
+
+impl Location {
+    pub fn describe(&self, direction: Direction) -> String {
+        let what = match direction {
+            Direction::Outbound => "request",
+            Direction::Inbound => "response",
+        };
+        match self {
+            Location::Url => format!("{what} URL"),
+            Location::Header(h) => format!("{what} header {h}"),
+            Location::Body => what.to_string(),
+            Location::DecodedBody(how) => format!("{what} body ({how})"),
+        }
+    }
+}
+
+/// One finding, resolved against settings: what was found, where, and what to do.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub rule: usize,
+    pub direction: Direction,
+    pub location: Location,
+    pub action: DetectAction,
+    pub snippet: String,
+}
+
+/// The engines and the settings they run with.
+pub struct Detector {
+    pub catalogue: Arc<Catalogue>,
+    /// Credentials, on raw (decoded, decompressed) text.
+    pub secrets: Arc<Engine>,
+    /// Injections, on normalised text.
+    pub injections: Arc<Engine>,
+    /// Injections that must see raw bytes (zero-width characters).
+    pub injections_raw: Arc<Engine>,
+    pub settings: DetectSettings,
+    /// Per catalogue rule: the hosts where presenting it in an auth header is normal use.
+    issuers: Vec<Option<HostSet>>,
+}
+
+/// Headers in which credentials are presented to their issuers.
+pub const AUTH_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-auth-token",
+    "private-token",
+];
+
+impl Detector {
+    pub fn new(settings: &DetectSettings) -> Self {
+        let catalogue = Catalogue::builtin();
+        let enabled = |r: &Rule| {
+            !settings.disabled_patterns.contains(&r.id)
+                && !settings.disabled_patterns.contains(&r.family)
+        };
+        let secrets = Arc::new(Engine::new(catalogue.clone(), |r| {
+            r.kind == RuleKind::Secret && enabled(r)
+        }));
+        let injections = Arc::new(Engine::new(catalogue.clone(), |r| {
+            r.kind == RuleKind::Injection && !r.raw && enabled(r)
+        }));
+        let injections_raw = Arc::new(Engine::new(catalogue.clone(), |r| {
+            r.kind == RuleKind::Injection && r.raw && enabled(r)
+        }));
+        let issuers = catalogue
+            .rules
+            .iter()
+            .map(|r| {
+                (!r.issuer_hosts.is_empty())
+                    .then(|| HostSet::new(&r.issuer_hosts).ok())
+                    .flatten()
+            })
+            .collect();
+        Detector {
+            catalogue,
+            secrets,
+            injections,
+            injections_raw,
+            settings: settings.clone(),
+            issuers,
+        }
+    }
+
+    /// This detector with new settings: the engines are kept when the same rules are on
+    /// (building them compiles the whole catalogue).
+    pub fn with_settings(&self, settings: &DetectSettings) -> Detector {
+        if settings.disabled_patterns != self.settings.disabled_patterns {
+            return Detector::new(settings);
+        }
+        Detector {
+            catalogue: self.catalogue.clone(),
+            secrets: self.secrets.clone(),
+            injections: self.injections.clone(),
+            injections_raw: self.injections_raw.clone(),
+            settings: settings.clone(),
+            issuers: self.issuers.clone(),
+        }
+    }
+
+    pub fn rule(&self, index: usize) -> &Rule {
+        &self.catalogue.rules[index]
+    }
+
+    /// Which finding names a block when several rules fired (lower first): a specific
+    /// credential, then an injection, then a catch-all, then a file marker (`cat .env`).
+    pub fn specificity(&self, index: usize) -> u8 {
+        let rule = self.rule(index);
+        match rule.kind {
+            RuleKind::Secret if rule.id.ends_with("_ref") => 3,
+            RuleKind::Secret if rule.fallback => 2,
+            RuleKind::Secret => 0,
+            RuleKind::Injection => 1,
+        }
+    }
+
+    /// The configured action for a finding of `rule` travelling in `direction`.
+    pub fn action(&self, rule: usize, direction: Direction) -> DetectAction {
+        let r = self.rule(rule);
+        match (r.kind, direction) {
+            (RuleKind::Secret, Direction::Outbound) => self.settings.outbound_secrets,
+            (RuleKind::Secret, Direction::Inbound) => self.settings.inbound_secrets,
+            (RuleKind::Injection, Direction::Inbound) if r.family == "prompt_injection" => {
+                self.settings.prompt_injection
+            }
+            (RuleKind::Injection, Direction::Inbound) => self.settings.inbound_injection,
+            (RuleKind::Injection, Direction::Outbound) => DetectAction::Off,
+        }
+    }
+
+    pub fn scans_outbound(&self) -> bool {
+        self.settings.outbound_secrets != DetectAction::Off && !self.secrets.is_empty()
+    }
+
+    pub fn scans_inbound(&self) -> bool {
+        self.settings.inbound_secrets != DetectAction::Off
+            || self.settings.inbound_injection != DetectAction::Off
+            || self.settings.prompt_injection != DetectAction::Off
+    }
+
+    /// True when `rule`'s credential presented in `header` to `host` is the credential's
+    /// normal use (an Anthropic key in x-api-key to api.anthropic.com).
+    pub fn presented_to_issuer(&self, rule: usize, header: &str, host: &str) -> bool {
+        let Some(Some(hosts)) = self.issuers.get(rule) else {
+            return false;
+        };
+        let r = self.rule(rule);
+        let header_ok = if r.auth_headers.is_empty() {
+            AUTH_HEADERS.contains(&header)
+        } else {
+            r.auth_headers.iter().any(|h| h == header)
+        };
+        header_ok && hosts.matches(host)
+    }
+
+    /// Secrets in `text` (a URL or a header value), as engine findings.
+    pub fn find_secrets(&self, text: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.secrets.scan(text, &mut out);
+        out
+    }
+}

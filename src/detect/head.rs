@@ -1,0 +1,121 @@
+//! Heads: the URL and headers of a request, the headers of a response. A request's head is
+//! scanned whole before anything is sent; a response's secrets are replaced in place when
+//! the action is redact.
+
+use http::{HeaderMap, HeaderValue};
+
+use super::{Detection, Detector, Direction, Location, mask_found, snippet};
+use crate::config::DetectAction;
+
+/// What the scan of a request's URL and headers found.
+#[derive(Debug, Default)]
+pub struct RequestHead {
+    pub detections: Vec<Detection>,
+    /// The path and query with every secret masked, when one was found there (the record
+    /// must not carry it either).
+    pub masked_url: Option<String>,
+    /// Headers holding a credential that does not belong there: masked wherever the
+    /// exchange's headers are written.
+    pub flagged_headers: Vec<String>,
+    /// Credentials presented to their own issuer (rule id, header): normal use, noted in
+    /// the flow record, never a threat.
+    pub presented: Vec<(String, String)>,
+}
+
+/// Scans the URL (raw and percent-decoded) and the headers of a request to `host`.
+pub fn scan_request(
+    detector: &Detector,
+    host: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+) -> RequestHead {
+    let mut head = RequestHead::default();
+    let mut seen: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut url_views = vec![path_and_query.as_bytes().to_vec()];
+    let mut decoded = Vec::new();
+    if airlock_scan::decode::PercentDecoder::default().feed(path_and_query.as_bytes(), &mut decoded)
+    {
+        url_views.push(decoded);
+    }
+    for view in &url_views {
+        let found = detector.find_secrets(view);
+        if !found.is_empty() {
+            head.masked_url = Some(mask_found(detector, view, &found));
+        }
+        for f in &found {
+            let secret = view[f.start..f.end].to_vec();
+            if seen.iter().any(|(r, s)| *r == f.rule && *s == secret) {
+                continue;
+            }
+            seen.push((f.rule, secret));
+            head.detections.push(Detection {
+                rule: f.rule,
+                direction: Direction::Outbound,
+                location: Location::Url,
+                action: detector.action(f.rule, Direction::Outbound),
+                snippet: snippet(detector, view, f, &found),
+            });
+        }
+    }
+    for (name, value) in headers {
+        let name = name.as_str();
+        let found = detector.find_secrets(value.as_bytes());
+        for f in &found {
+            if detector.presented_to_issuer(f.rule, name, host) {
+                let presented = (detector.rule(f.rule).id.clone(), name.to_string());
+                if !head.presented.contains(&presented) {
+                    head.presented.push(presented);
+                }
+                continue;
+            }
+            if !head.flagged_headers.iter().any(|h| h == name) {
+                head.flagged_headers.push(name.to_string());
+            }
+            head.detections.push(Detection {
+                rule: f.rule,
+                direction: Direction::Outbound,
+                location: Location::Header(name.to_string()),
+                action: detector.action(f.rule, Direction::Outbound),
+                snippet: snippet(detector, value.as_bytes(), f, &found),
+            });
+        }
+    }
+    head
+}
+
+/// Scans response headers; secrets are replaced in place when the action is redact.
+pub fn scan_response(detector: &Detector, headers: &mut HeaderMap) -> Vec<Detection> {
+    let mut detections = Vec::new();
+    for (name, value) in headers.iter_mut() {
+        let found = detector.find_secrets(value.as_bytes());
+        if found.is_empty() {
+            continue;
+        }
+        let mut redacted = Vec::with_capacity(value.len());
+        let mut pos = 0;
+        for f in &found {
+            let action = detector.action(f.rule, Direction::Inbound);
+            detections.push(Detection {
+                rule: f.rule,
+                direction: Direction::Inbound,
+                location: Location::Header(name.as_str().to_string()),
+                action,
+                snippet: snippet(detector, value.as_bytes(), f, &found),
+            });
+            if action == DetectAction::Redact && f.start >= pos {
+                redacted.extend_from_slice(&value.as_bytes()[pos..f.start]);
+                redacted.extend_from_slice(
+                    format!("[REDACTED:{}]", detector.rule(f.rule).id).as_bytes(),
+                );
+                pos = f.end;
+            }
+        }
+        if pos > 0 {
+            redacted.extend_from_slice(&value.as_bytes()[pos..]);
+            if let Ok(v) = HeaderValue::from_bytes(&redacted) {
+                *value = v;
+            }
+        }
+    }
+    detections
+}

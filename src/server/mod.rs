@@ -1,0 +1,352 @@
+//! Bringing a proxy up and down: lock the data directory, load the CA, open the records,
+//! build the engines, bind, announce (boot line, state file), serve until told to stop,
+//! drain, flush. Reloads (`reload`), signals (`signals`) and the policy source's fetching
+//! (`policy_source`) are driven from here.
+
+mod lockdown;
+mod memory;
+mod policy_source;
+mod reload;
+mod signals;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, GatewayConfig, PROXY_LISTENER};
+use crate::instance::{InstanceError, InstanceLock, InstanceState};
+use crate::pipeline::live::SettingsError;
+use crate::pipeline::{Guards, Live, Pipeline};
+use crate::proxy::upstream::{Upstreams, internal_client};
+use crate::proxy::{ProxyContext, listener};
+use crate::record::events::{BootLine, GatewayListen, now_rfc3339};
+use crate::record::{RecordError, RecordSink};
+use crate::tls::{TlsContext, TlsSetupError};
+use lockdown::lockdown_on;
+pub use lockdown::lockdown_path;
+use memory::MemoryReturn;
+use reload::{ConfigWatch, log_routes, reload};
+pub use signals::Stop;
+use signals::{SignalEvent, SignalWaiter};
+
+/// How long in-flight exchanges get to finish once a stop is requested (under `airlock
+/// stop`'s 5 s before SIGKILL).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+const STATE_REFRESH: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A setting the engines refuse: a config error (exit 2).
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(
+        "cannot listen on {addr}: {source}; choose another address with --listen or proxy_port"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot listen on {addr} for gateway {name:?}: {source}; change its `listen` in the config"
+    )]
+    GatewayBind {
+        name: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub struct ServeOptions {
+    pub print_boot: bool,
+    pub ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
+    pub stop: Stop,
+}
+
+/// Runs the proxy to completion on its own runtime. Blocks.
+pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    // What only the engines can judge is checked before anything is locked or bound.
+    crate::pipeline::live::check(&config)?;
+    let lock = InstanceLock::acquire(&config.data_dir)?;
+    let tls = Arc::new(TlsContext::new(&config)?);
+    let (records, writer) = RecordSink::start(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("airlock")
+        .build()
+        .map_err(ServeError::Runtime)?;
+
+    let result = runtime.block_on(run(config.clone(), tls, records, &lock, opts));
+    // Tasks still running after the drain are dropped here; their flow trackers write the
+    // records of whatever they were doing before the writer is closed below.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    writer.finish();
+    drop(lock);
+    result
+}
+
+/// The bound listeners: the proxy's and each gateway's, with the addresses they really got.
+struct Listeners {
+    proxy: TcpListener,
+    listen: SocketAddr,
+    gateways: Vec<(Arc<GatewayConfig>, TcpListener, SocketAddr)>,
+}
+
+async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+    let proxy = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let listen = proxy.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let mut gateways = Vec::new();
+    for gateway in &config.gateways {
+        let bind_err = |source| ServeError::GatewayBind {
+            name: gateway.name.clone(),
+            addr: gateway.listen,
+            source,
+        };
+        let tcp = TcpListener::bind(gateway.listen).await.map_err(bind_err)?;
+        let bound = tcp.local_addr().map_err(bind_err)?;
+        gateways.push((Arc::new(gateway.clone()), tcp, bound));
+    }
+    Ok(Listeners {
+        proxy,
+        listen,
+        gateways,
+    })
+}
+
+fn boot_line(config: &Config, tls: &TlsContext, listeners: &Listeners) -> String {
+    let boot = BootLine {
+        event: "boot",
+        version: env!("CARGO_PKG_VERSION"),
+        listen: listeners.listen.to_string(),
+        gateways: listeners
+            .gateways
+            .iter()
+            .map(|(g, _, bound)| GatewayListen {
+                name: g.name.clone(),
+                listen: bound.to_string(),
+            })
+            .collect(),
+        admin: None,
+        mitm: config.enable_mitm,
+        log: config.log.name(),
+        ca: tls.ca.cert_path().display().to_string(),
+        data_dir: config.data_dir.display().to_string(),
+    };
+    serde_json::to_string(&boot).expect("boot line serializes")
+}
+
+/// What `status` reads about the running instance (the state file).
+struct StateFile<'a> {
+    lock: &'a InstanceLock,
+    config: &'a Config,
+    listen: SocketAddr,
+    started_at: String,
+    last: Option<InstanceState>,
+}
+
+impl StateFile<'_> {
+    fn snapshot(&self, live: Option<&Live>, lockdown: bool, records: &RecordSink) -> InstanceState {
+        let counters = &records.counters;
+        InstanceState {
+            pid: std::process::id(),
+            listen: self.listen.to_string(),
+            started_at: self.started_at.clone(),
+            started_unix: chrono::Utc::now().timestamp(),
+            config_file: self.config.source.as_ref().map(|p| p.display().to_string()),
+            config_digest: live
+                .map_or(&self.config.digest, |l| &l.config.digest)
+                .clone(),
+            config_loaded_at: live.map_or(&self.started_at, |l| &l.loaded_at).clone(),
+            mitm: self.config.enable_mitm,
+            lockdown,
+            requests: counters.requests.load(Ordering::Relaxed),
+            blocked: counters.blocked.load(Ordering::Relaxed),
+            threats: counters.threats.load(Ordering::Relaxed),
+            failed: counters.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes the state when something `status` shows has changed.
+    fn update(&mut self, now: InstanceState) {
+        let changed = self.last.as_ref().is_none_or(|last| {
+            now.requests != last.requests
+                || now.failed != last.failed
+                || now.threats != last.threats
+                || now.config_digest != last.config_digest
+                || now.config_loaded_at != last.config_loaded_at
+                || now.lockdown != last.lockdown
+        });
+        if changed {
+            self.lock.write_state(&now);
+            self.last = Some(now);
+        }
+    }
+}
+
+async fn run(
+    config: Arc<Config>,
+    tls: Arc<TlsContext>,
+    records: RecordSink,
+    lock: &InstanceLock,
+    opts: ServeOptions,
+) -> Result<(), ServeError> {
+    // Signal handlers go in before the boot line announces us: a SIGTERM sent the moment a
+    // supervisor sees the boot line must stop the proxy gracefully, not kill it.
+    let mut signals = SignalWaiter::new(opts.stop);
+    // Gateways bind before the boot line too: it names the ports they really got.
+    let listeners = bind(&config).await?;
+    let listen = listeners.listen;
+    let boot = boot_line(&config, &tls, &listeners);
+    crate::diag::release(opts.print_boot.then_some(boot.as_str()));
+    tracing::info!(listen = %listen, data_dir = %config.data_dir.display(), "airlock is listening");
+
+    let started_at = now_rfc3339();
+    let mut state = StateFile {
+        lock,
+        config: &config,
+        listen,
+        started_at: started_at.clone(),
+        last: None,
+    };
+    let guards = Guards::default();
+    guards
+        .lockdown
+        .store(lockdown_path(&config).exists(), Ordering::Relaxed);
+    // Announced at once (the detection engines take a moment to build): `status` right
+    // after the boot line finds a running instance.
+    state.update(state.snapshot(None, guards.locked_down(), &records));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let tasks = TaskTracker::new();
+    let internal = internal_client(&config, &tls);
+    let live = Live::build(config.clone(), None, started_at)?;
+    if guards.locked_down() {
+        tracing::warn!(
+            "lockdown is on (left on by `airlock lockdown on` or SIGUSR1): only lockdown_allow hosts are reachable"
+        );
+    }
+    policy_source::keep_remote_fresh(&live, None, &internal, &shutdown_rx, &tasks);
+    log_routes(&config);
+    let pipeline = Pipeline {
+        live: Arc::new(arc_swap::ArcSwap::from_pointee(live)),
+        guards,
+        records: records.clone(),
+        prices: Arc::new(prices(&config)),
+        gateway: None,
+    };
+    state.update(state.snapshot(
+        Some(&pipeline.live()),
+        pipeline.guards.locked_down(),
+        &records,
+    ));
+    if let Some(ready) = opts.ready {
+        let _ = ready.send(listen);
+    }
+
+    let ctx = Arc::new(ProxyContext {
+        config: config.clone(),
+        pipeline,
+        upstreams: Upstreams::new(&config, &tls),
+        tls,
+        listen,
+        tasks: tasks.clone(),
+        shutdown: shutdown_rx.clone(),
+        listener_name: Arc::from(PROXY_LISTENER),
+        proxy_listen: listen,
+    });
+    let accepts = accept(&ctx, listeners.proxy, listeners.gateways);
+
+    let mut refresh = tokio::time::interval(STATE_REFRESH);
+    let mut memory = MemoryReturn::default();
+    let mut watch = ConfigWatch::default();
+    loop {
+        tokio::select! {
+            event = signals.next() => match event {
+                SignalEvent::Stop => break,
+                SignalEvent::Reload => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    reload(&ctx, &internal, &shutdown_rx, &tasks);
+                    watch.loaded(&config);
+                }
+                SignalEvent::Lockdown => lockdown_on(&ctx, &config),
+            },
+            _ = refresh.tick() => {
+                memory.after_tick(tasks.len());
+                if watch.changed(&ctx.pipeline.live().config) {
+                    tracing::info!("the config file changed: reloading it");
+                    reload(&ctx, &internal, &shutdown_rx, &tasks);
+                }
+                let live = ctx.pipeline.live();
+                state.update(state.snapshot(Some(&live), ctx.pipeline.guards.locked_down(), &records));
+            }
+        }
+    }
+
+    tracing::info!("stopping: no new connections; draining open exchanges");
+    let _ = shutdown_tx.send(true);
+    for accept in accepts {
+        let _ = accept.await;
+    }
+    tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            open = tasks.len(),
+            "drain timed out; closing the remaining connections"
+        );
+    }
+    let live = ctx.pipeline.live();
+    lock.write_state(&state.snapshot(Some(&live), ctx.pipeline.guards.locked_down(), &records));
+    Ok(())
+}
+
+/// Starts the accept loops: the proxy's, and one per gateway with its own context.
+fn accept(
+    ctx: &Arc<ProxyContext>,
+    proxy: TcpListener,
+    gateways: Vec<(Arc<GatewayConfig>, TcpListener, SocketAddr)>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut accepts = vec![tokio::spawn(listener::accept_loop(ctx.clone(), proxy))];
+    for (gateway, tcp, bound) in gateways {
+        let gw_ctx = Arc::new(ctx.for_gateway(gateway, bound));
+        accepts.push(tokio::spawn(listener::accept_loop(gw_ctx, tcp)));
+    }
+    accepts
+}
+
+/// LLM prices: the shipped table with the config's `prices` applied.
+fn prices(config: &Config) -> airlock_llm::PriceTable {
+    airlock_llm::PriceTable::with_overrides(config.prices.iter().map(|(model, p)| {
+        (
+            model.clone(),
+            airlock_llm::Price {
+                input: p.input,
+                output: p.output,
+                cache_read: p.cache_read,
+                cache_write: p.cache_write,
+            },
+        )
+    }))
+}
