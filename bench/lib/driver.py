@@ -725,6 +725,7 @@ class Bench:
             "concurrency": CONCURRENCY,
             "scenarios": [{"key": s[0], "title": s[1], "requests": s[5] if self.quick else s[4]} for s in SCENARIOS],
             "airlock_git": self.args.airlock_git,
+            "baseline_git": self.args.baseline_git,
             "proxies": {},
         }
         proxies: list[Proxy] = []
@@ -734,6 +735,11 @@ class Bench:
                 proxies.append(Direct(self.certs))
             elif name == "airlock":
                 proxies.append(Airlock(Path(self.args.airlock), self.work, self.certs))
+            elif name == "airlock@base":
+                # An older build beside the current one, for a before/after ratio in one run.
+                if not self.args.baseline:
+                    raise SystemExit("airlock@base needs --baseline BIN (bench/run: AIRLOCK_BASELINE_BIN)")
+                proxies.append(Airlock(Path(self.args.baseline), self.work, self.certs, None, "airlock@base"))
             elif name == "airlock+policy":
                 # Issue 5's policy benchmark: 50 CEL rules, none of which matches the bench
                 # requests, so each is evaluated in full.
@@ -791,6 +797,8 @@ def main() -> None:
     ap.add_argument("--oha", required=True)
     ap.add_argument("--airlock", required=True)
     ap.add_argument("--airlock-git", default="")
+    ap.add_argument("--baseline", default="", help="an older airlock binary, run as the proxy airlock@base")
+    ap.add_argument("--baseline-git", default="")
     ap.add_argument("--mitmdump", required=True)
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--proxies", default="direct,airlock,mitmdump,squid")

@@ -6,7 +6,7 @@ usage: report.py RESULTS.json   -> Markdown on stdout
 import json
 import sys
 
-PROXIES = ["direct", "airlock", "squid", "mitmdump"]
+PROXIES = ["direct", "airlock@base", "airlock", "airlock+policy", "squid", "mitmdump"]
 OTHERS = ["squid", "mitmdump"]
 MB = 1_000_000  # figures are decimal megabytes (VmRSS kB * 1024 / 10^6)
 
@@ -39,9 +39,48 @@ def scen(res, proxy, key):
     return res["proxies"].get(proxy, {}).get("scenarios", {}).get(key)
 
 
+def merge_rounds(res: dict) -> tuple[dict, list[str]]:
+    """With --rounds N the proxies are keyed `name #i`: each scenario's figures become the
+    median over the rounds (every round's CPU figure is listed in a table of its own)."""
+    import statistics
+
+    keys = list(res["proxies"])
+    if not any(" #" in k for k in keys):
+        return res, []
+    groups: dict[str, list[dict]] = {}
+    for k in keys:
+        groups.setdefault(k.split(" #")[0], []).append(res["proxies"][k])
+    merged = dict(res, proxies={})
+    lines = ["### Rounds (proxy CPU-s per 1,000 requests, in the order they ran; the tables above use the median)", "",
+             "| Scenario | Proxy | rounds | median |", "|---|---|---|---:|"]
+    for name, runs in groups.items():
+        first = dict(runs[0])
+        first["scenarios"] = {}
+        for sc in res["scenarios"]:
+            rs = [r.get("scenarios", {}).get(sc["key"]) for r in runs]
+            rs = [r for r in rs if r]
+            if not rs:
+                continue
+            ok = [r for r in rs if r.get("ok")]
+            cpu = [r["proxy_cpu_s_per_1k"] for r in ok if r.get("proxy_cpu_s_per_1k") is not None]
+            m = dict(rs[0])
+            m["ok"] = len(ok) == len(rs)
+            if cpu:
+                m["proxy_cpu_s_per_1k"] = statistics.median(cpu)
+            for field in ("rps", "p50_ms", "p99_ms"):
+                vals = [r[field] for r in ok if r.get(field) is not None]
+                if vals:
+                    m[field] = statistics.median(vals)
+            first["scenarios"][sc["key"]] = m
+            lines.append(f"| {sc['title']} | {name} | {', '.join(f(c, 3) for c in cpu)} | {f(m.get('proxy_cpu_s_per_1k'), 3)} |")
+        merged["proxies"][name] = first
+    return merged, lines + [""]
+
+
 def render(res: dict) -> str:
     out = []
     w = out.append
+    res, rounds = merge_rounds(res)
     m = res["machine"]
     present = [p for p in PROXIES if p in res["proxies"]]
     mode = "quick smoke run" if res.get("quick") else "full run"
@@ -53,6 +92,9 @@ def render(res: dict) -> str:
     if "airlock" in present:
         vers.append(res["proxies"]["airlock"].get("version", "airlock ?")
                     + (f" (git {res['airlock_git']})" if res.get("airlock_git") else ""))
+    if "airlock@base" in present:
+        vers.append("baseline " + res["proxies"]["airlock@base"].get("version", "airlock ?")
+                    + (f" (git {res['baseline_git']})" if res.get("baseline_git") else ""))
     if "squid" in present:
         vers.append(res["proxies"]["squid"].get("version", "squid ?") + " (ssl-bump)")
     if "mitmdump" in present:
@@ -85,15 +127,20 @@ def render(res: dict) -> str:
               f"{f(r.get('proxy_cpu_s_per_1k'), 3)} | {f(mb(r.get('rss_peak_kb')), 1)} | {status} |")
     w("")
 
+    if rounds:
+        out.extend(rounds)
+
     # ---- ratios
     if "airlock" in present:
         w("### airlock vs the others (ratio = airlock ÷ other; below 1 is better for airlock)")
         w("")
-        others = [o for o in OTHERS if o in present]
+        others = [o for o in ["airlock@base"] + OTHERS if o in present]
         head = "| Scenario | airlock CPU-s/1k | " + " | ".join(f"{o} CPU-s/1k | CPU airlock/{o} | req/s airlock/{o}" for o in others) + " |"
         w(head)
         w("|---|---:|" + "---:|---:|---:|" * len(others))
         for sc in res["scenarios"]:
+            if scen(res, "airlock", sc["key"]) is None:
+                continue
             a = scen(res, "airlock", sc["key"]) or {}
             a_ok = a.get("ok")
             row = f"| {sc['title']} | {f(a.get('proxy_cpu_s_per_1k'), 3) if a_ok else 'failed'} |"

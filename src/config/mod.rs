@@ -386,28 +386,15 @@ impl Config {
         let http1_only_hosts = HostSet::new(raw.http1_only_hosts.as_deref().unwrap_or(&[]))
             .map_err(|m| key_err("http1_only_hosts", m))?;
 
-        let base = source
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let mut upstream_ca = Vec::new();
-        for (i, p) in raw.upstream_ca.unwrap_or_default().iter().enumerate() {
-            let p = absolute_from(&base, &expand_home(p)?);
-            if !p.is_file() {
-                return Err(key_err(
-                    &format!("upstream_ca[{i}]"),
-                    format!("{} is not a readable file", p.display()),
-                ));
-            }
-            upstream_ca.push(p);
-        }
-
+        let upstream_ca = upstream_cas(&raw, source.as_deref(), &key_err)?;
         let resolve = ResolveMap::new(raw.resolve.unwrap_or_default())
             .map_err(|(k, m)| key_err(&format!("resolve.{k}"), m))?;
 
         let keylog_file = match &raw.keylog_file {
-            Some(p) => Some(absolute_from(&base, &expand_home(p)?)),
+            Some(p) => Some(absolute_from(
+                &file_dir(source.as_deref()),
+                &expand_home(p)?,
+            )),
             None => std::env::var_os("SSLKEYLOGFILE")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
@@ -471,6 +458,35 @@ impl Config {
             digest,
         })
     }
+}
+
+/// The directory of the config file: relative paths in it are relative to it.
+fn file_dir(source: Option<&Path>) -> PathBuf {
+    source
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `upstream_ca`: each path must be a readable file.
+fn upstream_cas(
+    raw: &RawConfig,
+    source: Option<&Path>,
+    key_err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    let base = file_dir(source);
+    let mut out = Vec::new();
+    for (i, p) in raw.upstream_ca.iter().flatten().enumerate() {
+        let p = absolute_from(&base, &expand_home(p)?);
+        if !p.is_file() {
+            return Err(key_err(
+                &format!("upstream_ca[{i}]"),
+                format!("{} is not a readable file", p.display()),
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
 }
 
 /// Why the listen address is refused: a key of the file, or the `--listen` flag.

@@ -61,6 +61,14 @@ pub trait Tap: Send + Sync + Unpin + 'static {
     fn on_data(&mut self, data: Bytes, out: &mut Outlet);
     /// The body's data is complete: let out what is held.
     fn on_end(&mut self, _out: &mut Outlet) {}
+    /// The last chunk (the inner body says nothing follows it): `on_data` then `on_end`,
+    /// unless the tap does both at once (a scan then reads the end once, not twice).
+    fn on_last(&mut self, data: Bytes, out: &mut Outlet) {
+        self.on_data(data, out);
+        if out.end.is_none() {
+            self.on_end(out);
+        }
+    }
     /// The body broke off with `error` (passed on after `out` unless the tap ends the body
     /// itself).
     fn on_error(&mut self, _error: &BoxError, _out: &mut Outlet) {}
@@ -111,6 +119,10 @@ where
         &self.tap
     }
 
+    pub fn tap_mut(&mut self) -> &mut T {
+        &mut self.tap
+    }
+
     /// Reads the body through the tap until `limit` bytes are held or ready, the body ends,
     /// or the tap ends it, before anything is sent.
     pub async fn fill(&mut self, limit: usize) {
@@ -142,6 +154,11 @@ where
     fn pull(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if self.inner.is_end_stream() => {
+                    self.inner_done = true;
+                    self.tap.on_last(data, &mut self.out);
+                    self.out.end();
+                }
                 Ok(data) => self.tap.on_data(data, &mut self.out),
                 Err(trailers) => {
                     // Trailers close the data: what is held goes first.
@@ -231,7 +248,8 @@ where
 
 impl<T: Tap, B: Body> Drop for TapBody<T, B> {
     fn drop(&mut self) {
-        if self.inner_done {
+        // Told of the end already, or the tap ended the body itself.
+        if self.inner_done || self.done || self.out.end.is_some() {
             return;
         }
         // A reader that stops at the body's known length never asks for its end; one that

@@ -157,6 +157,7 @@ async fn scan_body(
     if small {
         // Small enough to scan before the headers leave: a blocked injection becomes a
         // clear error, and the redaction count can go in a header.
+        scanning.tap_mut().hold_whole();
         scanning.fill(usize::MAX).await;
         if let Some(info) = scanning.tap().blocked() {
             return Err(blocked_response(info));

@@ -35,6 +35,9 @@ pub struct Scanning {
     pending: Vec<Pending>,
     redactions: u64,
     ended: bool,
+    /// Redact mode: nothing leaves before the end (a small body read whole before its
+    /// headers go out), so nothing is held back chunk by chunk.
+    whole: bool,
     blocked: Option<BlockInfo>,
 }
 
@@ -59,8 +62,14 @@ impl Scanning {
             pending: Vec::new(),
             redactions: 0,
             ended: false,
+            whole: false,
             blocked: None,
         }
+    }
+
+    /// The body will be read whole before any of it leaves.
+    pub fn hold_whole(&mut self) {
+        self.whole = true;
     }
 
     pub fn blocked(&self) -> Option<&BlockInfo> {
@@ -71,12 +80,13 @@ impl Scanning {
         self.redactions
     }
 
-    fn finish(&mut self, out: &mut Outlet) {
+    /// Scans the end of the body (`last`: its last chunk, if it came with one).
+    fn finish(&mut self, last: Option<Bytes>, out: &mut Outlet) {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
-        let chunk = self.scan.feed(&[], true);
-        self.after_scan(chunk, None, out);
+        let chunk = self.scan.feed(last.as_deref().unwrap_or(&[]), true);
+        self.after_scan(chunk, last, out);
         if self.side == Side::Request
             && self.blocked.is_none()
             && let Some(e) = self.scan.scanner().decode_error().map(str::to_string)
@@ -166,7 +176,7 @@ impl Scanning {
     /// carry-over window (a secret may still be completing), except at the end, on `all`,
     /// and for SSE where complete events always go.
     fn emit(&mut self, all: bool, out: &mut Outlet) {
-        if !self.redact || self.held.is_empty() || self.blocked.is_some() {
+        if !self.redact || self.held.is_empty() || self.blocked.is_some() || (self.whole && !all) {
             return;
         }
         let mut len = if all {
@@ -233,7 +243,12 @@ impl Tap for Scanning {
     }
 
     fn on_end(&mut self, out: &mut Outlet) {
-        self.finish(out);
+        self.finish(None, out);
+        self.emit(true, out);
+    }
+
+    fn on_last(&mut self, data: Bytes, out: &mut Outlet) {
+        self.finish(Some(data), out);
         self.emit(true, out);
     }
 

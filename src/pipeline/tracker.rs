@@ -380,7 +380,7 @@ impl Drop for FlowTracker {
     fn drop(&mut self) {
         let elapsed = self.started.elapsed().as_secs_f64() * 1000.0;
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut record = state.record.clone();
+        let mut record = std::mem::take(&mut state.record);
         record.duration_ms = (elapsed * 1000.0).round() / 1000.0;
         self.sink.flow(record);
     }

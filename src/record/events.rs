@@ -14,9 +14,10 @@ pub fn now_rfc3339() -> String {
     rfc3339(Utc::now())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowAction {
+    #[default]
     Allowed,
     Blocked,
     Redacted,
@@ -64,7 +65,7 @@ pub struct PresentedCredential {
 }
 
 /// One line of `logs/flows.jsonl`: a request/response, a blind tunnel, or a failure.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FlowRecord {
     pub timestamp: String,
     pub id: String,

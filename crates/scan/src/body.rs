@@ -198,19 +198,13 @@ impl BodyScanner {
             } else {
                 plain
             };
-            self.raw.feed(text, &mut hits);
-            if last {
-                self.raw.finish(&mut hits);
-            }
+            feed(&mut self.raw, text, last, &mut hits);
             report(View::Raw, &self.raw, &hits, false, found, |_| true);
             self.scan_other_views(plain, last, binary, found);
             return;
         }
 
-        self.raw.feed(plain, &mut hits);
-        if last {
-            self.raw.finish(&mut hits);
-        }
+        feed(&mut self.raw, plain, last, &mut hits);
         report(View::Raw, &self.raw, &hits, true, found, |_| true);
 
         // JSON escapes, only where there are any (a PEM key pasted into a chat message).
@@ -296,20 +290,16 @@ impl BodyScanner {
                 &self.scratch
             };
             hits.clear();
-            norm.feed(text, &mut hits);
-            if last {
-                norm.finish(&mut hits);
-            }
+            feed(norm, text, last, &mut hits);
             report(View::Normalized, norm, &hits, false, found, |_| true);
             // The raw rules look for zero-width characters, which ASCII cannot hold.
             hits.clear();
-            if ascii && raw.carry().is_ascii() && !last {
-                raw.skip(plain);
-            } else {
-                raw.feed(plain, &mut hits);
-                if last {
-                    raw.finish(&mut hits);
+            if ascii && raw.carry().is_ascii() {
+                if !last {
+                    raw.skip(plain);
                 }
+            } else {
+                feed(raw, plain, last, &mut hits);
             }
             report(View::InjectionRaw, raw, &hits, false, found, |_| true);
         }
@@ -353,6 +343,9 @@ struct DecodedView<D> {
     decoder: D,
     scanner: StreamScanner,
     active_until: u64,
+    /// The scanner's carry holds decoded bytes (not only skipped ones, which the raw view
+    /// scanned as they are): the end of the body must be scanned here too.
+    carry_decoded: bool,
 }
 
 impl<D: Decoder> DecodedView<D> {
@@ -361,6 +354,7 @@ impl<D: Decoder> DecodedView<D> {
             decoder: D::default(),
             scanner: StreamScanner::new(secrets),
             active_until: 0,
+            carry_decoded: false,
         }
     }
 
@@ -389,17 +383,30 @@ impl<D: Decoder> DecodedView<D> {
         if active {
             scratch.clear();
             changed = self.decoder.feed(plain, scratch);
-            self.scanner.feed(scratch, &mut hits);
+            feed(&mut self.scanner, scratch, last, &mut hits);
+            self.carry_decoded = true;
         } else {
             self.scanner.skip(plain);
-        }
-        if last {
-            self.scanner.finish(&mut hits);
+            if plain.len() >= self.scanner.overlap() {
+                self.carry_decoded = false;
+            }
+            if last && self.carry_decoded {
+                self.scanner.finish(&mut hits);
+            }
         }
         report(D::VIEW, &self.scanner, &hits, false, found, |secret| {
             !contains(raw_window, secret)
         });
         changed
+    }
+}
+
+/// Feeds a chunk to a view's scanner, as its last one at the end of the body.
+fn feed(scanner: &mut StreamScanner, chunk: &[u8], last: bool, hits: &mut Vec<StreamFinding>) {
+    if last {
+        scanner.feed_last(chunk, hits);
+    } else {
+        scanner.feed(chunk, hits);
     }
 }
 

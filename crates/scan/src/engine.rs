@@ -54,7 +54,9 @@ impl PartialKeywords {
     /// Where the longest keyword prefix ending `tail` starts, or `tail.len()`.
     fn start_in(&self, tail: &[u8]) -> usize {
         let len = tail.len();
-        let mut lower = Vec::with_capacity(self.longest);
+        // Called on every chunk's end: no allocation unless a prefix is longer than this.
+        let mut stack = [0u8; 64];
+        let mut heap = Vec::new();
         for n in (1..=self.longest.min(len)).rev() {
             let end = &tail[len - n..];
             if !self.first[end[0] as usize] {
@@ -63,9 +65,16 @@ impl PartialKeywords {
             if self.exact.contains(end) {
                 return len - n;
             }
-            lower.clear();
-            lower.extend(end.iter().map(u8::to_ascii_lowercase));
-            if self.folded.contains(&lower) {
+            let lower: &mut [u8] = if n <= stack.len() {
+                &mut stack[..n]
+            } else {
+                heap.resize(n, 0);
+                &mut heap[..]
+            };
+            for (l, b) in lower.iter_mut().zip(end) {
+                *l = b.to_ascii_lowercase();
+            }
+            if self.folded.contains(&*lower) {
                 return len - n;
             }
         }
@@ -75,6 +84,56 @@ impl PartialKeywords {
 
 /// See [`Engine::scan_all`].
 const MERGE_GAP: usize = 256;
+
+/// The windows being grown during one scan, per local rule: a table indexed by rule, and
+/// the list of rules that have one (most scans touch a few rules of a catalogue of
+/// hundreds). Kept per thread, so a scan allocates nothing.
+#[derive(Default)]
+struct Windows {
+    table: Vec<(usize, usize)>,
+    touched: Vec<usize>,
+}
+
+const NO_WINDOW: (usize, usize) = (usize::MAX, 0);
+
+impl Windows {
+    fn reset(&mut self, rules: usize) {
+        for &local in &self.touched {
+            self.table[local] = NO_WINDOW;
+        }
+        self.touched.clear();
+        if self.table.len() < rules {
+            self.table.resize(rules, NO_WINDOW);
+        }
+    }
+
+    /// Grows `local`'s window by `lo..hi`; returns the window it closes when `lo..hi` is
+    /// too far from it to merge (that one is scanned now).
+    fn grow(&mut self, local: usize, lo: usize, hi: usize) -> Option<(usize, usize)> {
+        let window = &mut self.table[local];
+        if *window == NO_WINDOW {
+            *window = (lo, hi);
+            self.touched.push(local);
+            None
+        } else if lo <= window.1 + MERGE_GAP {
+            *window = (window.0.min(lo), window.1.max(hi));
+            None
+        } else {
+            Some(std::mem::replace(window, (lo, hi)))
+        }
+    }
+
+    /// The windows still open: (local rule, lo, hi).
+    fn open(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.touched
+            .iter()
+            .map(|&l| (l, self.table[l].0, self.table[l].1))
+    }
+}
+
+thread_local! {
+    static WINDOWS: std::cell::RefCell<Windows> = std::cell::RefCell::new(Windows::default());
+}
 
 /// A verified match. `start..end` is the secret (the `secret` group, or the whole match);
 /// `match_start..match_end` the whole match. Offsets are into the scanned text.
@@ -232,6 +291,9 @@ impl Engine {
     /// Start of a keyword prefix that ends `tail` (a keyword cut off by the chunk's end), or
     /// `tail.len()`.
     fn partial_keyword_at_end(&self, tail: &[u8]) -> usize {
+        if tail.is_empty() {
+            return 0;
+        }
         self.partials.start_in(tail)
     }
 
@@ -246,33 +308,27 @@ impl Engine {
         // match can start, to as far past it as the match can reach. Hits come in the
         // order of their ends, so a window closes as soon as a hit starts past it.
         let first = out.len();
-        let mut open: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.rules.len()];
-        self.keywords.for_each_hit(hay, |start, end, locals| {
-            if start >= tail && start < *anchor {
-                *anchor = start;
-            }
-            for &local in locals {
-                let local = local as usize;
-                let global = self.rules[local];
-                let lo = start.saturating_sub(self.match_lead[local]);
-                // One byte past the longest match, so `\b` sees what follows it.
-                let hi = (end + self.catalogue.rules[global].max_len + 1).min(hay.len());
-                let window = &mut open[local];
-                if window.0 == usize::MAX {
-                    *window = (lo, hi);
-                } else if lo <= window.1 + MERGE_GAP {
-                    *window = (window.0.min(lo), window.1.max(hi));
-                } else {
-                    self.scan_window(global, hay, window.0, window.1, out);
-                    *window = (lo, hi);
+        WINDOWS.with_borrow_mut(|windows| {
+            windows.reset(self.rules.len());
+            self.keywords.for_each_hit(hay, |start, end, locals| {
+                if start >= tail && start < *anchor {
+                    *anchor = start;
                 }
-            }
-        });
-        for (local, &(lo, hi)) in open.iter().enumerate() {
-            if lo != usize::MAX {
+                for &local in locals {
+                    let local = local as usize;
+                    let global = self.rules[local];
+                    let lo = start.saturating_sub(self.match_lead[local]);
+                    // One byte past the longest match, so `\b` sees what follows it.
+                    let hi = (end + self.catalogue.rules[global].max_len + 1).min(hay.len());
+                    if let Some((wlo, whi)) = windows.grow(local, lo, hi) {
+                        self.scan_window(global, hay, wlo, whi, out);
+                    }
+                }
+            });
+            for (local, lo, hi) in windows.open() {
                 self.scan_window(self.rules[local], hay, lo, hi, out);
             }
-        }
+        });
         // A long keyword ending after a short one can open a window reaching back into one
         // already scanned: the same match found twice is one finding.
         if out.len() - first > 1 {

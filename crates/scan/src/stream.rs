@@ -134,6 +134,25 @@ impl StreamScanner {
         self.report_found(usize::MAX, out);
     }
 
+    /// The last chunk of the stream: scanned once with what is carried, and every finding
+    /// reported (what `feed` then `finish` report, without scanning the carry twice).
+    pub fn feed_last(&mut self, chunk: &[u8], out: &mut Vec<StreamFinding>) {
+        if chunk.is_empty() {
+            self.finish(out);
+            return;
+        }
+        self.buf.clear();
+        self.base_of_buf = self.base;
+        self.buf.extend_from_slice(&self.carry);
+        self.buf.extend_from_slice(chunk);
+        self.found.clear();
+        self.engine.scan(&self.buf, &mut self.found);
+        self.report_found(usize::MAX, out);
+        // The stream is over: nothing is carried.
+        self.base += self.buf.len() as u64;
+        self.carry.clear();
+    }
+
     /// Reports the findings of the last scan (offsets into `buf`, which starts at `base`)
     /// not reported before and not ending at `open_end`.
     fn report_found(&mut self, open_end: usize, out: &mut Vec<StreamFinding>) {
