@@ -55,6 +55,37 @@ impl Outlet {
     }
 }
 
+/// What becomes of the unread rest of a body dropped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    Drop,
+    /// Read and discarded in the background (bounded): a client still sending a refused
+    /// request then gets to read the refusal instead of a reset connection.
+    Drain,
+}
+
+/// How much of a refused request's unread body is drained, and for how long.
+pub const DRAIN_BYTES: u64 = 64 << 20;
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads and discards `body` until it ends, `max_bytes` were read, or `max_time` passed.
+pub async fn drain<B>(mut body: B, max_bytes: u64, max_time: std::time::Duration)
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    use http_body_util::BodyExt;
+    let read_all = async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > max_bytes {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(max_time, read_all).await;
+}
+
 /// Something that watches a body pass and may hold, rewrite or end it.
 pub trait Tap: Send + Sync + Unpin + 'static {
     /// A chunk arrived; put what may leave now in `out` (usually the chunk itself).
@@ -72,8 +103,11 @@ pub trait Tap: Send + Sync + Unpin + 'static {
     /// The body broke off with `error` (passed on after `out` unless the tap ends the body
     /// itself).
     fn on_error(&mut self, _error: &BoxError, _out: &mut Outlet) {}
-    /// The body was dropped before its end (the reader went away).
-    fn on_abandon(&mut self) {}
+    /// The body was dropped before its end (the reader went away, or a block ended it). The
+    /// answer says what becomes of the unread rest of the inner body.
+    fn on_abandon(&mut self) -> Rest {
+        Rest::Drop
+    }
     /// Bytes read but held back (not in the outlet yet).
     fn held(&self) -> usize {
         0
@@ -90,8 +124,9 @@ pub trait Tap: Send + Sync + Unpin + 'static {
 }
 
 /// A body stream with a tap on it.
-pub struct TapBody<T: Tap, B: Body = ProxyBody> {
-    inner: B,
+pub struct TapBody<T: Tap, B: Body<Data = Bytes> + Send + Unpin + 'static = ProxyBody> {
+    /// Taken only when the body is dropped and its rest drained.
+    inner: Option<B>,
     tap: T,
     out: Outlet,
     /// The inner body has ended (or failed) and the tap was told.
@@ -102,12 +137,12 @@ pub struct TapBody<T: Tap, B: Body = ProxyBody> {
 
 impl<T: Tap, B> TapBody<T, B>
 where
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
     pub fn new(inner: B, tap: T) -> Self {
         TapBody {
-            inner,
+            inner: Some(inner),
             tap,
             out: Outlet::default(),
             inner_done: false,
@@ -150,11 +185,21 @@ where
         self.out.bytes
     }
 
+    fn inner(&self) -> &B {
+        self.inner
+            .as_ref()
+            .expect("the inner body is taken only on drop")
+    }
+
     /// Polls the inner body once and hands what it gives to the tap.
     fn pull(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let inner = self
+            .inner
+            .as_mut()
+            .expect("the inner body is taken only on drop");
+        match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) if self.inner.is_end_stream() => {
+                Ok(data) if inner.is_end_stream() => {
                     self.inner_done = true;
                     self.tap.on_last(data, &mut self.out);
                     self.out.end();
@@ -191,7 +236,7 @@ where
 
 impl<T: Tap, B> Body for TapBody<T, B>
 where
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
     type Data = Bytes;
@@ -232,32 +277,37 @@ where
         match &self.out.end {
             Some(end) => end.is_ok(),
             None => {
-                self.tap.ends_with_inner() && self.tap.held() == 0 && self.inner.is_end_stream()
+                self.tap.ends_with_inner() && self.tap.held() == 0 && self.inner().is_end_stream()
             }
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         if self.tap.keeps_length() {
-            self.inner.size_hint()
+            self.inner().size_hint()
         } else {
             SizeHint::default()
         }
     }
 }
 
-impl<T: Tap, B: Body> Drop for TapBody<T, B> {
+impl<T: Tap, B: Body<Data = Bytes> + Send + Unpin + 'static> Drop for TapBody<T, B> {
     fn drop(&mut self) {
         // Told of the end already, or the tap ended the body itself.
         if self.inner_done || self.done || self.out.end.is_some() {
             return;
         }
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
         // A reader that stops at the body's known length never asks for its end; one that
         // goes away (a client closing an SSE stream) abandons it.
-        if self.inner.is_end_stream() {
+        if inner.is_end_stream() {
             self.tap.on_end(&mut Outlet::default());
-        } else {
-            self.tap.on_abandon();
+        } else if self.tap.on_abandon() == Rest::Drain
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(drain(inner, DRAIN_BYTES, DRAIN_TIME));
         }
     }
 }
@@ -281,8 +331,9 @@ mod tests {
         fn on_end(&mut self, _out: &mut Outlet) {
             self.ends += 1;
         }
-        fn on_abandon(&mut self) {
+        fn on_abandon(&mut self) -> Rest {
             self.abandoned = true;
+            Rest::Drop
         }
     }
 

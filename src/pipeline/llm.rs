@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use airlock_llm::{CallKind, PriceTable, Provider, StreamUsage, Usage};
 use bytes::Bytes;
 
-use super::body::{BlockedError, BoxError, Outlet, Tap};
+use super::body::{BlockedError, BoxError, Outlet, Rest, Tap};
 use super::decide;
 use super::tracker::FlowTracker;
 use crate::detect::{AssistantText, Detector};
@@ -374,8 +374,9 @@ impl Tap for AnswerTap {
         self.on_end(&mut Outlet::default());
     }
 
-    fn on_abandon(&mut self) {
+    fn on_abandon(&mut self) -> Rest {
         self.on_end(&mut Outlet::default());
+        Rest::Drop
     }
 
     fn keeps_length(&self) -> bool {

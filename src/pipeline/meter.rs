@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::body::{BoxError, Outlet, Tap};
+use super::body::{BoxError, Outlet, Rest, Tap};
 use super::exchange::Side;
 use super::tracker::FlowTracker;
 use crate::config::Config;
@@ -77,7 +77,7 @@ impl Tap for Metered {
         self.finished = true;
     }
 
-    fn on_abandon(&mut self) {
+    fn on_abandon(&mut self) -> Rest {
         // Dropped before its end: an empty body nobody needed to poll, or a reader that went
         // away (a client closing an SSE stream, an upstream answering before reading it all).
         if !self.finished && self.seen > 0 && self.side == Side::Response {
@@ -87,6 +87,14 @@ impl Tap for Metered {
             ));
         }
         self.finish();
+        // A client still sending a refused request reads the 403 only once what it sends
+        // has been read: an unread body makes the connection close under it (a reset, or
+        // an "EOF" in TLS, where the client cannot tell a block from a network failure).
+        if self.side == Side::Request && self.tracker.blocked().is_some() {
+            Rest::Drain
+        } else {
+            Rest::Drop
+        }
     }
 }
 

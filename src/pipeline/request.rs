@@ -339,9 +339,9 @@ where
     Ok(body)
 }
 
-/// How much of a refused request's body is read (and dropped) so that the client, still
-/// sending, gets to read the 403 instead of a reset connection.
-const DRAIN_BYTES: usize = 1 << 20;
+/// How much of a request refused before its body was read is read (and dropped) before the
+/// 403 goes, so that the client, still sending, gets to read it instead of a reset.
+const DRAIN_BYTES: u64 = 1 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and drops what the client is still sending of a refused request (bounded in size
@@ -350,22 +350,7 @@ async fn drain_unread<B>(body: B)
 where
     B: Body<Data = Bytes> + Unpin,
 {
-    let mut body = body;
-    let drain = async {
-        let mut read = 0usize;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => {
-                    read += f.data_ref().map_or(0, |d| d.len());
-                    if read > DRAIN_BYTES {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    super::body::drain(body, DRAIN_BYTES, DRAIN_TIME).await;
 }
 
 pub fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {

@@ -1,0 +1,61 @@
+"""Detection v2 (issue 10), the proxy's side: a block is a 403 the client sees, whenever the
+response has not started (SPEC 5), with real clients over HTTP/1.1, HTTP/1.1 in TLS and HTTP/2."""
+
+from __future__ import annotations
+
+import pytest
+
+from detect_fixtures import *  # noqa: F401,F403
+from detect_fixtures import assert_credential_block, assert_no_leak, fresh_key
+from e2e_helpers import httpx_client, requests_session
+from records import wait_threats
+
+MB = 1024 * 1024
+
+
+def _big_body(key, *, at_start: bool, total: int = 5 * MB) -> bytes:
+    """`total` bytes of text with the key near its start or at its end."""
+    line = f" my key is {key.text}\n".encode()
+    filler = b"lorem ipsum dolor sit amet " * (total // 27)
+    body = line + filler if at_start else filler + line
+    return body[:total] if at_start else body[-total:]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("where", ["early", "late"])
+def test_requests_sees_the_403_of_a_large_upload(detect_proxy, detect_up, scheme, where):
+    """Regression: a key found in the first `max_hold_bytes` of a larger body over HTTPS gave
+    `requests` an SSL EOF instead of the 403 (airlock answered and closed while the client was
+    still sending). Found late (after the body started streaming upstream), the same."""
+    p = detect_proxy()
+    key = fresh_key("github")
+    tag = detect_up.new_tag()
+    body = _big_body(key, at_start=where == "early")
+    with requests_session(p) as s:
+        r = s.post(f"{scheme}://example.test/t/{tag}", data=body, timeout=60,
+                   headers={"content-type": "text/plain"})
+    assert_credential_block(r.status_code, r.headers, r.content, key)
+    t = wait_threats(p, lambda t: t.get("pattern") == key.rule)[0]
+    assert t["action"] == "blocked", t
+    hits = detect_up.wait_settled(tag)
+    for h in hits:
+        assert key.secret.encode() not in bytes(h.body)
+        assert not h.complete, "the upstream received the whole body"
+    if where == "early":
+        assert hits == [], "a key in the held part of the body: nothing goes upstream"
+    assert_no_leak(p, key)
+
+
+def test_http2_client_sees_the_403_of_a_large_upload(detect_proxy, detect_up):
+    """Over HTTP/2 the 403 goes out and the stream is reset after it; httpx reads the 403."""
+    p = detect_proxy()
+    key = fresh_key("github")
+    tag = detect_up.new_tag()
+    body = _big_body(key, at_start=True, total=3 * MB)
+    with httpx_client(p, http2=True) as c:
+        r = c.post(f"https://example.test/t/{tag}", content=body, timeout=60,
+                   headers={"content-type": "text/plain"})
+    assert r.http_version == "HTTP/2", r.http_version
+    assert_credential_block(r.status_code, r.headers, r.content, key)
+    assert detect_up.wait_settled(tag) == []
+    assert_no_leak(p, key)
