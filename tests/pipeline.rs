@@ -227,3 +227,36 @@ async fn an_undecodable_request_body_is_refused_and_written_down() {
     assert_eq!(threats[0]["pattern"], "undecodable-body");
     assert_eq!(threats[0]["action"], "blocked");
 }
+
+/// Regression: a URL carrying an AWS key id and its secret (`…&id=AKIA…&secret=zDhM%2FUNz…`)
+/// produced an `aws_access_key_id` threat whose snippet masked the id but showed the
+/// percent-encoded secret in full (the secret was found by another view of the URL).
+#[tokio::test]
+async fn a_snippet_masks_every_credential_of_the_exchange_in_every_form() {
+    let h = Harness::new("dedup_window_secs: 0\n");
+    let id = "AKIAQYLPMN5HFIQR7ABC";
+    let secret = "zDhM/UNzq8TyJ+Kd0Xw4pLm2Rv5sEa7bNc1Fg3Hj";
+    let encoded = secret.replace('/', "%2F").replace('+', "%2B");
+    let url = format!("https://s3.example.com/upload?x=1&id={id}&secret={encoded}");
+    let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+    let exchange = h.exchange("s3.example.com");
+    let refusal = request::phase(&h.pipeline, exchange, req)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+    let threats = h.records("threats.jsonl");
+    assert!(threats.len() >= 2, "{threats:?}");
+    for t in &threats {
+        let snippet = t["snippet"].as_str().unwrap();
+        for form in [
+            secret,
+            encoded.as_str(),
+            &secret[..12],
+            &encoded[..14],
+            &id[4..],
+        ] {
+            assert!(!snippet.contains(form), "{}: {snippet}", t["pattern"]);
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use airlock_scan::body::{BodyScanner, View, ViewFinding};
 use airlock_scan::stream::StreamFinding;
 
-use super::{Detection, Detector, Direction, Location, snippet};
+use super::{Detection, Detector, Direction, Location};
 
 /// The scanning state of one body: the engine's [`BodyScanner`] plus what its findings mean
 /// here (actions, snippets).
@@ -75,13 +75,14 @@ impl BodyScan {
             if let Some(stream) = f.stream {
                 result.raw.push(stream);
             }
-            result.detections.push(Detection {
-                rule: f.local.rule,
+            result.detections.push(Detection::of(
+                detector,
+                f.window,
+                &f.local,
+                f.neighbours,
                 direction,
                 location,
-                action: detector.action(f.local.rule, direction),
-                snippet: snippet(detector, f.window, &f.local, f.neighbours),
-            });
+            ));
         });
         result
     }

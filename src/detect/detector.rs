@@ -66,16 +66,6 @@ impl Location {
     }
 }
 
-/// One finding, resolved against settings: what was found, where, and what to do.
-#[derive(Debug, Clone)]
-pub struct Detection {
-    pub rule: usize,
-    pub direction: Direction,
-    pub location: Location,
-    pub action: DetectAction,
-    pub snippet: String,
-}
-
 /// The engines and the settings they run with.
 pub struct Detector {
     pub catalogue: Arc<Catalogue>,

@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use super::{Detection, Detector, Direction, Location, mask_found, snippet};
+use super::{Detection, Detector, Direction, Location, mask_found};
 use crate::config::DetectAction;
 
 /// What the scan of a request's URL and headers found.
@@ -48,13 +48,14 @@ pub fn scan_request(
                 continue;
             }
             seen.push((f.rule, secret));
-            head.detections.push(Detection {
-                rule: f.rule,
-                direction: Direction::Outbound,
-                location: Location::Url,
-                action: detector.action(f.rule, Direction::Outbound),
-                snippet: snippet(detector, view, f, &found),
-            });
+            head.detections.push(Detection::of(
+                detector,
+                view,
+                f,
+                &found,
+                Direction::Outbound,
+                Location::Url,
+            ));
         }
     }
     for (name, value) in headers {
@@ -71,13 +72,14 @@ pub fn scan_request(
             if !head.flagged_headers.iter().any(|h| h == name) {
                 head.flagged_headers.push(name.to_string());
             }
-            head.detections.push(Detection {
-                rule: f.rule,
-                direction: Direction::Outbound,
-                location: Location::Header(name.to_string()),
-                action: detector.action(f.rule, Direction::Outbound),
-                snippet: snippet(detector, value.as_bytes(), f, &found),
-            });
+            head.detections.push(Detection::of(
+                detector,
+                value.as_bytes(),
+                f,
+                &found,
+                Direction::Outbound,
+                Location::Header(name.to_string()),
+            ));
         }
     }
     head
@@ -94,14 +96,16 @@ pub fn scan_response(detector: &Detector, headers: &mut HeaderMap) -> Vec<Detect
         let mut redacted = Vec::with_capacity(value.len());
         let mut pos = 0;
         for f in &found {
-            let action = detector.action(f.rule, Direction::Inbound);
-            detections.push(Detection {
-                rule: f.rule,
-                direction: Direction::Inbound,
-                location: Location::Header(name.as_str().to_string()),
-                action,
-                snippet: snippet(detector, value.as_bytes(), f, &found),
-            });
+            let d = Detection::of(
+                detector,
+                value.as_bytes(),
+                f,
+                &found,
+                Direction::Inbound,
+                Location::Header(name.as_str().to_string()),
+            );
+            let action = d.action;
+            detections.push(d);
             if action == DetectAction::Redact && f.start >= pos {
                 redacted.extend_from_slice(&value.as_bytes()[pos..f.start]);
                 redacted.extend_from_slice(

@@ -2,8 +2,10 @@
 //! (a secret keeps at most its rule's literal prefix, `sk-ant-api03-[REDACTED]`).
 
 use airlock_scan::{Finding, Rule, RuleKind};
+use base64::Engine as _;
 
-use super::Detector;
+use super::detector::Detector;
+use super::secret::Secret;
 
 /// Up to 200 characters of context around `finding` in `text`, with every finding inside it
 /// masked. A secret keeps at most its rule's literal prefix (`sk-ant-api03-[REDACTED]`),
@@ -113,6 +115,115 @@ pub fn mask_found(detector: &Detector, text: &[u8], found: &[Finding]) -> String
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The shortest value `mask_known` looks for (shorter ones would mask ordinary words).
+const MIN_KNOWN: usize = 8;
+/// A fragment this long of a known secret, decoded from a token, masks the token.
+const FRAGMENT: usize = 12;
+
+/// `text` (a snippet, a URL, a header value, a preview) with every known secret of the
+/// exchange masked in whatever form it takes there: as it is, or inside a token (a run
+/// between separators) that holds it — or a fragment of it, as at a snippet's cut — once
+/// percent-decoded (nested), JSON-unescaped, or decoded from base64 or hex.
+pub fn mask_known(text: &str, secrets: &[Secret]) -> String {
+    let secrets: Vec<&[u8]> = secrets
+        .iter()
+        .map(|s| s.0.as_slice())
+        .filter(|s| s.len() >= MIN_KNOWN)
+        .collect();
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let sep = rest.find(is_separator).unwrap_or(rest.len());
+        let (token, after) = rest.split_at(sep);
+        out.push_str(&mask_token(token, &secrets));
+        let next = after.chars().next().map_or(0, char::len_utf8);
+        out.push_str(&after[..next]);
+        rest = &after[next..];
+    }
+    out
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || "\"'`&=,;:<>()[]{}|".contains(c)
+}
+
+fn mask_token(token: &str, secrets: &[&[u8]]) -> String {
+    if token.len() < MIN_KNOWN.min(FRAGMENT) {
+        return token.to_string();
+    }
+    let mut masked = token.to_string();
+    for s in secrets {
+        let plain = String::from_utf8_lossy(s);
+        if masked.contains(plain.as_ref()) {
+            masked = masked.replace(plain.as_ref(), "[REDACTED]");
+        }
+    }
+    if secrets
+        .iter()
+        .any(|s| decoded_forms(masked.as_bytes()).iter().any(|d| holds(d, s)))
+    {
+        return "[REDACTED]".to_string();
+    }
+    masked
+}
+
+/// True when `decoded` holds `secret`, or a fragment of it long enough to matter.
+fn holds(decoded: &[u8], secret: &[u8]) -> bool {
+    if contains(decoded, secret) {
+        return true;
+    }
+    let frag = FRAGMENT.min(secret.len());
+    (decoded.len() >= frag && contains(secret, decoded))
+        || secret.windows(frag).any(|w| contains(decoded, w))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+/// The token itself and what it decodes to: percent-encoding (up to three layers, `+` as
+/// space), JSON escapes, base64 (standard or URL-safe), hex.
+fn decoded_forms(token: &[u8]) -> Vec<Vec<u8>> {
+    let mut forms = vec![token.to_vec()];
+    let mut current = token.to_vec();
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        let plus: Vec<u8> = current
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        if !airlock_scan::decode::PercentDecoder::default().feed(&plus, &mut out) {
+            break;
+        }
+        forms.push(out.clone());
+        current = out;
+    }
+    let mut json = Vec::new();
+    if airlock_scan::decode::JsonUnescaper::default().feed(token, &mut json) {
+        forms.push(json);
+    }
+    let trimmed: Vec<u8> = token.iter().copied().filter(|&b| b != b'=').collect();
+    for engine in [
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        if let Ok(d) = engine.decode(&trimmed) {
+            forms.push(d);
+        }
+    }
+    if token.len().is_multiple_of(2) && token.iter().all(u8::is_ascii_hexdigit) {
+        let hex: Vec<u8> = token
+            .chunks(2)
+            .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+            .collect();
+        forms.push(hex);
+    }
+    forms
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, OnceLock};
@@ -181,6 +292,37 @@ mod tests {
             mask_found(&d, text.as_bytes(), &found),
             "a=ghp_[REDACTED]&b=ghp_[REDACTED]"
         );
+    }
+
+    #[test]
+    fn known_secrets_are_masked_in_every_form_a_record_can_carry() {
+        use base64::Engine as _;
+        let secret = "zDhM/UNzq8TyJ+Kd0Xw4pLm2Rv5sEa7bNc1Fg3Hj";
+        let known = [Secret(secret.as_bytes().to_vec())];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        for text in [
+            format!("id=AKIA&secret={secret}&x=1"),
+            "id=AKIA&secret=zDhM%2FUNzq8TyJ%2BKd0Xw4pLm2Rv5sEa7bNc1Fg3Hj&x=1".to_string(),
+            "secret=zDhM%252FUNzq8TyJ%252BKd0Xw4pLm2Rv5sEa7bNc1Fg3Hj".to_string(),
+            "{\"s\":\"zDhM\\/UNzq8TyJ+Kd0Xw4pLm2Rv5sEa7bNc1Fg3Hj\"}".to_string(),
+            format!("blob={b64}"),
+            format!("blob={hex}"),
+            // A snippet cut in the middle of the encoded secret.
+            "...&secret=zDhM%2FUNzq8TyJ%2BKd0Xw".to_string(),
+        ] {
+            let masked = mask_known(&text, &known);
+            for form in decoded_forms(masked.as_bytes()) {
+                assert!(!holds(&form, secret.as_bytes()), "{text} -> {masked}");
+            }
+            assert!(masked.contains("[REDACTED]"), "{masked}");
+        }
+        assert_eq!(
+            mask_known("nothing secret here", &known),
+            "nothing secret here"
+        );
+        // Too short to be a credential: left alone rather than masking words.
+        assert_eq!(mask_known("abc abc", &[Secret(b"abc".to_vec())]), "abc abc");
     }
 
     #[test]

@@ -6,12 +6,16 @@
 //! trackers or records: `pipeline::decide` turns findings into verdicts and records.
 
 mod body;
+mod detection;
 mod detector;
 pub mod head;
 mod mask;
+mod secret;
 mod text;
 
 pub use body::{BodyScan, ChunkScan};
-pub use detector::{AUTH_HEADERS, Detection, Detector, Direction, Location, check_settings};
-pub use mask::{mask_found, mask_preview, masked, snippet};
+pub use detection::Detection;
+pub use detector::{AUTH_HEADERS, Detector, Direction, Location, check_settings};
+pub use mask::{mask_found, mask_known, mask_preview, masked, snippet};
+pub use secret::Secret;
 pub use text::AssistantText;

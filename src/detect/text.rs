@@ -10,7 +10,7 @@ use std::sync::Arc;
 use airlock_scan::normalize::normalize_for_injection;
 use airlock_scan::stream::{StreamFinding, StreamScanner};
 
-use super::{Detection, Detector, Direction, Location, snippet};
+use super::{Detection, Detector, Direction, Location};
 use crate::config::DetectAction;
 
 pub struct AssistantText {
@@ -87,12 +87,17 @@ fn describe(
         .collect();
     locals
         .iter()
-        .map(|local| Detection {
-            rule: local.rule,
-            direction: Direction::Inbound,
-            location: Location::DecodedBody("assistant text"),
-            action: action(detector, local.rule),
-            snippet: snippet(detector, window, local, &locals),
+        .map(|local| {
+            let mut d = Detection::of(
+                detector,
+                window,
+                local,
+                &locals,
+                Direction::Inbound,
+                Location::DecodedBody("assistant text"),
+            );
+            d.action = action(detector, local.rule);
+            d
         })
         .collect()
 }

@@ -13,7 +13,7 @@ use super::live::{Guards, Live};
 use super::respond::blocked_response;
 use super::tracker::{FlowTracker, ThreatContext};
 use crate::config::DetectAction;
-use crate::detect::{Detection, Detector, Direction, Location};
+use crate::detect::{Detection, Detector, Direction, Location, mask_known};
 use crate::policy::{Facts, Verdict};
 use crate::record::events::{
     EgressEvent, FlowAction, ThreatAction, ThreatRecord, ThreatType, now_rfc3339,
@@ -107,6 +107,9 @@ fn write_threat(
     threat: &Threat<'_>,
     action: ThreatAction,
 ) {
+    // Every credential the exchange is known to carry is masked, in every form, also
+    // those found by another view or another detection than this one.
+    let known = tracker.known_secrets();
     tracker.sink().threat(ThreatRecord {
         timestamp: now_rfc3339(),
         direction: threat.direction.as_str().to_string(),
@@ -114,15 +117,22 @@ fn write_threat(
         threat_type: threat.threat_type,
         pattern: threat.pattern.to_string(),
         family: threat.family.to_string(),
-        snippet: threat.snippet.to_string(),
+        snippet: truncate_chars(&mask_known(threat.snippet, &known), SNIPPET_CHARS),
         source: ctx.source.clone(),
         dest: ctx.dest.clone(),
         action,
         method: ctx.method.clone(),
-        path: ctx.path.clone(),
+        path: mask_known(&ctx.path, &known),
         flow_id: Some(ctx.flow_id.clone()),
         location: threat.location.clone(),
     });
+}
+
+/// The most a threat's snippet shows (SPEC 4).
+const SNIPPET_CHARS: usize = 200;
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }
 
 /// Refuses with reason `policy` or `destination`: writes the block and returns the 403.
@@ -350,6 +360,7 @@ pub fn findings(
     if detections.is_empty() {
         return None;
     }
+    tracker.note_findings(detections);
     let ctx = tracker.threat_context();
     let mut named: Option<BlockInfo> = None;
     for d in detections {

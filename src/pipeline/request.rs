@@ -258,7 +258,7 @@ fn inject_route_credential(
         headers.insert(route.header.clone(), value);
     }
     tracker.mask_header(route.header.as_str());
-    tracker.add_known_secret(&route.value.0);
+    tracker.add_known_secret(route.value.0.as_bytes());
 }
 
 /// The request body with its taps: metered; scanned, with its first `max_hold_bytes` read

@@ -10,7 +10,7 @@ use http::HeaderMap;
 
 use super::exchange::{BlockInfo, Exchange, Side};
 use crate::config::LogMode;
-use crate::detect::{Detector, mask_preview};
+use crate::detect::{Detection, Detector, Secret, mask_known, mask_preview};
 use crate::record::RecordSink;
 use crate::record::events::{
     EgressEvent, FlowAction, FlowRecord, MASK, ScanSummary, masked_headers, now_rfc3339,
@@ -53,7 +53,7 @@ struct FlowState {
     /// Headers masked wherever this exchange's headers are written.
     masked: Vec<String>,
     /// Credentials airlock itself put in (a route's): masked in every level-2 event.
-    known_secrets: Vec<String>,
+    known_secrets: Vec<Secret>,
 }
 
 impl FlowState {
@@ -304,23 +304,36 @@ impl FlowTracker {
     }
 
     /// A credential airlock put in the request: no level-2 event may show it.
-    pub fn add_known_secret(&self, secret: &str) {
-        if !secret.is_empty() {
-            self.lock().known_secrets.push(secret.to_string());
+    pub fn add_known_secret(&self, secret: &[u8]) {
+        let mut s = self.lock();
+        if !secret.is_empty() && !s.known_secrets.iter().any(|k| k.0 == secret) {
+            s.known_secrets.push(Secret(secret.to_vec()));
         }
+    }
+
+    /// The credentials detection found in this exchange: every record of it masks them.
+    pub fn note_findings(&self, detections: &[Detection]) {
+        for d in detections {
+            self.add_known_secret(&d.secret.0);
+        }
+    }
+
+    /// Every credential this exchange is known to carry (found, or put in by a route).
+    pub fn known_secrets(&self) -> Vec<Secret> {
+        self.lock().known_secrets.clone()
     }
 
     pub fn set_forwarded_headers(&self, headers: &HeaderMap) {
         let mut s = self.lock();
         let mut h = masked_headers(headers);
-        mask_known(&mut h, &s.masked, &s.known_secrets);
+        mask_headers(&mut h, &s.masked, &s.known_secrets);
         s.forwarded_headers = Some(h);
     }
 
     pub fn set_response_headers(&self, headers: &HeaderMap) {
         let mut s = self.lock();
         let mut h = masked_headers(headers);
-        mask_known(&mut h, &s.masked, &s.known_secrets);
+        mask_headers(&mut h, &s.masked, &s.known_secrets);
         s.response_headers = Some(h);
     }
 
@@ -337,8 +350,9 @@ impl FlowTracker {
             None => String::from_utf8_lossy(preview).into_owned(),
         };
         for secret in &s.known_secrets {
-            body = body.replace(secret.as_str(), MASK);
+            body = body.replace(String::from_utf8_lossy(&secret.0).as_ref(), MASK);
         }
+        body = mask_known(&body, &s.known_secrets);
         let event = match side {
             Side::Request => EgressEvent::Request {
                 timestamp: now_rfc3339(),
@@ -367,11 +381,14 @@ impl FlowTracker {
     }
 }
 
-/// Masks the named headers and any value holding a known credential.
-fn mask_known(headers: &mut BTreeMap<String, String>, names: &[String], secrets: &[String]) {
+/// Masks the named headers and any value holding a known credential (in any form).
+fn mask_headers(headers: &mut BTreeMap<String, String>, names: &[String], secrets: &[Secret]) {
     for (name, value) in headers.iter_mut() {
-        if names.iter().any(|n| n == name) || secrets.iter().any(|s| value.contains(s.as_str())) {
+        let raw = |s: &Secret| value.as_bytes().windows(s.0.len()).any(|w| w == s.0);
+        if names.iter().any(|n| n == name) || secrets.iter().any(|s| !s.0.is_empty() && raw(s)) {
             *value = MASK.to_string();
+        } else if !secrets.is_empty() {
+            *value = mask_known(value, secrets);
         }
     }
 }
@@ -382,6 +399,13 @@ impl Drop for FlowTracker {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut record = std::mem::take(&mut state.record);
         record.duration_ms = (elapsed * 1000.0).round() / 1000.0;
+        if !state.known_secrets.is_empty() {
+            // A credential found anywhere in the exchange is masked wherever the record
+            // could carry it, in whatever form.
+            let known = &state.known_secrets;
+            record.url = record.url.map(|u| mask_known(&u, known));
+            mask_headers(&mut record.request_headers, &state.masked, known);
+        }
         self.sink.flow(record);
     }
 }
