@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod decode;
 pub mod decompress;
 pub mod engine;
+pub mod families;
 mod keywords;
 pub mod normalize;
 pub mod stream;
