@@ -12,6 +12,9 @@ pub enum DetectAction {
     Redact,
     Warn,
     Off,
+    /// Recorded as seen and let through untouched: a credential arriving from its issuer or
+    /// in a token endpoint's answer. Not a setting: it follows from where a credential came.
+    Allow,
 }
 
 impl<'de> Deserialize<'de> for DetectAction {
@@ -48,6 +51,7 @@ impl<'de> Deserialize<'de> for DetectAction {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDetect {
     outbound_secrets: Option<DetectAction>,
+    llm_prompt_secrets: Option<DetectAction>,
     inbound_secrets: Option<DetectAction>,
     inbound_injection: Option<DetectAction>,
     prompt_injection: Option<DetectAction>,
@@ -57,6 +61,9 @@ pub(super) struct RawDetect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectSettings {
     pub outbound_secrets: DetectAction,
+    /// Credentials in requests to LLM APIs: `redact` replaces them in the JSON and lets the
+    /// request go on (the model never sees them, the session survives).
+    pub llm_prompt_secrets: DetectAction,
     pub inbound_secrets: DetectAction,
     pub inbound_injection: DetectAction,
     pub prompt_injection: DetectAction,
@@ -71,6 +78,7 @@ impl Default for DetectSettings {
     fn default() -> Self {
         DetectSettings {
             outbound_secrets: DetectAction::Block,
+            llm_prompt_secrets: DetectAction::Redact,
             inbound_secrets: DetectAction::Redact,
             inbound_injection: DetectAction::Warn,
             prompt_injection: DetectAction::Warn,
@@ -118,6 +126,9 @@ impl DetectSettings {
         };
         if let Some(a) = raw.outbound_secrets {
             s.outbound_secrets = a;
+        }
+        if let Some(a) = raw.llm_prompt_secrets {
+            s.llm_prompt_secrets = a;
         }
         if let Some(a) = raw.inbound_secrets {
             s.inbound_secrets = a;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use airlock_scan::body::{BodyScanner, View, ViewFinding};
 use airlock_scan::stream::StreamFinding;
 
-use super::{Detection, Detector, Direction, Location};
+use super::{Detection, Detector, Direction, Issuance, Location};
+use crate::config::DetectAction;
 
 /// The scanning state of one body: the engine's [`BodyScanner`] plus what its findings mean
 /// here (actions, snippets).
@@ -15,6 +16,10 @@ pub struct BodyScan {
     detector: Arc<Detector>,
     direction: Direction,
     scanner: BodyScanner,
+    /// An answer: where it comes from (credentials from their issuer pass).
+    issuance: Option<Issuance>,
+    /// A request to a token endpoint: the client's own credentials are presented there.
+    login: bool,
 }
 
 /// What one chunk gave: its decoded bytes (when decompressing), the raw-view findings (for
@@ -46,6 +51,29 @@ impl BodyScan {
             detector,
             direction,
             scanner,
+            issuance: None,
+            login: false,
+        }
+    }
+
+    /// The body is a request to a token endpoint (see `Detector::login_credential`).
+    pub fn login(mut self, login: bool) -> Self {
+        self.login = login;
+        self
+    }
+
+    /// The body is an answer described by `issuance` (see `Detector::inbound_action`).
+    pub fn issued(mut self, issuance: Issuance) -> Self {
+        self.issuance = Some(issuance);
+        self
+    }
+
+    /// What a finding of `rule` in this body leads to.
+    pub fn action(&self, rule: usize) -> DetectAction {
+        match &self.issuance {
+            Some(issuance) => self.detector.inbound_action(rule, issuance),
+            None if self.login && self.detector.login_credential(rule) => DetectAction::Allow,
+            None => self.detector.action(rule, self.direction),
         }
     }
 
@@ -67,6 +95,8 @@ impl BodyScan {
         let mut result = ChunkScan::default();
         let detector = &self.detector;
         let direction = self.direction;
+        let issuance = self.issuance.as_ref();
+        let login = self.login;
         result.plain = self.scanner.feed(chunk, last, &mut |f: ViewFinding<'_>| {
             let location = match f.view {
                 View::Raw | View::Normalized | View::InjectionRaw => Location::Body,
@@ -75,14 +105,20 @@ impl BodyScan {
             if let Some(stream) = f.stream {
                 result.raw.push(stream);
             }
-            result.detections.push(Detection::of(
+            let mut d = Detection::of(
                 detector,
                 f.window,
                 &f.local,
                 f.neighbours,
                 direction,
                 location,
-            ));
+            );
+            if let Some(issuance) = issuance {
+                d.action = detector.inbound_action(d.rule, issuance);
+            } else if login && detector.login_credential(d.rule) {
+                d.action = DetectAction::Allow;
+            }
+            result.detections.push(d);
         });
         result
     }

@@ -171,6 +171,34 @@ impl Detector {
         }
     }
 
+    /// The action for `rule` found in an answer described by `issuance`: a credential from
+    /// its issuer, or in a token endpoint's answer, is allowed through (recorded as seen).
+    pub fn inbound_action(&self, rule: usize, issuance: &super::Issuance) -> DetectAction {
+        let r = self.rule(rule);
+        if r.kind == RuleKind::Secret
+            && (issuance.token_endpoint || self.issued_by(rule, &issuance.host))
+        {
+            return DetectAction::Allow;
+        }
+        self.action(rule, Direction::Inbound)
+    }
+
+    /// True for the credentials a client presents to a token endpoint when it logs in: its
+    /// own id and secret (HTTP Basic, `client_secret=`, a refresh token or an authorization
+    /// code in a generic assignment). A credential with a known issuer sent to another
+    /// service's token endpoint is still a leak.
+    pub fn login_credential(&self, rule: usize) -> bool {
+        let r = self.rule(rule);
+        r.kind == RuleKind::Secret && (r.fallback || r.id == "http_basic_auth")
+    }
+
+    /// True when `host` is one of `rule`'s issuers. A credential every service issues
+    /// (`issuer_hosts: ["*"]`, JWTs) has no particular issuer.
+    pub fn issued_by(&self, rule: usize, host: &str) -> bool {
+        let named = !self.rule(rule).issuer_hosts.iter().any(|h| h == "*");
+        named && matches!(self.issuers.get(rule), Some(Some(hosts)) if hosts.matches(host))
+    }
+
     pub fn scans_outbound(&self) -> bool {
         self.settings.outbound_secrets != DetectAction::Off && !self.secrets.is_empty()
     }

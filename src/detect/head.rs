@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use super::{Detection, Detector, Direction, Location, mask_found};
+use super::{Detection, Detector, Direction, Issuance, Location, mask_found, token_endpoint};
 use crate::config::DetectAction;
 
 /// What the scan of a request's URL and headers found.
@@ -61,8 +61,11 @@ pub fn scan_request(
     for (name, value) in headers {
         let name = name.as_str();
         let found = detector.find_secrets(value.as_bytes());
+        let login = token_endpoint(host, path_and_query) && name == "authorization";
         for f in &found {
-            if detector.presented_to_issuer(f.rule, name, host) {
+            if detector.presented_to_issuer(f.rule, name, host)
+                || (login && detector.login_credential(f.rule))
+            {
                 let presented = (detector.rule(f.rule).id.clone(), name.to_string());
                 if !head.presented.contains(&presented) {
                     head.presented.push(presented);
@@ -85,8 +88,13 @@ pub fn scan_request(
     head
 }
 
-/// Scans response headers; secrets are replaced in place when the action is redact.
-pub fn scan_response(detector: &Detector, headers: &mut HeaderMap) -> Vec<Detection> {
+/// Scans the headers of an answer described by `issuance`; secrets are replaced in place
+/// when the action is redact.
+pub fn scan_response(
+    detector: &Detector,
+    headers: &mut HeaderMap,
+    issuance: &Issuance,
+) -> Vec<Detection> {
     let mut detections = Vec::new();
     for (name, value) in headers.iter_mut() {
         let found = detector.find_secrets(value.as_bytes());
@@ -96,7 +104,7 @@ pub fn scan_response(detector: &Detector, headers: &mut HeaderMap) -> Vec<Detect
         let mut redacted = Vec::with_capacity(value.len());
         let mut pos = 0;
         for f in &found {
-            let d = Detection::of(
+            let mut d = Detection::of(
                 detector,
                 value.as_bytes(),
                 f,
@@ -104,6 +112,7 @@ pub fn scan_response(detector: &Detector, headers: &mut HeaderMap) -> Vec<Detect
                 Direction::Inbound,
                 Location::Header(name.as_str().to_string()),
             );
+            d.action = detector.inbound_action(f.rule, issuance);
             let action = d.action;
             detections.push(d);
             if action == DetectAction::Redact && f.start >= pos {

@@ -9,13 +9,16 @@ mod body;
 mod detection;
 mod detector;
 pub mod head;
+mod issuer;
 mod mask;
+pub mod prompt;
 mod secret;
 mod text;
 
 pub use body::{BodyScan, ChunkScan};
 pub use detection::Detection;
 pub use detector::{AUTH_HEADERS, Detector, Direction, Location, check_settings};
+pub use issuer::{Issuance, token_endpoint};
 pub use mask::{mask_found, mask_known, mask_preview, masked, snippet};
 pub use secret::Secret;
 pub use text::AssistantText;

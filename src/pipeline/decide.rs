@@ -16,7 +16,8 @@ use crate::config::DetectAction;
 use crate::detect::{Detection, Detector, Direction, Location, mask_known};
 use crate::policy::{Facts, Verdict};
 use crate::record::events::{
-    EgressEvent, FlowAction, ThreatAction, ThreatRecord, ThreatType, now_rfc3339,
+    EgressEvent, FlowAction, PresentedCredential, ThreatAction, ThreatRecord, ThreatType,
+    now_rfc3339,
 };
 
 /// What a threat record says about a finding or a refusal.
@@ -381,8 +382,9 @@ pub fn findings(
         }
         let location = d.location.describe(d.direction);
         let reason = format!("{verb}: {} found in {location}", rule.name);
+        let presented = action == DetectAction::Allow && d.direction == Direction::Outbound;
         tracker.scan(|s| {
-            if !s.findings.contains(&rule.id) {
+            if !presented && !s.findings.contains(&rule.id) {
                 s.findings.push(rule.id.clone());
             }
         });
@@ -413,6 +415,21 @@ pub fn findings(
             }
             DetectAction::Redact => warn(tracker, &ctx, threat, ThreatAction::Redacted, &reason),
             DetectAction::Warn => warn(tracker, &ctx, threat, ThreatAction::Warned, &reason),
+            // A login: a credential arriving is recorded as seen (a SECRET threat, `allowed`);
+            // one the client presents to a token endpoint is noted in the flow record, like
+            // a key presented to its issuer. No event; the flow stays allowed.
+            DetectAction::Allow if d.direction == Direction::Inbound => {
+                write_threat(tracker, &ctx, &threat, ThreatAction::Allowed)
+            }
+            DetectAction::Allow => tracker.scan(|s| {
+                let c = PresentedCredential {
+                    pattern: rule.id.clone(),
+                    header: location.clone(),
+                };
+                if !s.credentials.contains(&c) {
+                    s.credentials.push(c);
+                }
+            }),
             DetectAction::Off => {}
         }
     }

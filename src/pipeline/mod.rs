@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod live;
 pub mod llm;
 pub mod meter;
+pub mod prompt;
 pub mod request;
 pub mod respond;
 pub mod response;

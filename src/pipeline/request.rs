@@ -19,6 +19,7 @@ use super::exchange::{Exchange, Side};
 use super::live::{Live, Pipeline};
 use super::llm::{LlmCall, PromptTap};
 use super::meter::{BudgetCharge, Metered};
+use super::prompt::PromptRedaction;
 use super::respond::{blocked_response, error_response};
 use super::scanning::Scanning;
 use super::tracker::FlowTracker;
@@ -29,6 +30,8 @@ use crate::record::events::PresentedCredential;
 /// An exchange between its request phase and its response phase.
 pub struct Forwarding {
     pub exchange: Exchange,
+    /// The request's path and query, as sent.
+    pub path_and_query: String,
     pub tracker: Arc<FlowTracker>,
     /// The settings the exchange started with, kept to its end.
     pub live: Arc<Live>,
@@ -127,6 +130,13 @@ where
         tracker.set_forwarded_headers(&headers);
     }
 
+    let path = path_and_query.split('?').next().unwrap_or("/");
+    let plan = BodyPlan {
+        path,
+        body_size,
+        llm: &llm,
+        llm_api: llm_provider(pipeline, &exchange, path).is_some(),
+    };
     let body = tap_body(
         pipeline,
         &live,
@@ -134,8 +144,7 @@ where
         &exchange,
         &mut headers,
         body,
-        body_size,
-        &llm,
+        plan,
     )
     .await?;
     let mut upstream_req = Request::new(body);
@@ -149,6 +158,7 @@ where
         upstream_req,
         Forwarding {
             exchange,
+            path_and_query,
             tracker,
             live,
             llm,
@@ -168,19 +178,16 @@ fn upstream_headers(headers: &mut HeaderMap, upgrade: bool, detector: &Detector)
     }
 }
 
-/// The LLM call this request is, if it is one worth a record: by path on an `llm` gateway,
-/// by host on the forward proxy (the providers' own APIs).
-fn llm_call(
-    pipeline: &Pipeline,
+/// The LLM provider this request goes to, and the gateway base path to take off its path:
+/// by path on an `llm` gateway, by host on the forward proxy (the providers' own APIs).
+fn llm_provider<'a>(
+    pipeline: &'a Pipeline,
     exchange: &Exchange,
-    method: &str,
-    path_and_query: &str,
-    tracker: &Arc<FlowTracker>,
-) -> Option<Arc<LlmCall>> {
-    let path = path_and_query.split('?').next().unwrap_or("/");
-    let (provider, strip) = match pipeline.gateway.as_deref().map(|g| &g.route) {
-        None => (airlock_llm::provider_for_host(&exchange.host)?, ""),
-        Some(GatewayRoute::Target(_)) => return None,
+    path: &str,
+) -> Option<(airlock_llm::Provider, &'a str)> {
+    match pipeline.gateway.as_deref().map(|g| &g.route) {
+        None => airlock_llm::provider_for_host(&exchange.host).map(|p| (p, "")),
+        Some(GatewayRoute::Target(_)) => None,
         Some(GatewayRoute::Llm(upstreams)) => {
             // The path as the upstream sees it carries the base path; the provider's
             // routes are read from the client's own path.
@@ -194,9 +201,21 @@ fn llm_call(
                 let rest = path.strip_prefix(base.base_path.as_str())?;
                 (airlock_llm::provider_for_gateway_path(rest) == Some(p))
                     .then_some((p, base.base_path.as_str()))
-            })?
+            })
         }
-    };
+    }
+}
+
+/// The LLM call this request is, if it is one worth a record.
+fn llm_call(
+    pipeline: &Pipeline,
+    exchange: &Exchange,
+    method: &str,
+    path_and_query: &str,
+    tracker: &Arc<FlowTracker>,
+) -> Option<Arc<LlmCall>> {
+    let path = path_and_query.split('?').next().unwrap_or("/");
+    let (provider, strip) = llm_provider(pipeline, exchange, path)?;
     let path = path_and_query
         .strip_prefix(strip)
         .filter(|p| p.starts_with('/'))
@@ -261,6 +280,17 @@ fn inject_route_credential(
     tracker.add_known_secret(route.value.0.as_bytes());
 }
 
+/// What the body's taps need to know about the request.
+struct BodyPlan<'a> {
+    /// The path, without the query.
+    path: &'a str,
+    /// The body's length when known up front.
+    body_size: Option<u64>,
+    llm: &'a Option<Arc<LlmCall>>,
+    /// The request goes to an LLM API (its prompt's credentials can be redacted).
+    llm_api: bool,
+}
+
 /// The request body with its taps: metered; scanned, with its first `max_hold_bytes` read
 /// and scanned before anything is sent; charged to the host's budget; read for an LLM call.
 #[allow(clippy::too_many_arguments)]
@@ -271,8 +301,7 @@ async fn tap_body<B>(
     exchange: &Exchange,
     headers: &mut HeaderMap,
     body: B,
-    body_size: Option<u64>,
-    llm: &Option<Arc<LlmCall>>,
+    plan: BodyPlan<'_>,
 ) -> Result<ProxyBody, Response<ProxyBody>>
 where
     B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
@@ -280,6 +309,25 @@ where
 {
     let detector = &live.detector;
     let mut body = TapBody::new(body, Metered::new(tracker.clone(), Side::Request)).boxed();
+    if plan.llm_api
+        && detector.settings.llm_prompt_secrets == DetectAction::Redact
+        && !body.is_end_stream()
+        && !headers.contains_key(header::CONTENT_ENCODING)
+    {
+        // Read whole and rewritten before it goes: its length is known again after.
+        let limit = usize::try_from(detector.settings.max_scan_bytes).unwrap_or(usize::MAX);
+        let tap = PromptRedaction::new(detector.clone(), tracker.clone(), limit);
+        let mut prompt = TapBody::new(body, tap);
+        prompt.fill(limit.saturating_add(1)).await;
+        headers.remove(header::CONTENT_LENGTH);
+        if prompt.complete() {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(prompt.ready_len()),
+            );
+        }
+        body = prompt.boxed();
+    }
     if detector.scans_outbound() && !body.is_end_stream() {
         let encoding = header_str(headers, header::CONTENT_ENCODING);
         let redact = detector.settings.outbound_secrets == DetectAction::Redact;
@@ -288,7 +336,8 @@ where
             Direction::Outbound,
             encoding.as_deref(),
             redact,
-        );
+        )
+        .login(crate::detect::token_endpoint(&exchange.host, plan.path));
         let decompressing = scan.decompressing();
         let tap = Scanning::new(
             scan,
@@ -320,7 +369,9 @@ where
     }
     // A body of unknown length is charged to the host's budget once what was held for
     // scanning has been read; what streams on after that is counted as it goes.
-    if body_size.is_none() && crate::policy::BudgetLedger::applies(&live.config, &exchange.host) {
+    if plan.body_size.is_none()
+        && crate::policy::BudgetLedger::applies(&live.config, &exchange.host)
+    {
         let read = tracker.request_bytes();
         if let Some(refusal) = decide::budget(&pipeline.guards, live, tracker, exchange, read) {
             return Err(refusal);
@@ -333,7 +384,7 @@ where
         );
         body = TapBody::new(body, charge).boxed();
     }
-    if let Some(call) = llm {
+    if let Some(call) = plan.llm {
         body = TapBody::new(body, PromptTap::new(call.clone())).boxed();
     }
     Ok(body)

@@ -19,7 +19,7 @@ use super::request::{Forwarding, header_str, strip_hop_by_hop};
 use super::respond::{blocked_response, error_response};
 use super::scanning::Scanning;
 use crate::config::DetectAction;
-use crate::detect::{BodyScan, Direction, head};
+use crate::detect::{BodyScan, Direction, Issuance, head};
 
 const REDACTED_HEADER: &str = "x-airlock-redacted";
 
@@ -86,8 +86,13 @@ where
     let tracker = fwd.tracker.clone();
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    let issuance = Issuance::of(
+        &fwd.exchange.host,
+        &fwd.path_and_query,
+        parts.status.as_u16(),
+    );
     if detector.scans_inbound() {
-        let detections = head::scan_response(&detector, &mut parts.headers);
+        let detections = head::scan_response(&detector, &mut parts.headers, &issuance);
         if let Some(info) = decide::findings(&detector, &tracker, &detections) {
             return blocked_response(&info);
         }
@@ -98,7 +103,7 @@ where
     parts.version = Version::HTTP_11;
     let mut body = TapBody::new(body, Metered::new(tracker.clone(), Side::Response)).boxed();
     if detector.scans_inbound() && !body.is_end_stream() {
-        body = match scan_body(&fwd, &mut parts, body).await {
+        body = match scan_body(&fwd, &mut parts, body, issuance).await {
             Ok(body) => body,
             Err(refusal) => return refusal,
         };
@@ -123,6 +128,7 @@ async fn scan_body(
     fwd: &Forwarding,
     parts: &mut Parts,
     body: ProxyBody,
+    issuance: Issuance,
 ) -> Result<ProxyBody, Response<ProxyBody>> {
     let detector = &fwd.live.detector;
     let encoding = header_str(&parts.headers, header::CONTENT_ENCODING);
@@ -138,7 +144,8 @@ async fn scan_body(
         Direction::Inbound,
         encoding.as_deref(),
         redact,
-    );
+    )
+    .issued(issuance);
     let decompressing = scan.decompressing();
     let small = !sse
         && body

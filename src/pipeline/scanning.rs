@@ -145,7 +145,7 @@ impl Scanning {
         };
         self.held.extend_from_slice(decoded);
         for f in &chunk.raw {
-            if self.detector.action(f.rule, self.scan.direction()) != DetectAction::Redact {
+            if self.scan.action(f.rule) != DetectAction::Redact {
                 continue;
             }
             let rule = self.detector.rule(f.rule);

@@ -104,6 +104,8 @@ pub enum ThreatAction {
     Blocked,
     Redacted,
     Warned,
+    /// A credential arriving from its issuer or in a token endpoint's answer: seen, passed.
+    Allowed,
 }
 
 /// One line of `logs/threats.jsonl` (SPEC 4). The snippet never holds the secret.

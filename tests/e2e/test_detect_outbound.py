@@ -248,7 +248,10 @@ def test_github_token_in_authorization_to_api_github_passes(detect_proxy, detect
 
 
 def test_issuer_key_in_body_to_issuer_host_is_blocked(detect_proxy, detect_up):
-    p = detect_proxy()
+    """Host binding covers auth headers only. (api.anthropic.com is an LLM API, where the
+    default `llm_prompt_secrets: redact` would replace the key and let the call go on:
+    test_llm_redact.py; here prompts are handled like any body.)"""
+    p = detect_proxy({"detect": {"llm_prompt_secrets": "block"}})
     key = fresh_key("anthropic")
     tag = detect_up.new_tag()
     with requests_session(p) as s:

@@ -405,7 +405,8 @@ PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 def test_secret_in_user_message_is_blocked(llm_gateway, llm_up, provider):
-    p = llm_gateway()
+    """With `llm_prompt_secrets: block` (the default is redact: test_llm_redact.py)."""
+    p = llm_gateway({"detect": {"llm_prompt_secrets": "block"}})
     c = _client(provider, gateway_url(p))
     key = fresh_key("github")
     r = llm_up.reply(text="should never be seen")

@@ -161,7 +161,8 @@ def test_openai_embeddings_through_proxy(llm_proxy, llm_up):
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 def test_secret_in_user_message_blocked_through_proxy(llm_proxy, llm_up, provider):
-    p = llm_proxy()
+    """With `llm_prompt_secrets: block` (the default is redact: test_llm_redact.py)."""
+    p = llm_proxy({"detect": {"llm_prompt_secrets": "block"}})
     key = fresh_key("github")
     r = llm_up.reply(text="never")
     if provider == "anthropic":
