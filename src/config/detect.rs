@@ -55,6 +55,11 @@ pub(super) struct RawDetect {
     inbound_secrets: Option<DetectAction>,
     inbound_injection: Option<DetectAction>,
     prompt_injection: Option<DetectAction>,
+    financial: Option<DetectAction>,
+    crypto_keys: Option<DetectAction>,
+    hostname_exfil: Option<DetectAction>,
+    url_entropy: Option<DetectAction>,
+    pii: Option<DetectAction>,
     disabled_patterns: Option<Vec<String>>,
 }
 
@@ -67,6 +72,16 @@ pub struct DetectSettings {
     pub inbound_secrets: DetectAction,
     pub inbound_injection: DetectAction,
     pub prompt_injection: DetectAction,
+    /// Payment cards (Luhn), IBANs (mod-97), in requests.
+    pub financial: DetectAction,
+    /// Cryptocurrency private keys and seed phrases, in requests.
+    pub crypto_keys: DetectAction,
+    /// Data encoded in the destination's hostname.
+    pub hostname_exfil: DetectAction,
+    /// Data encoded in URL path segments and query values.
+    pub url_entropy: DetectAction,
+    /// E-mail addresses and phone numbers, in prompts to LLM providers only.
+    pub pii: DetectAction,
     /// Rule ids (or whole families) switched off, in the order written.
     pub disabled_patterns: Vec<String>,
     pub max_scan_bytes: u64,
@@ -82,6 +97,11 @@ impl Default for DetectSettings {
             inbound_secrets: DetectAction::Redact,
             inbound_injection: DetectAction::Warn,
             prompt_injection: DetectAction::Warn,
+            financial: DetectAction::Warn,
+            crypto_keys: DetectAction::Block,
+            hostname_exfil: DetectAction::Warn,
+            url_entropy: DetectAction::Warn,
+            pii: DetectAction::Off,
             disabled_patterns: Vec::new(),
             max_scan_bytes: 16 * 1024 * 1024,
             max_hold_bytes: 1024 * 1024,
@@ -138,6 +158,32 @@ impl DetectSettings {
         }
         if let Some(a) = raw.prompt_injection {
             s.prompt_injection = injection_only("prompt_injection", a)?;
+        }
+        // A value found in a URL or a hostname cannot be taken out of it: no redact there.
+        let not_redacted = |key: &str, a: DetectAction| -> Result<DetectAction, (String, String)> {
+            if a == DetectAction::Redact {
+                Err((
+                    format!("detect.{key}"),
+                    "redact is not available here (the data is in the URL or the hostname itself); use block, warn or off".into(),
+                ))
+            } else {
+                Ok(a)
+            }
+        };
+        if let Some(a) = raw.financial {
+            s.financial = a;
+        }
+        if let Some(a) = raw.crypto_keys {
+            s.crypto_keys = a;
+        }
+        if let Some(a) = raw.pii {
+            s.pii = a;
+        }
+        if let Some(a) = raw.hostname_exfil {
+            s.hostname_exfil = not_redacted("hostname_exfil", a)?;
+        }
+        if let Some(a) = raw.url_entropy {
+            s.url_entropy = not_redacted("url_entropy", a)?;
         }
         // Whether each names a rule is checked where the catalogue is loaded
         // (`detect::check_settings`, run by `config check` and at start).

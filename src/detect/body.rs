@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use airlock_scan::body::{BodyScanner, View, ViewFinding};
+use airlock_scan::families::{FamilyScanner, FamilyStream};
 use airlock_scan::stream::StreamFinding;
 
 use super::{Detection, Detector, Direction, Issuance, Location};
@@ -20,6 +21,25 @@ pub struct BodyScan {
     issuance: Option<Issuance>,
     /// A request to a token endpoint: the client's own credentials are presented there.
     login: bool,
+    /// The detector families that read text (cards, IBANs, crypto keys, PII), on requests.
+    families: Option<FamilyStream>,
+    family_scanned: u64,
+}
+
+/// What a finding of `rule` leads to in a body travelling `direction`: in an answer, by
+/// where it came from; in a login request, the client's own credentials are presented.
+fn action_of(
+    detector: &Detector,
+    issuance: &Option<Issuance>,
+    login: bool,
+    direction: Direction,
+    rule: usize,
+) -> DetectAction {
+    match issuance {
+        Some(issuance) => detector.inbound_action(rule, issuance),
+        None if login && detector.login_credential(rule) => DetectAction::Allow,
+        None => detector.action(rule, direction),
+    }
 }
 
 /// What one chunk gave: its decoded bytes (when decompressing), the raw-view findings (for
@@ -53,7 +73,15 @@ impl BodyScan {
             scanner,
             issuance: None,
             login: false,
+            families: None,
+            family_scanned: 0,
         }
+    }
+
+    /// Runs `families` on the body too (requests: see `Detector::text_families`).
+    pub fn with_families(mut self, families: Option<FamilyScanner>) -> Self {
+        self.families = families.map(FamilyStream::new);
+        self
     }
 
     /// The body is a request to a token endpoint (see `Detector::login_credential`).
@@ -70,11 +98,13 @@ impl BodyScan {
 
     /// What a finding of `rule` in this body leads to.
     pub fn action(&self, rule: usize) -> DetectAction {
-        match &self.issuance {
-            Some(issuance) => self.detector.inbound_action(rule, issuance),
-            None if self.login && self.detector.login_credential(rule) => DetectAction::Allow,
-            None => self.detector.action(rule, self.direction),
-        }
+        action_of(
+            &self.detector,
+            &self.issuance,
+            self.login,
+            self.direction,
+            rule,
+        )
     }
 
     pub fn decompressing(&self) -> bool {
@@ -95,7 +125,7 @@ impl BodyScan {
         let mut result = ChunkScan::default();
         let detector = &self.detector;
         let direction = self.direction;
-        let issuance = self.issuance.as_ref();
+        let issuance = &self.issuance;
         let login = self.login;
         result.plain = self.scanner.feed(chunk, last, &mut |f: ViewFinding<'_>| {
             let location = match f.view {
@@ -113,13 +143,68 @@ impl BodyScan {
                 direction,
                 location,
             );
-            if let Some(issuance) = issuance {
-                d.action = detector.inbound_action(d.rule, issuance);
-            } else if login && detector.login_credential(d.rule) {
-                d.action = DetectAction::Allow;
-            }
+            d.action = action_of(detector, issuance, login, direction, d.rule);
             result.detections.push(d);
         });
+        self.scan_families(chunk, last, &mut result);
         result
+    }
+
+    /// The families on the (decompressed) bytes, bounded like the rest of the scan. Their
+    /// findings are in the same stream offsets as the raw view's, so they can be redacted.
+    fn scan_families(&mut self, chunk: &[u8], last: bool, result: &mut ChunkScan) {
+        let Some(stream) = &mut self.families else {
+            return;
+        };
+        let text: &[u8] = result.plain.as_deref().unwrap_or(chunk);
+        let room = self
+            .detector
+            .settings
+            .max_scan_bytes
+            .saturating_sub(self.family_scanned);
+        let text = &text[..text.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        self.family_scanned += text.len() as u64;
+        let mut found = Vec::new();
+        if last {
+            stream.feed_last(text, &mut found);
+        } else {
+            stream.feed(text, &mut found);
+        }
+        let (base, window) = stream.window();
+        for f in found {
+            let (Some(start), Some(end)) = (f.start.checked_sub(base), f.end.checked_sub(base))
+            else {
+                continue;
+            };
+            let Some(local) = self
+                .detector
+                .family_finding(f.rule, start as usize, end as usize)
+            else {
+                continue;
+            };
+            result.raw.push(StreamFinding {
+                rule: local.rule,
+                start: f.start,
+                end: f.end,
+                match_start: f.start,
+                match_end: f.end,
+            });
+            let mut d = Detection::of(
+                &self.detector,
+                window,
+                &local,
+                &[local],
+                self.direction,
+                Location::Body,
+            );
+            d.action = action_of(
+                &self.detector,
+                &self.issuance,
+                self.login,
+                self.direction,
+                local.rule,
+            );
+            result.detections.push(d);
+        }
     }
 }

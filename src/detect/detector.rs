@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use airlock_scan::families::{Family, FamilyRule, FamilyScanner, FamilySet};
 use airlock_scan::{Catalogue, Engine, Finding, Rule, RuleKind};
 
 use crate::config::{DetectAction, DetectSettings, HostSet};
@@ -44,6 +45,8 @@ impl Direction {
 /// Where in the exchange a finding was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
+    /// The destination's hostname.
+    Host,
     Url,
     Header(String),
     Body,
@@ -58,6 +61,7 @@ impl Location {
             Direction::Inbound => "response",
         };
         match self {
+            Location::Host => format!("{what} hostname"),
             Location::Url => format!("{what} URL"),
             Location::Header(h) => format!("{what} header {h}"),
             Location::Body => what.to_string(),
@@ -78,6 +82,9 @@ pub struct Detector {
     pub settings: DetectSettings,
     /// Per catalogue rule: the hosts where presenting it in an auth header is normal use.
     issuers: Vec<Option<HostSet>>,
+    /// Per catalogue rule: not switched off by `disabled_patterns` (family rules are
+    /// filtered by it after their detectors ran).
+    enabled: Arc<Vec<bool>>,
 }
 
 /// Headers in which credentials are presented to their issuers.
@@ -115,6 +122,7 @@ impl Detector {
                     .flatten()
             })
             .collect();
+        let enabled = Arc::new(catalogue.rules.iter().map(enabled).collect());
         Detector {
             catalogue,
             secrets,
@@ -122,6 +130,7 @@ impl Detector {
             injections_raw,
             settings: settings.clone(),
             issuers,
+            enabled,
         }
     }
 
@@ -138,6 +147,7 @@ impl Detector {
             injections_raw: self.injections_raw.clone(),
             settings: settings.clone(),
             issuers: self.issuers.clone(),
+            enabled: self.enabled.clone(),
         }
     }
 
@@ -160,6 +170,13 @@ impl Detector {
     /// The configured action for a finding of `rule` travelling in `direction`.
     pub fn action(&self, rule: usize, direction: Direction) -> DetectAction {
         let r = self.rule(rule);
+        if r.detector.is_some() {
+            // The families watch what leaves.
+            return match direction {
+                Direction::Outbound => self.family_action(&r.family),
+                Direction::Inbound => DetectAction::Off,
+            };
+        }
         match (r.kind, direction) {
             (RuleKind::Secret, Direction::Outbound) => self.settings.outbound_secrets,
             (RuleKind::Secret, Direction::Inbound) => self.settings.inbound_secrets,
@@ -197,6 +214,62 @@ impl Detector {
     pub fn issued_by(&self, rule: usize, host: &str) -> bool {
         let named = !self.rule(rule).issuer_hosts.iter().any(|h| h == "*");
         named && matches!(self.issuers.get(rule), Some(Some(hosts)) if hosts.matches(host))
+    }
+
+    /// The setting of a detector family (`detect.financial`, …).
+    fn family_action(&self, family: &str) -> DetectAction {
+        let s = &self.settings;
+        match family {
+            "financial" => s.financial,
+            "crypto_keys" => s.crypto_keys,
+            "pii" => s.pii,
+            "hostname_exfil" => s.hostname_exfil,
+            "url_entropy" => s.url_entropy,
+            _ => DetectAction::Off,
+        }
+    }
+
+    /// The text families to run on a request's content (`pii` only on prompts to LLM
+    /// providers), or none.
+    pub fn text_families(&self, llm: bool) -> Option<FamilyScanner> {
+        let mut set = FamilySet::EMPTY;
+        for (family, on) in [
+            (
+                Family::Financial,
+                self.settings.financial != DetectAction::Off,
+            ),
+            (
+                Family::CryptoKeys,
+                self.settings.crypto_keys != DetectAction::Off,
+            ),
+            (Family::Pii, llm && self.settings.pii != DetectAction::Off),
+        ] {
+            if on {
+                set = set.with(family);
+            }
+        }
+        (!set.is_empty()).then(|| FamilyScanner::new(set))
+    }
+
+    /// A family finding as an engine finding of its catalogue rule, unless that rule is
+    /// switched off.
+    pub fn family_finding(&self, rule: FamilyRule, start: usize, end: usize) -> Option<Finding> {
+        let index = self.catalogue.index_of(rule.id())?;
+        self.enabled[index].then_some(Finding {
+            rule: index,
+            start,
+            end,
+            match_start: start,
+            match_end: end,
+        })
+    }
+
+    /// The catalogue index of a place-family rule (`hostname_exfil`, `url_entropy`) when it
+    /// is on.
+    pub fn place_rule(&self, id: &str) -> Option<usize> {
+        let index = self.catalogue.index_of(id)?;
+        (self.enabled[index] && self.action(index, Direction::Outbound) != DetectAction::Off)
+            .then_some(index)
     }
 
     pub fn scans_outbound(&self) -> bool {

@@ -2,6 +2,8 @@
 //! scanned whole before anything is sent; a response's secrets are replaced in place when
 //! the action is redact.
 
+use airlock_scan::Finding;
+use airlock_scan::families::{FamilyScanner, check_hostname, check_url_path};
 use http::{HeaderMap, HeaderValue};
 
 use super::{Detection, Detector, Direction, Issuance, Location, mask_found, token_endpoint};
@@ -22,14 +24,32 @@ pub struct RequestHead {
     pub presented: Vec<(String, String)>,
 }
 
-/// Scans the URL (raw and percent-decoded) and the headers of a request to `host`.
+/// The credentials in `text`, and what the text families find there.
+fn find(detector: &Detector, families: Option<&FamilyScanner>, text: &[u8]) -> Vec<Finding> {
+    let mut found = detector.find_secrets(text);
+    if let Some(families) = families {
+        let mut more = Vec::new();
+        families.scan(text, &mut more);
+        found.extend(
+            more.iter()
+                .filter_map(|f| detector.family_finding(f.rule, f.start, f.end)),
+        );
+    }
+    found
+}
+
+/// Scans the URL (raw and percent-decoded) and the headers of a request to `host`, and
+/// the hostname itself (`host_as_sent`, its letters' case kept: base64 data is told by it).
 pub fn scan_request(
     detector: &Detector,
     host: &str,
+    host_as_sent: &str,
     path_and_query: &str,
     headers: &HeaderMap,
 ) -> RequestHead {
     let mut head = RequestHead::default();
+    let families = detector.text_families(false);
+    scan_places(detector, host_as_sent, path_and_query, &mut head);
     let mut seen: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut url_views = vec![path_and_query.as_bytes().to_vec()];
     let mut decoded = Vec::new();
@@ -38,7 +58,7 @@ pub fn scan_request(
         url_views.push(decoded);
     }
     for view in &url_views {
-        let found = detector.find_secrets(view);
+        let found = find(detector, families.as_ref(), view);
         if !found.is_empty() {
             head.masked_url = Some(mask_found(detector, view, &found));
         }
@@ -60,8 +80,8 @@ pub fn scan_request(
     }
     for (name, value) in headers {
         let name = name.as_str();
-        let found = detector.find_secrets(value.as_bytes());
         let login = token_endpoint(host, path_and_query) && name == "authorization";
+        let found = find(detector, families.as_ref(), value.as_bytes());
         for f in &found {
             if detector.presented_to_issuer(f.rule, name, host)
                 || (login && detector.login_credential(f.rule))
@@ -86,6 +106,63 @@ pub fn scan_request(
         }
     }
     head
+}
+
+/// The places data can be smuggled in besides the content: the hostname's labels
+/// (`hostname_exfil`) and the URL's path segments and query values (`url_entropy`).
+fn scan_places(detector: &Detector, host: &str, path_and_query: &str, head: &mut RequestHead) {
+    if let Some(rule) = detector.place_rule("hostname_exfil") {
+        let verdict = check_hostname(host);
+        if verdict.flagged {
+            let start = verdict.signals.iter().map(|s| s.start).min().unwrap_or(0);
+            let end = verdict
+                .signals
+                .iter()
+                .map(|s| s.end)
+                .max()
+                .unwrap_or(host.len());
+            let finding = place_finding(rule, start, end);
+            head.detections.push(Detection::of(
+                detector,
+                host.as_bytes(),
+                &finding,
+                &[finding],
+                Direction::Outbound,
+                Location::Host,
+            ));
+        }
+    }
+    if let Some(rule) = detector.place_rule("url_entropy") {
+        let verdict = check_url_path(path_and_query);
+        let found: Vec<Finding> = verdict
+            .signals
+            .iter()
+            .map(|s| place_finding(rule, s.start, s.end))
+            .collect();
+        if !found.is_empty() {
+            head.masked_url = Some(mask_found(detector, path_and_query.as_bytes(), &found));
+        }
+        for f in &found {
+            head.detections.push(Detection::of(
+                detector,
+                path_and_query.as_bytes(),
+                f,
+                &found,
+                Direction::Outbound,
+                Location::Url,
+            ));
+        }
+    }
+}
+
+fn place_finding(rule: usize, start: usize, end: usize) -> Finding {
+    Finding {
+        rule,
+        start,
+        end,
+        match_start: start,
+        match_end: end,
+    }
 }
 
 /// Scans the headers of an answer described by `issuance`; secrets are replaced in place

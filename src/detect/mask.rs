@@ -72,6 +72,15 @@ pub fn masked(rule: &Rule, secret: &[u8]) -> String {
 /// its masked form could not be shown without decoding the body for the log.
 pub fn mask_preview(detector: &Detector, preview: &[u8]) -> String {
     let mut found = detector.find_secrets(preview);
+    // What the detector families would report is masked too (a card number, a seed phrase).
+    if let Some(families) = detector.text_families(true) {
+        let mut more = Vec::new();
+        families.scan(preview, &mut more);
+        found.extend(
+            more.iter()
+                .filter_map(|f| detector.family_finding(f.rule, f.start, f.end)),
+        );
+    }
     let mut hidden = false;
     let mut json = Vec::new();
     airlock_scan::decode::JsonUnescaper::default().feed(preview, &mut json);

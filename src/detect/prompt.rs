@@ -23,6 +23,8 @@ pub fn redact_prompt(detector: &Detector, body: &[u8]) -> Option<RedactedPrompt>
     if !matches!(first, b'{' | b'[') {
         return None;
     }
+    // The families whose setting is redact (`pii: redact`: e-mail addresses in prompts).
+    let families = detector.text_families(true);
     let mut out = Vec::with_capacity(body.len());
     let mut detections = Vec::new();
     let mut copied = 0;
@@ -33,7 +35,19 @@ pub fn redact_prompt(detector: &Detector, body: &[u8]) -> Option<RedactedPrompt>
             continue;
         }
         let string = JsonString::read(body, i + 1)?;
-        let found = detector.find_secrets(&string.text);
+        let mut found = detector.find_secrets(&string.text);
+        if let Some(families) = &families {
+            let mut more = Vec::new();
+            families.scan(&string.text, &mut more);
+            found.extend(
+                more.iter()
+                    .filter_map(|f| detector.family_finding(f.rule, f.start, f.end))
+                    .filter(|f| {
+                        detector.action(f.rule, Direction::Outbound) == DetectAction::Redact
+                    }),
+            );
+        }
+        found.sort_by_key(|f| f.start);
         let mut replaced_to = string.raw_start;
         for f in &found {
             let rule = detector.rule(f.rule);

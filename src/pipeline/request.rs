@@ -80,6 +80,7 @@ where
     if let Some(refusal) = decide::tunnel_host(&tracker, &exchange, req.uri(), req.headers()) {
         return Err(refusal);
     }
+    let host_as_sent = host_as_sent(&exchange, req.uri(), req.headers());
     // Only WebSocket is bridged: any other upgrade (h2c, say) would become a byte relay that
     // hides every later request, so its headers are dropped and the request goes as HTTP/1.1.
     let wants_upgrade = req.version() <= Version::HTTP_11 && is_websocket_upgrade(req.headers());
@@ -120,7 +121,14 @@ where
         return Err(refusal);
     }
     if detector.scans_outbound()
-        && let Some(info) = scan_head(&detector, &tracker, &exchange, &path_and_query, &headers)
+        && let Some(info) = scan_head(
+            &detector,
+            &tracker,
+            &exchange,
+            &host_as_sent,
+            &path_and_query,
+            &headers,
+        )
     {
         drain_unread(body).await;
         return Err(blocked_response(&info));
@@ -165,6 +173,24 @@ where
             upgrade,
         },
     ))
+}
+
+/// The destination's name as the client wrote it (letters' case kept), when it names the
+/// exchange's destination; else the destination (a gateway's upstream).
+fn host_as_sent(exchange: &Exchange, uri: &Uri, headers: &HeaderMap) -> String {
+    let written = uri.host().map(str::to_string).or_else(|| {
+        let host = headers.get(header::HOST)?.to_str().ok()?;
+        Some(decide::split_host_port(host).0)
+    });
+    match written {
+        Some(h)
+            if h.trim_matches(['[', ']'])
+                .eq_ignore_ascii_case(&exchange.host) =>
+        {
+            h.trim_matches(['[', ']']).to_string()
+        }
+        _ => exchange.host.clone(),
+    }
 }
 
 /// The request's headers as the upstream gets them: without the hop-by-hop ones, without
@@ -236,10 +262,17 @@ fn scan_head(
     detector: &Detector,
     tracker: &FlowTracker,
     exchange: &Exchange,
+    host_as_sent: &str,
     path_and_query: &str,
     headers: &HeaderMap,
 ) -> Option<super::exchange::BlockInfo> {
-    let found = head::scan_request(detector, &exchange.host, path_and_query, headers);
+    let found = head::scan_request(
+        detector,
+        &exchange.host,
+        host_as_sent,
+        path_and_query,
+        headers,
+    );
     tracker.scan(|s| {
         s.scanned = true;
         for (pattern, header) in found.presented {
@@ -337,7 +370,8 @@ where
             encoding.as_deref(),
             redact,
         )
-        .login(crate::detect::token_endpoint(&exchange.host, plan.path));
+        .login(crate::detect::token_endpoint(&exchange.host, plan.path))
+        .with_families(detector.text_families(plan.llm_api));
         let decompressing = scan.decompressing();
         let tap = Scanning::new(
             scan,

@@ -296,12 +296,18 @@ where
             }
             if head.opcode != OP_CONTINUATION || message.scan.is_none() {
                 message = MessageScan {
-                    scan: Some(BodyScan::new(
-                        self.detector.clone(),
-                        direction,
-                        None,
-                        direction == Direction::Inbound,
-                    )),
+                    scan: Some(
+                        BodyScan::new(
+                            self.detector.clone(),
+                            direction,
+                            None,
+                            direction == Direction::Inbound,
+                        )
+                        .with_families(match direction {
+                            Direction::Outbound => self.detector.text_families(false),
+                            Direction::Inbound => None,
+                        }),
+                    ),
                     offset: 0,
                 };
             }

@@ -100,6 +100,20 @@ pub struct Rule {
     pub fallback: bool,
     pub default_action: Option<String>,
     pub examples: RawExamples,
+    /// Found by a detector family (arithmetic or shape in a place), not by keywords and a
+    /// pattern: the engine never runs it; the caller runs the family.
+    pub detector: Option<FamilyDetector>,
+}
+
+/// What finds a family rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyDetector {
+    /// `families::FamilyScanner` on text (bodies, URLs, headers).
+    Text(crate::families::FamilyRule),
+    /// `families::check_hostname` on the destination.
+    Hostname,
+    /// `families::check_url_path` on the path and query.
+    UrlPath,
 }
 
 /// All rules, secrets first.
@@ -122,12 +136,43 @@ impl Catalogue {
         static BUILTIN: std::sync::OnceLock<std::sync::Arc<Catalogue>> = std::sync::OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                std::sync::Arc::new(
-                    Catalogue::from_yaml(BUILTIN_SECRETS, BUILTIN_INJECTIONS)
-                        .unwrap_or_else(|e| panic!("the built-in rule catalogue is broken: {e}")),
-                )
+                let mut catalogue = Catalogue::from_yaml(BUILTIN_SECRETS, BUILTIN_INJECTIONS)
+                    .unwrap_or_else(|e| panic!("the built-in rule catalogue is broken: {e}"));
+                catalogue.add_families();
+                std::sync::Arc::new(catalogue)
             })
             .clone()
+    }
+
+    /// Adds the rules of the detector families (`financial`, `crypto_keys`, `pii`,
+    /// `hostname_exfil`, `url_entropy`), after the catalogue's own.
+    pub fn add_families(&mut self) {
+        use crate::families::{Family, FamilyRule};
+        for rule in FamilyRule::ALL {
+            self.rules.push(family_rule(
+                rule.id(),
+                rule.name(),
+                rule.family().key(),
+                FamilyDetector::Text(rule),
+            ));
+        }
+        self.rules.push(family_rule(
+            "hostname_exfil",
+            "data encoded in the destination's hostname",
+            Family::HostnameExfil.key(),
+            FamilyDetector::Hostname,
+        ));
+        self.rules.push(family_rule(
+            "url_entropy",
+            "data encoded in the URL's path or query",
+            Family::UrlEntropy.key(),
+            FamilyDetector::UrlPath,
+        ));
+    }
+
+    /// The index of the rule with `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
     }
 
     /// True when `name` is a rule id or a family of this catalogue.
@@ -225,7 +270,33 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
         fallback: r.fallback,
         default_action: r.default_action,
         examples: r.examples,
+        detector: None,
     })
+}
+
+/// A rule found by a detector family: an id, a name and a family for records, settings
+/// and `disabled_patterns`; no keywords, and a pattern that never matches.
+fn family_rule(id: &str, name: &str, family: &str, detector: FamilyDetector) -> Rule {
+    Rule {
+        id: id.to_string(),
+        name: name.to_string(),
+        family: family.to_string(),
+        kind: RuleKind::Secret,
+        keywords: Vec::new(),
+        regex: Regex::new(r"[^\s\S]").expect("the empty class compiles"),
+        secret_group: None,
+        max_len: crate::families::MAX_SPAN,
+        lead: Some(0),
+        entropy: None,
+        checksum: Checksum::None,
+        issuer_hosts: Vec::new(),
+        auth_headers: Vec::new(),
+        raw: false,
+        fallback: false,
+        default_action: None,
+        examples: RawExamples::default(),
+        detector: Some(detector),
+    }
 }
 
 /// The lead a pattern's literal prefixes prove: every match begins with one of a finite

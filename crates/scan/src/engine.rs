@@ -180,8 +180,9 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine running the rules `select` accepts.
     pub fn new(catalogue: Arc<Catalogue>, select: impl Fn(&Rule) -> bool) -> Engine {
+        // Family rules are found by their detectors, never by keywords and a pattern.
         let rules: Vec<usize> = (0..catalogue.rules.len())
-            .filter(|&i| select(&catalogue.rules[i]))
+            .filter(|&i| catalogue.rules[i].detector.is_none() && select(&catalogue.rules[i]))
             .collect();
         let mut by_keyword: HashMap<String, Vec<u32>> = HashMap::new();
         for (local, &global) in rules.iter().enumerate() {
