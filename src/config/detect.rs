@@ -55,6 +55,7 @@ pub(super) struct RawDetect {
     inbound_secrets: Option<DetectAction>,
     inbound_injection: Option<DetectAction>,
     prompt_injection: Option<DetectAction>,
+    outbound_injection: Option<DetectAction>,
     financial: Option<DetectAction>,
     crypto_keys: Option<DetectAction>,
     hostname_exfil: Option<DetectAction>,
@@ -72,6 +73,8 @@ pub struct DetectSettings {
     pub inbound_secrets: DetectAction,
     pub inbound_injection: DetectAction,
     pub prompt_injection: DetectAction,
+    /// Injections in what an agent sends to other agents (A2A, MCP over HTTP: JSON bodies).
+    pub outbound_injection: DetectAction,
     /// Payment cards (Luhn), IBANs (mod-97), in requests.
     pub financial: DetectAction,
     /// Cryptocurrency private keys and seed phrases, in requests.
@@ -97,6 +100,7 @@ impl Default for DetectSettings {
             inbound_secrets: DetectAction::Redact,
             inbound_injection: DetectAction::Warn,
             prompt_injection: DetectAction::Warn,
+            outbound_injection: DetectAction::Off,
             financial: DetectAction::Warn,
             crypto_keys: DetectAction::Block,
             hostname_exfil: DetectAction::Warn,
@@ -158,6 +162,9 @@ impl DetectSettings {
         }
         if let Some(a) = raw.prompt_injection {
             s.prompt_injection = injection_only("prompt_injection", a)?;
+        }
+        if let Some(a) = raw.outbound_injection {
+            s.outbound_injection = injection_only("outbound_injection", a)?;
         }
         // A value found in a URL or a hostname cannot be taken out of it: no redact there.
         let not_redacted = |key: &str, a: DetectAction| -> Result<DetectAction, (String, String)> {

@@ -58,8 +58,35 @@ impl BodyScan {
         content_encoding: Option<&str>,
         redact: bool,
     ) -> Self {
-        let injections = (direction == Direction::Inbound)
-            .then(|| (detector.injections.clone(), detector.injections_raw.clone()));
+        let inbound = direction == Direction::Inbound;
+        Self::scanning(detector, direction, content_encoding, redact, inbound)
+    }
+
+    /// A request to another agent (A2A, MCP over HTTP): injections are looked for too, with
+    /// `detect.outbound_injection`'s action.
+    pub fn agent_message(
+        detector: Arc<Detector>,
+        content_encoding: Option<&str>,
+        redact: bool,
+    ) -> Self {
+        Self::scanning(
+            detector,
+            Direction::Outbound,
+            content_encoding,
+            redact,
+            true,
+        )
+    }
+
+    fn scanning(
+        detector: Arc<Detector>,
+        direction: Direction,
+        content_encoding: Option<&str>,
+        redact: bool,
+        injections: bool,
+    ) -> Self {
+        let injections =
+            injections.then(|| (detector.injections.clone(), detector.injections_raw.clone()));
         let scanner = BodyScanner::new(
             detector.secrets.clone(),
             injections,

@@ -184,7 +184,7 @@ impl Detector {
                 self.settings.prompt_injection
             }
             (RuleKind::Injection, Direction::Inbound) => self.settings.inbound_injection,
-            (RuleKind::Injection, Direction::Outbound) => DetectAction::Off,
+            (RuleKind::Injection, Direction::Outbound) => self.settings.outbound_injection,
         }
     }
 

@@ -364,12 +364,21 @@ where
     if detector.scans_outbound() && !body.is_end_stream() {
         let encoding = header_str(headers, header::CONTENT_ENCODING);
         let redact = detector.settings.outbound_secrets == DetectAction::Redact;
-        let scan = BodyScan::new(
-            detector.clone(),
-            Direction::Outbound,
-            encoding.as_deref(),
-            redact,
-        )
+        // A JSON message to another agent (A2A, MCP over HTTP) is read for injections when
+        // `detect.outbound_injection` asks for it.
+        let to_agent = detector.settings.outbound_injection != DetectAction::Off
+            && header_str(headers, header::CONTENT_TYPE)
+                .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+        let scan = if to_agent {
+            BodyScan::agent_message(detector.clone(), encoding.as_deref(), redact)
+        } else {
+            BodyScan::new(
+                detector.clone(),
+                Direction::Outbound,
+                encoding.as_deref(),
+                redact,
+            )
+        }
         .login(crate::detect::token_endpoint(&exchange.host, plan.path))
         .with_families(detector.text_families(plan.llm_api));
         let decompressing = scan.decompressing();

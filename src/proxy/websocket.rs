@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::sync::Mutex;
 
 use crate::config::DetectAction;
-use crate::detect::{BodyScan, Detector, Direction};
+use crate::detect::{BodyScan, Detection, Detector, Direction, Location};
 use crate::pipeline::decide;
 use crate::pipeline::{FlowTracker, Side};
 
@@ -120,7 +120,14 @@ struct MessageScan {
     scan: Option<BodyScan>,
     /// Payload bytes of the current message fed so far (redaction offsets are per message).
     offset: u64,
+    /// The end of the previous message (what leaves: a token may be split across two).
+    previous: Vec<u8>,
+    /// The current message is new: its first frame is checked together with `previous`.
+    fresh: bool,
 }
+
+/// How much of a message's end is kept to find a credential split across two messages.
+const MESSAGE_TAIL: usize = 512;
 
 /// One direction's reading side, and where its frames go.
 struct FrameIo<'a, R, F> {
@@ -259,6 +266,8 @@ where
         let mut message = MessageScan {
             scan: None,
             offset: 0,
+            previous: Vec::new(),
+            fresh: false,
         };
         loop {
             // A frame header.
@@ -295,7 +304,10 @@ where
                 );
             }
             if head.opcode != OP_CONTINUATION || message.scan.is_none() {
+                let previous = std::mem::take(&mut message.previous);
                 message = MessageScan {
+                    previous,
+                    fresh: true,
                     scan: Some(
                         BodyScan::new(
                             self.detector.clone(),
@@ -376,6 +388,9 @@ where
         if let Some(key) = head.mask {
             apply_mask(&mut payload, key, 0);
         }
+        if let Err(reason) = self.across_messages(message, &payload, head.fin) {
+            return Err(End::Refused(reason));
+        }
         let mut payload = match self.scan_piece(message, &payload, head.fin, true) {
             Ok(p) => p.unwrap_or(payload),
             Err(reason) => return Err(End::Refused(reason)),
@@ -423,6 +438,53 @@ where
             }
             done += take as u64;
             io.write(piece, &self.tracker).await?;
+        }
+        Ok(())
+    }
+
+    /// A credential split across two messages the agent sends (half a token in one, the
+    /// rest in the next): the end of the previous message and the start of this one are
+    /// scanned together, and a finding that spans them is a leak like any other.
+    fn across_messages(
+        &self,
+        message: &mut MessageScan,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), String> {
+        let outbound = message
+            .scan
+            .as_ref()
+            .is_some_and(|s| s.direction() == Direction::Outbound);
+        if !outbound {
+            return Ok(());
+        }
+        let fresh = std::mem::replace(&mut message.fresh, false);
+        if fresh && !message.previous.is_empty() {
+            let mut joined = std::mem::take(&mut message.previous);
+            let seam = joined.len();
+            joined.extend_from_slice(&payload[..payload.len().min(MESSAGE_TAIL)]);
+            let found = self.detector.find_secrets(&joined);
+            let spanning: Vec<Detection> = found
+                .iter()
+                .filter(|f| f.start < seam && f.end > seam)
+                .map(|f| {
+                    Detection::of(
+                        &self.detector,
+                        &joined,
+                        f,
+                        &found,
+                        Direction::Outbound,
+                        Location::Body,
+                    )
+                })
+                .collect();
+            if let Some(block) = decide::findings(&self.detector, &self.tracker, &spanning) {
+                return Err(block.reason);
+            }
+        }
+        if fin {
+            let keep = payload.len().min(MESSAGE_TAIL);
+            message.previous = payload[payload.len() - keep..].to_vec();
         }
         Ok(())
     }
