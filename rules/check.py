@@ -6,6 +6,7 @@
     python3 rules/check.py fake ghp_ --checksum github_crc32   # print a fake, checksum-valid token
     python3 rules/check.py fake sk-ant-api03- --len 93 --charset b64url --suffix AA
     python3 rules/check.py test 'some text'   # show which rules fire on a string
+    python3 rules/check.py notword 30 'pub*' site access   # name-segment class used by generic_secret_assignment
 
 Only the Python standard library and PyYAML are used. Patterns are compiled as *bytes* regexes
 and matched against UTF-8 bytes, which mirrors the Rust engine (`regex::bytes` with `(?-u)`):
@@ -41,10 +42,11 @@ SECRET_FAMILIES = {
     "payment_key", "saas_api_key", "package_registry_token", "ci_cd_token",
     "secrets_manager_token", "observability_token", "jwt", "url_credential",
     "private_key_pem", "ssh_key_file", "unix_sensitive", "dotenv_file", "credential_file",
+    "crypto_wallet_key",
 }
 INJECTION_FAMILIES = {
     "pipe_to_shell", "shell_exec", "reverse_shell", "destructive_rm", "ssh_key_inject",
-    "prompt_injection",
+    "prompt_injection", "exfil_command", "encoded_exec", "markdown_exfil",
 }
 CHECKSUMS = {"github_crc32", "npm_crc32", "basic_auth", "none"}
 COMMON_KEYS = {"id", "name", "family", "keywords", "pattern", "max_len", "lead", "entropy", "examples", "fallback"}
@@ -126,6 +128,16 @@ HARD_NEGATIVES = [
     "max_tokens = 4096",
     "token_type: Bearer",
     "The string \u201cpassword\u201d must be at least 12 characters long.",
+    # documentation and public values of the classes in rules/README.md ("placeholders")
+    "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    'stripe.api_key = "sk_test_BQokikJOvBiI2HlWgH4olfQ2"',
+    'MNEMONIC="test test test test test test test test test test test junk"',
+    'export API_TOKEN="REPLACE_WITH_YOUR_TOKEN_1"',
+    "SECRET_KEY=my-secret-token-2024",
+    'PASSWORD_FILE=/run/secrets/db_password_2',
+    # pagination and CSRF tokens in API responses
+    '{"data": [], "meta": {"next_token": "7140dibdnow9c7btw3w29grvxfcgvpb9n9coehpk7xz5i"}}',
+    '<input type="hidden" name="csrf_token" value="a8Kx2mP9qR4tV7wY1zB3cD5fG8hJ0kL6">',
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -206,6 +218,63 @@ def fake(prefix="", length=36, charset="b62", suffix="", checksum=None, rng=rand
         body = "".join(rng.choice(B62) for _ in range(length - 6))
         return prefix + body + base62(zlib.crc32(body.encode()) & 0xFFFFFFFF) + suffix
     return prefix + "".join(rng.choice(chars) for _ in range(length)) + suffix
+
+
+# --------------------------------------------------------------------------------------------
+# generator for "a name segment that is not one of these words" (used by generic_secret_assignment)
+
+ALNUM = B62
+
+
+def _alnum_class(chars):
+    """A character class for `chars` (a subset of 0-9A-Za-z), written with ranges."""
+    chars = set(chars)
+    if chars == set(ALNUM):
+        return "[A-Za-z0-9]"
+    out = ""
+    for run in ("0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"):
+        sel = [c for c in run if c in chars]
+        i = 0
+        while i < len(sel):
+            j = i
+            while j + 1 < len(sel) and run.index(sel[j + 1]) == run.index(sel[j]) + 1:
+                j += 1
+            out += sel[i] + "-" + sel[j] if j - i >= 2 else "".join(sel[i:j + 1])
+            i = j + 1
+    return "[" + out + "]" if len(chars) > 1 else out
+
+
+def notword(excluded, maxlen):
+    """A regex for an alphanumeric word of 1..maxlen characters that is none of `excluded`,
+    ignoring case; an entry ending in '*' excludes every word that starts with it. No
+    look-around: a walk down the trie of the excluded words, where each character that leaves
+    the trie starts a free tail."""
+    words = {w.lower() for w in excluded if not w.endswith("*")}
+    prefixes = {w[:-1].lower() for w in excluded if w.endswith("*")}
+
+    def node(p):
+        if p in prefixes:
+            return None
+        depth = len(p)
+        kids = sorted({w[depth] for w in words | prefixes if w.startswith(p) and len(w) > depth})
+        rest = maxlen - depth
+        alts = []
+        if rest >= 1:
+            free = [c for c in ALNUM if c.lower() not in kids]
+            alts.append(_alnum_class(free) + ("[A-Za-z0-9]{0,%d}" % (rest - 1) if rest > 1 else ""))
+            for k in kids:
+                sub = node(p + k)
+                if sub is not None:
+                    alts.append(_alnum_class(k.lower() + k.upper()) + sub)
+        can_end = depth > 0 and p not in words
+        if not alts:
+            return "" if can_end else None
+        body = "(?:" + "|".join(alts) + ")" if len(alts) > 1 else alts[0]
+        if can_end:
+            return "(?:" + "|".join(alts) + ")?"
+        return body
+
+    return node("")
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,8 +553,14 @@ def main(argv=None):
     f.add_argument("-n", type=int, default=1)
     t = sub.add_parser("test", help="show which rules fire on a string")
     t.add_argument("text")
+    nw = sub.add_parser("notword", help="regex for a name segment that is none of WORDS (WORD* = prefix)")
+    nw.add_argument("maxlen", type=int)
+    nw.add_argument("words", nargs="+")
     a = ap.parse_args(argv)
 
+    if a.cmd == "notword":
+        print(notword(a.words, a.maxlen))
+        return 0
     if a.cmd == "fake":
         rng = random.SystemRandom()
         for _ in range(a.n):
