@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod catalogue;
+pub mod context;
 pub mod decode;
 pub mod decompress;
 pub mod engine;
