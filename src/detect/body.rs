@@ -170,7 +170,9 @@ impl BodyScan {
                 direction,
                 location,
             );
-            d.action = action_of(detector, issuance, login, direction, d.rule);
+            if d.action != DetectAction::Off {
+                d.action = action_of(detector, issuance, login, direction, d.rule);
+            }
             result.detections.push(d);
         });
         self.scan_families(chunk, last, &mut result);

@@ -1,5 +1,6 @@
 //! One finding, resolved against the settings: what was found, where, and what to do.
 
+use airlock_scan::context::{Context, judge};
 use airlock_scan::{Finding, RuleKind};
 
 use super::detector::{Detector, Direction, Location};
@@ -31,15 +32,28 @@ impl Detection {
         direction: Direction,
         location: Location,
     ) -> Detection {
-        let secret = match detector.rule(finding.rule).kind {
+        let rule = detector.rule(finding.rule);
+        let secret = match rule.kind {
             RuleKind::Secret => Secret(window[finding.start..finding.end].to_vec()),
             RuleKind::Injection => Secret::default(),
+        };
+        // An injection quoted in an article about injections, negated, a vendor's own
+        // installer, or a command with a placeholder in it is not addressed to the agent.
+        let addressed = matches!(
+            judge(rule, window, finding.match_start, finding.match_end),
+            Context::Addressed
+        );
+        let action = if addressed {
+            detector.action(finding.rule, direction)
+        } else {
+            tracing::debug!(rule = %rule.id, "injection not addressed to the reader (quoted, explained or documented): not reported");
+            DetectAction::Off
         };
         Detection {
             rule: finding.rule,
             direction,
             location,
-            action: detector.action(finding.rule, direction),
+            action,
             snippet: snippet(detector, window, finding, others),
             secret,
         }

@@ -96,7 +96,9 @@ fn describe(
                 Direction::Inbound,
                 Location::DecodedBody("assistant text"),
             );
-            d.action = action(detector, local.rule);
+            if d.action != DetectAction::Off {
+                d.action = action(detector, local.rule);
+            }
             d
         })
         .collect()
