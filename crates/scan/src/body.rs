@@ -124,6 +124,8 @@ struct Views {
     overlap: u64,
     /// Whether the body is a form, once its first bytes tell (and those bytes until then).
     form: Option<bool>,
+    /// Whether the body is JSON (it starts with `{` or `[`), once its first byte tells.
+    json_body: Option<bool>,
     form_head: Vec<u8>,
 }
 
@@ -174,6 +176,7 @@ impl BodyScanner {
                 recent: Recent::default(),
                 overlap: overlap as u64,
                 form: None,
+                json_body: None,
                 form_head: Vec::new(),
             },
             secrets,
@@ -487,8 +490,16 @@ impl Views {
             self.percent_blobs_open = false;
         }
 
-        // Adjacent JSON string values joined, and hard-wrapped lines joined.
-        self.joiner.feed(plain, last);
+        // Adjacent JSON string values joined (in a JSON body), and hard-wrapped lines joined.
+        if self.json_body.is_none() {
+            self.json_body = plain
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .map(|&b| b == b'{' || b == b'[');
+        }
+        if self.json_body == Some(true) {
+            self.joiner.feed(plain, last);
+        }
         let [plain_join, line_join] = &mut self.joiner.variants;
         for joined in [plain_join, line_join] {
             if scan_joined(

@@ -530,6 +530,12 @@ impl BlobDecoder {
             MIN_HEX_RUN
         };
         while i < len {
+            // A run of MIN_RUN bytes holds two whole 8-byte words (counted from `i`) without
+            // a byte below `+`: most of a text is passed over a word at a time without one.
+            i = match clean_pair(&chunk[i..]) {
+                Some(k) => i + k.saturating_sub(8),
+                None => i.max(len.saturating_sub(MIN_RUN)),
+            };
             let probe = i + MIN_RUN - 1;
             if probe >= len {
                 // Too short to judge: keep what may begin a run that goes on next chunk.
@@ -788,19 +794,32 @@ impl BlobDecoder {
             i = end + 1;
         }
         while i < len {
-            // Probes closer than a run's length, so one lands with a triple after it.
-            let probe = i + MIN_RUN - 7;
-            if probe >= len {
+            // A run of MIN_RUN bytes holds five whole 8-byte words (counted from `i`), one of
+            // them at a multiple of four words, with no letter past `f`: probe those words.
+            let mut probe = usize::MAX;
+            let mut k = i;
+            while k + 8 <= len {
+                let w = u64::from_le_bytes(chunk[k..k + 8].try_into().expect("eight bytes"));
+                if !has_letter_past_f(w) && delimited_here(chunk, k) {
+                    probe = k;
+                    break;
+                }
+                k += 32;
+            }
+            if probe == usize::MAX {
+                // No run in sight: keep what may begin one that goes on next chunk.
                 let start = chunk[i..]
                     .iter()
                     .rposition(|&b| !in_alphabet(b))
                     .map_or(i, |p| i + p + 1);
                 if !last && start < len {
                     self.dhex.extend_from_slice(&chunk[start..]);
+                } else if last && len - start >= MIN_RUN {
+                    self.decode_delimited(&chunk[start..], sink);
                 }
                 break;
             }
-            if !in_alphabet(chunk[probe]) || !delimited_here(chunk, probe) {
+            if !in_alphabet(chunk[probe]) {
                 i = probe + 1;
                 continue;
             }
@@ -865,6 +884,47 @@ impl BlobDecoder {
             }
         }
     }
+}
+
+/// Where in `text` two whole 8-byte words with no byte below `+` (a space, a line break,
+/// punctuation that no base64 or hex holds) follow each other (the first such pair, or one
+/// no earlier than it overlaps), in bytes from its start; `None` when no two do.
+fn clean_pair(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let clean = |k: usize| {
+        text.get(8 * k..8 * k + 8).is_some_and(|w| {
+            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            w.wrapping_sub(ONES * 0x2b) & !w & (ONES * 0x80) == 0
+        })
+    };
+    // Two words in a row hold one of even index: probe those, then their neighbours.
+    let mut k = 0;
+    while 8 * k + 8 <= text.len() {
+        if clean(k) {
+            if k > 0 && clean(k - 1) {
+                return Some(8 * (k - 1));
+            }
+            if clean(k + 1) {
+                return Some(8 * k);
+            }
+        }
+        k += 2;
+    }
+    None
+}
+
+/// Whether an 8-byte word holds a letter past `f` (either case): not delimited hex.
+fn has_letter_past_f(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Letters folded to lower case; then a byte strictly between `f` and `{` (the bit trick
+    // for "between", exact for ASCII bytes; the others never count).
+    let x = w | (ONES * 0x20);
+    let low = x & (ONES * 0x7f);
+    (ONES * (127 + u64::from(b'{')) - low)
+        & !x
+        & (low + ONES * (127 - u64::from(b'f')))
+        & (ONES * 0x80)
+        != 0
 }
 
 /// Whether delimited hex may run through `chunk[p]`: within the next six bytes, two
@@ -988,6 +1048,37 @@ mod blob_tests {
         assert_eq!(got[0].0, "hex");
         assert_eq!(got[0].1, b"my key is ghp4f9W");
         assert!(blobs(&[b"short words only, nothing long here"]).is_empty());
+    }
+
+    #[test]
+    fn word_tests_agree_with_bytes() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            // Words mostly of ASCII, with the boundary bytes often.
+            let mut w = [0u8; 8];
+            for b in &mut w {
+                let r = next();
+                *b = match r % 4 {
+                    0 => [b'f', b'g', b'F', b'G', b'z', b'{', b'*', b'+', b'`', b'@']
+                        [(r >> 8) as usize % 10],
+                    1 => (r >> 8) as u8,
+                    _ => (r >> 8) as u8 & 0x7f,
+                };
+            }
+            let word = u64::from_le_bytes(w);
+            let letter = w
+                .iter()
+                .any(|&b| matches!(b.to_ascii_lowercase(), b'g'..=b'z') && b.is_ascii());
+            assert_eq!(has_letter_past_f(word), letter, "{w:?}");
+            let spaced = w.iter().any(|&b| b < b'+');
+            assert_eq!(clean_pair(&[w, w].concat()).is_none(), spaced, "{w:?}");
+        }
     }
 
     #[test]
@@ -1898,14 +1989,19 @@ fn line_start(chunk: &[u8], pos: usize, at: usize) -> usize {
 }
 
 fn next_hunk(chunk: &[u8], pos: usize, end: usize) -> usize {
+    static HUNK: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
     if chunk[pos..end].starts_with(b"@@ -") {
         return pos;
     }
-    memchr::memmem::find(&chunk[pos..end], b"\n@@ -").map_or(usize::MAX, |i| pos + i + 1)
+    HUNK.get_or_init(|| memchr::memmem::Finder::new(b"\n@@ -"))
+        .find(&chunk[pos..end])
+        .map_or(usize::MAX, |i| pos + i + 1)
 }
 
+/// The next line that opens a literal block scalar (`key: |`, `- |-`): found by its `|` (a
+/// folded scalar, `>`, folds its lines into one anyway, and `>` is everywhere in code).
 fn next_block(chunk: &[u8], pos: usize, end: usize) -> usize {
-    for h in memchr::memchr2_iter(b'|', b'>', &chunk[pos..end]) {
+    for h in memchr::memchr_iter(b'|', &chunk[pos..end]) {
         let mut i = pos + h + 1;
         while i < end && matches!(chunk[i], b'-' | b'+' | b'0'..=b'9') {
             i += 1;
@@ -1914,7 +2010,10 @@ fn next_block(chunk: &[u8], pos: usize, end: usize) -> usize {
             i += 1;
         }
         if i < end && chunk[i] == b'\n' {
-            return line_start(chunk, pos, pos + h);
+            let start = line_start(chunk, pos, pos + h);
+            if block_header(&chunk[start..i]) {
+                return start;
+            }
         }
     }
     usize::MAX
