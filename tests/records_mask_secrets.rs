@@ -1,6 +1,7 @@
 //! Snippets (and every other record) never carry a secret: a property test. Requests hold
 //! several credentials of the built-in catalogue, in several places (query, path, header,
-//! body) and encodings (as they are, percent-encoded, JSON-escaped, base64, hex); every
+//! body) and encodings (as they are, percent-encoded once or twice, JSON-escaped, base64,
+//! hex); every
 //! record written for them — threats, flows — must be free of each credential airlock found,
 //! in every form.
 
@@ -83,6 +84,7 @@ enum Encoding {
     JsonEscaped,
     Base64,
     Hex,
+    DoublePercent,
 }
 
 fn percent(s: &str) -> String {
@@ -104,6 +106,7 @@ fn encode(value: &str, encoding: Encoding) -> String {
         Encoding::JsonEscaped => value.replace('/', "\\/"),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(value),
         Encoding::Hex => value.bytes().map(|b| format!("{b:02x}")).collect(),
+        Encoding::DoublePercent => percent(&percent(value)),
     }
 }
 
@@ -112,6 +115,7 @@ fn forms(c: &Credential) -> Vec<String> {
     let mut forms = vec![
         c.value.clone(),
         percent(&c.value),
+        percent(&percent(&c.value)),
         c.value.replace('/', "\\/"),
     ];
     forms.push(
@@ -132,6 +136,9 @@ fn placement() -> impl Strategy<Value = (Place, Encoding)> {
     prop_oneof![
         Just((Place::Query, Encoding::Plain)),
         Just((Place::Query, Encoding::Percent)),
+        Just((Place::Query, Encoding::DoublePercent)),
+        Just((Place::Query, Encoding::Base64)),
+        Just((Place::Path, Encoding::Hex)),
         Just((Place::Path, Encoding::Plain)),
         Just((Place::Path, Encoding::Percent)),
         Just((Place::Header, Encoding::Plain)),
@@ -267,7 +274,7 @@ fn run_case(picked: &[(usize, (Place, Encoding))]) -> Result<(), TestCaseError> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
 
     #[test]
     fn no_record_carries_a_found_credential(

@@ -2,11 +2,14 @@
 //! scanned whole before anything is sent; a response's secrets are replaced in place when
 //! the action is redact.
 
+use std::ops::Range;
+
 use airlock_scan::Finding;
 use airlock_scan::families::{FamilyScanner, check_hostname, check_url_path};
+use airlock_scan::url;
 use http::{HeaderMap, HeaderValue};
 
-use super::{Detection, Detector, Direction, Issuance, Location, mask_found, token_endpoint};
+use super::{Detection, Detector, Direction, Issuance, Location, masked, token_endpoint};
 use crate::config::DetectAction;
 
 /// What the scan of a request's URL and headers found.
@@ -23,6 +26,10 @@ pub struct RequestHead {
     /// the flow record, never a threat.
     pub presented: Vec<(String, String)>,
 }
+
+/// At most this much decoded text is made of one URL to scan (a URL is at most the head's
+/// size, `limits.header_bytes`; decoding it three times over stays bounded by this).
+const URL_VIEW_BYTES: usize = 256 * 1024;
 
 /// The credentials in `text`, and what the text families find there.
 fn find(detector: &Detector, families: Option<&FamilyScanner>, text: &[u8]) -> Vec<Finding> {
@@ -49,34 +56,56 @@ pub fn scan_request(
 ) -> RequestHead {
     let mut head = RequestHead::default();
     let families = detector.text_families(false);
-    scan_places(detector, host_as_sent, path_and_query, &mut head);
-    let mut seen: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut url_views = vec![path_and_query.as_bytes().to_vec()];
-    let mut decoded = Vec::new();
-    if airlock_scan::decode::PercentDecoder::default().feed(path_and_query.as_bytes(), &mut decoded)
-    {
-        url_views.push(decoded);
-    }
-    for view in &url_views {
-        let found = find(detector, families.as_ref(), view);
-        if !found.is_empty() {
-            head.masked_url = Some(mask_found(detector, view, &found));
-        }
-        for f in &found {
-            let secret = view[f.start..f.end].to_vec();
-            if seen.iter().any(|(r, s)| *r == f.rule && *s == secret) {
-                continue;
+    let mut url_found = scan_places(detector, host_as_sent, path_and_query, &mut head);
+    // The URL as sent, percent-decoded layer by layer, and each segment and query value
+    // decoded on its own (percent, base64, hex): a key in `?d=<base64 of it>` is found.
+    let views = url::views(path_and_query.as_bytes(), URL_VIEW_BYTES);
+    let mut found = url::scan(&detector.secrets, &views);
+    if let Some(families) = &families {
+        for (index, view) in views.iter().enumerate() {
+            let mut more = Vec::new();
+            families.scan(&view.text, &mut more);
+            for f in more {
+                let Some(finding) = detector.family_finding(f.rule, f.start, f.end) else {
+                    continue;
+                };
+                if found.iter().any(|u| u.finding.rule == finding.rule) {
+                    continue;
+                }
+                found.push(url::UrlFinding {
+                    view: index,
+                    finding,
+                    source: view.source_of(f.start, f.end),
+                });
             }
-            seen.push((f.rule, secret));
-            head.detections.push(Detection::of(
-                detector,
-                view,
-                f,
-                &found,
-                Direction::Outbound,
-                Location::Url,
-            ));
         }
+    }
+    for f in &found {
+        let view = &views[f.view];
+        let neighbours: Vec<Finding> = found
+            .iter()
+            .filter(|o| o.view == f.view)
+            .map(|o| o.finding)
+            .collect();
+        head.detections.push(Detection::of(
+            detector,
+            &view.text,
+            &f.finding,
+            &neighbours,
+            Direction::Outbound,
+            Location::Url,
+        ));
+    }
+    url_found.extend(found.iter().map(|f| {
+        let view = &views[f.view];
+        let secret = &view.text[f.finding.start..f.finding.end];
+        (
+            f.source.clone(),
+            masked(detector.rule(f.finding.rule), secret),
+        )
+    }));
+    if !url_found.is_empty() {
+        head.masked_url = Some(mask_spans(path_and_query, url_found));
     }
     for (name, value) in headers {
         let name = name.as_str();
@@ -116,7 +145,13 @@ pub fn scan_request(
 
 /// The places data can be smuggled in besides the content: the hostname's labels
 /// (`hostname_exfil`) and the URL's path segments and query values (`url_entropy`).
-fn scan_places(detector: &Detector, host: &str, path_and_query: &str, head: &mut RequestHead) {
+fn scan_places(
+    detector: &Detector,
+    host: &str,
+    path_and_query: &str,
+    head: &mut RequestHead,
+) -> Vec<(Range<usize>, String)> {
+    let mut masks = Vec::new();
     if let Some(rule) = detector.place_rule("hostname_exfil") {
         let verdict = check_hostname(host);
         if verdict.flagged {
@@ -145,10 +180,8 @@ fn scan_places(detector: &Detector, host: &str, path_and_query: &str, head: &mut
             .iter()
             .map(|s| place_finding(rule, s.start, s.end))
             .collect();
-        if !found.is_empty() {
-            head.masked_url = Some(mask_found(detector, path_and_query.as_bytes(), &found));
-        }
         for f in &found {
+            masks.push((f.start..f.end, "[REDACTED]".to_string()));
             head.detections.push(Detection::of(
                 detector,
                 path_and_query.as_bytes(),
@@ -159,6 +192,28 @@ fn scan_places(detector: &Detector, host: &str, path_and_query: &str, head: &mut
             ));
         }
     }
+    masks
+}
+
+/// `text` with each span replaced (overlapping ones once, by the first to start).
+fn mask_spans(text: &str, mut spans: Vec<(Range<usize>, String)>) -> String {
+    spans.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut pos = 0;
+    for (range, replacement) in spans {
+        if range.end <= pos || range.start > bytes.len() {
+            continue;
+        }
+        let start = range.start.max(pos);
+        out.extend_from_slice(&bytes[pos..start]);
+        if start == range.start {
+            out.extend_from_slice(replacement.as_bytes());
+        }
+        pos = range.end.min(bytes.len());
+    }
+    out.extend_from_slice(&bytes[pos.min(bytes.len())..]);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Vendors and stores a header name can name; a header naming one sent to another host's
