@@ -407,10 +407,11 @@ impl Views {
         } else {
             before1.clone()
         };
-        let (o0, a0) = l0.step(
+        let (o0, a0, e0) = l0.step(
             plain,
             tail,
             binary,
+            None,
             overlap,
             last,
             &mut changed,
@@ -419,10 +420,11 @@ impl Views {
             found,
         );
         let in1: &[u8] = if o0 { &l0.out } else { plain };
-        let (o1, _) = l1.step(
+        let (o1, _, e1) = l1.step(
             in1,
             &before1,
             binary,
+            (!o0).then_some(e0),
             overlap,
             last,
             &mut changed,
@@ -431,10 +433,11 @@ impl Views {
             found,
         );
         let in2: &[u8] = if o1 { &l1.out } else { in1 };
-        let (o2, _) = l2.step(
+        let (o2, _, _) = l2.step(
             in2,
             &before2,
             binary,
+            (!o1).then_some(e1),
             overlap,
             last,
             &mut changed,
@@ -654,7 +657,8 @@ impl PercentLevel {
     }
 
     /// Decodes and scans `input` where it holds escapes (or carries them on). Returns
-    /// (the output is in `self.out` rather than `input` itself, the layer scanned): where
+    /// (the output is in `self.out` rather than `input` itself, the layer scanned, where the
+    /// last escape in `input` is; `known` when the caller knows that already): where
     /// it does not scan, the output is the input, but for `+` in a form layer. A layer that
     /// has been idle for a while keeps no text of its own: when it wakes, it starts from
     /// `before`, the body's last bytes (a secret that an escape further on completes —
@@ -665,16 +669,23 @@ impl PercentLevel {
         input: &[u8],
         before: &[u8],
         binary: bool,
+        known: Option<Option<usize>>,
         overlap: u64,
         last: bool,
         changed: &mut bool,
         recent: &mut Recent,
         at: u64,
         found: &mut dyn FnMut(ViewFinding<'_>),
-    ) -> (bool, bool) {
+    ) -> (bool, bool, Option<usize>) {
         let start = self.position;
         self.position += input.len() as u64;
-        if !binary && let Some(i) = last_percent_escape(input) {
+        // Where the last escape is, unless the layer before looked in these very bytes.
+        let escape = if binary {
+            None
+        } else {
+            known.unwrap_or_else(|| last_percent_escape(input))
+        };
+        if let Some(i) = escape {
             self.active_until = self.active_until.max(start + i as u64 + 3 + overlap);
         }
         let active = start < self.active_until || !self.decoder.is_idle();
@@ -731,7 +742,7 @@ impl PercentLevel {
             false,
             found,
         );
-        (active || converted, active)
+        (active || converted, active, escape)
     }
 }
 
@@ -879,7 +890,8 @@ fn report_local(
 /// its decoded key material, is the block the raw view found.
 #[derive(Default)]
 struct Recent {
-    entries: Vec<(usize, u64, u64)>,
+    /// (rule, hash of the secret) → stream offset when last reported.
+    entries: rustc_hash::FxHashMap<(usize, u64), u64>,
 }
 
 impl Recent {
@@ -895,23 +907,17 @@ impl Recent {
     }
 
     fn seen(&self, rule: usize, secret: &[u8]) -> bool {
-        let hash = Self::hash(secret);
-        self.entries.iter().any(|&(r, h, _)| r == rule && h == hash)
+        !self.entries.is_empty() && self.entries.contains_key(&(rule, Self::hash(secret)))
     }
 
     fn note(&mut self, rule: usize, secret: &[u8], at: u64) {
-        let hash = Self::hash(secret);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == rule && e.1 == hash) {
-            e.2 = at;
-        } else {
-            self.entries.push((rule, hash, at));
-        }
+        self.entries.insert((rule, Self::hash(secret)), at);
     }
 
     /// Forgets what was reported before `horizon`.
     fn prune(&mut self, horizon: u64) {
         if !self.entries.is_empty() {
-            self.entries.retain(|e| e.2 >= horizon);
+            self.entries.retain(|_, at| *at >= horizon);
         }
     }
 }

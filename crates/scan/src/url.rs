@@ -15,6 +15,24 @@
 //! the first view that shows it (the URL as sent comes first); each finding says which
 //! bytes of the URL hold it ([`UrlFinding::source`]), for [`mask`]. Pure: no I/O, and the
 //! views of a URL are bounded by `max_bytes` in all.
+//!
+//! ```no_run
+//! use airlock_scan::{Catalogue, Engine, RuleKind, url};
+//!
+//! let secrets = Engine::new(Catalogue::builtin(), |r| r.kind == RuleKind::Secret);
+//! let path_and_query = "/sync?d=QUtJQVo3UFE0UjVTVDZVVjJXWFk%3D";
+//! let views = url::views(path_and_query.as_bytes(), 16 << 20);
+//! let found = url::scan(&secrets, &views);
+//! for f in &found {
+//!     let view = &views[f.view];
+//!     // What to record: the rule, where (`query parameter 1 (percent, base64)`), and a
+//!     // snippet cut from the view's text around `f.finding`, the secret masked.
+//!     println!("{} in {}", secrets.catalogue().rules[f.finding.rule].id, view.describe());
+//! }
+//! // The URL for the records, each secret's bytes (encoded or not) masked.
+//! let masked = url::mask(path_and_query.as_bytes(), &found, |_| "[REDACTED]".into());
+//! # let _ = masked;
+//! ```
 
 use std::ops::Range;
 
