@@ -19,7 +19,7 @@ use crate::decode::{
 };
 use crate::decompress::Decompressor;
 use crate::engine::{Engine, Finding};
-use crate::normalize::normalize_for_injection;
+use crate::normalize::{needs_normalization, normalize_for_injection};
 use crate::stream::{StreamFinding, StreamScanner};
 
 /// Which view of the body a finding was made in.
@@ -526,11 +526,12 @@ impl Views {
             }
         }
 
-        // Injections: look-alikes folded, zero-width characters removed, case ignored. Plain
-        // ASCII can hide none of that, so it is matched as it is.
+        // Injections: read as the model reads them — HTML references and JSON escapes
+        // undone, tag characters revealed, look-alikes folded, zero-width characters removed,
+        // case ignored. Text that none of that changes is matched as it is.
         if let Some(inj) = &mut self.injections {
             let ascii = plain.is_ascii();
-            let text: &[u8] = if ascii {
+            let text: &[u8] = if !needs_normalization(plain) {
                 plain
             } else {
                 self.clear.clear();
