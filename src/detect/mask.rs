@@ -142,8 +142,11 @@ pub fn mask_known(text: &str, secrets: &[Secret]) -> String {
     if secrets.is_empty() {
         return text.to_string();
     }
+    // The value as it is, or a fragment of it (where a snippet cuts it), even when it
+    // spans separators (`root:x:0:0:…`); then each token for the encoded forms.
+    let text = mask_plain(text, &secrets);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut rest = text.as_str();
     while !rest.is_empty() {
         let sep = rest.find(is_separator).unwrap_or(rest.len());
         let (token, after) = rest.split_at(sep);
@@ -153,6 +156,38 @@ pub fn mask_known(text: &str, secrets: &[Secret]) -> String {
         rest = &after[next..];
     }
     out
+}
+
+/// `text` with every run of at least `FRAGMENT` bytes that is part of a known secret (or a
+/// whole shorter one) replaced by `[REDACTED]`.
+fn mask_plain(text: &str, secrets: &[&[u8]]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for secret in secrets {
+        let frag = FRAGMENT.min(secret.len());
+        // Each pass masks one run; a text holds few.
+        for _ in 0..64 {
+            let hit = secret
+                .windows(frag)
+                .enumerate()
+                .find_map(|(i, w)| memchr::memmem::find(&bytes, w).map(|p| (i, p)));
+            let Some((i, p)) = hit else {
+                break;
+            };
+            // Grow the run both ways while the text goes on as the secret does.
+            let (mut start, mut end) = (p, p + frag);
+            let (mut si, mut se) = (i, i + frag);
+            while start > 0 && si > 0 && bytes[start - 1] == secret[si - 1] {
+                start -= 1;
+                si -= 1;
+            }
+            while end < bytes.len() && se < secret.len() && bytes[end] == secret[se] {
+                end += 1;
+                se += 1;
+            }
+            bytes.splice(start..end, b"[REDACTED]".iter().copied());
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn is_separator(c: char) -> bool {
