@@ -273,8 +273,26 @@ fn run_case(picked: &[(usize, (Place, Encoding))]) -> Result<(), TestCaseError> 
     Ok(())
 }
 
+fn seed() -> proptest::test_runner::RngSeed {
+    match std::env::var("PROPTEST_RNG_SEED").as_deref() {
+        Ok("random") => proptest::test_runner::RngSeed::Random,
+        Ok(n) => n
+            .parse()
+            .map_or(proptest::test_runner::RngSeed::Fixed(20261204), |n| {
+                proptest::test_runner::RngSeed::Fixed(n)
+            }),
+        Err(_) => proptest::test_runner::RngSeed::Fixed(20261204),
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
+    // A fixed seed in CI, so that a run is the same every time (and main stays green or
+    // red for a reason); PROPTEST_RNG_SEED=random explores other cases by hand.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        rng_seed: seed(),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn no_record_carries_a_found_credential(
