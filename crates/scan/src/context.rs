@@ -744,6 +744,16 @@ const WEAK_FRAMING: &[&[u8]] = &[
     b"a line such as",
     b"detect",
     b"variants",
+    // An attack's aim described in the third person ("this pattern attempts to override
+    // the agent's directives"): the text talks about the instruction, it does not give it.
+    b"attempts to",
+    b"attempt to",
+    b"tries to",
+    b"trying to",
+    b"designed to",
+    b"aims to",
+    b"pattern",
+    b"technique",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
