@@ -131,9 +131,11 @@ def gen_github_pat_classic(rng, fake):
 
 
 def gen_stripe_test_key(rng, fake):
-    # Stripe API docs: secret keys are sk_test_ / sk_live_ followed by alphanumerics; the docs'
-    # own example key has 24 after the prefix (newer accounts get longer ones).
-    return "sk_test_" + _rand(rng, ALNUM, 24)
+    # Stripe API docs: secret keys are sk_test_ / sk_live_ followed by alphanumerics. The docs'
+    # own example keys have 24 characters after the prefix; the keys Stripe issues today, as
+    # publicly observed, are "sk_test_51" + 97 alphanumerics (107 in all). The fake stands for
+    # a real key, so it gets the form issued today, not the documentation's.
+    return "sk_test_51" + _rand(rng, ALNUM, 97)
 
 
 def gen_stripe_live_key(rng, fake):

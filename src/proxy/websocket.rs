@@ -129,6 +129,27 @@ struct MessageScan {
 /// How much of a message's end is kept to find a credential split across two messages.
 const MESSAGE_TAIL: usize = 512;
 
+/// Where the text of a message starts after a short label that numbers or names the piece
+/// (`part2: `, `chunk 2/3 = `, `[2] `), if it has one: a token sent in labelled pieces
+/// joins the previous message there.
+fn label_end(message: &[u8]) -> Option<usize> {
+    const LONGEST: usize = 24;
+    let bracketed = message.first() == Some(&b'[');
+    let close = if bracketed { b']' } else { b':' };
+    let at = message
+        .iter()
+        .take(LONGEST)
+        .position(|&b| b == close || (!bracketed && b == b'='))?;
+    let label = &message[usize::from(bracketed)..at];
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || b" _-#./()".contains(b);
+    if label.is_empty() || !label.iter().all(allowed) || !label.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    let rest = &message[at + 1..];
+    let blank = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    (blank < rest.len()).then_some(at + 1 + blank)
+}
+
 /// One direction's reading side, and where its frames go.
 struct FrameIo<'a, R, F> {
     from: &'a mut ReadHalf<R>,
@@ -460,26 +481,32 @@ where
         }
         let fresh = std::mem::replace(&mut message.fresh, false);
         if fresh && !message.previous.is_empty() {
-            let mut joined = std::mem::take(&mut message.previous);
-            let seam = joined.len();
-            joined.extend_from_slice(&payload[..payload.len().min(MESSAGE_TAIL)]);
-            let found = self.detector.find_secrets(&joined);
-            let spanning: Vec<Detection> = found
-                .iter()
-                .filter(|f| f.start < seam && f.end > seam)
-                .map(|f| {
-                    Detection::of(
-                        &self.detector,
-                        &joined,
-                        f,
-                        &found,
-                        Direction::Outbound,
-                        Location::Body,
-                    )
-                })
-                .collect();
-            if let Some(block) = decide::findings(&self.detector, &self.tracker, &spanning) {
-                return Err(block.reason);
+            let previous = std::mem::take(&mut message.previous);
+            let head = &payload[..payload.len().min(MESSAGE_TAIL)];
+            // The rest may come after a label of its own ("part2: …", "[2/2] …").
+            let starts = [Some(0), label_end(head)];
+            for start in starts.into_iter().flatten() {
+                let mut joined = previous.clone();
+                let seam = joined.len();
+                joined.extend_from_slice(&head[start..]);
+                let found = self.detector.find_secrets(&joined);
+                let spanning: Vec<Detection> = found
+                    .iter()
+                    .filter(|f| f.start < seam && f.end > seam)
+                    .map(|f| {
+                        Detection::of(
+                            &self.detector,
+                            &joined,
+                            f,
+                            &found,
+                            Direction::Outbound,
+                            Location::Body,
+                        )
+                    })
+                    .collect();
+                if let Some(block) = decide::findings(&self.detector, &self.tracker, &spanning) {
+                    return Err(block.reason);
+                }
             }
         }
         if fin {
@@ -610,6 +637,20 @@ fn rand_mask() -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_labels_before_a_piece_are_skipped() {
+        assert_eq!(label_end(b"part2: OPQRSTUV"), Some(7));
+        assert_eq!(label_end(b"chunk 2/3 = abc"), Some(12));
+        assert_eq!(label_end(b"[2] abc"), Some(4));
+        assert_eq!(label_end(b"part-2:abc"), Some(7));
+        // Not labels: no number, too long, nothing after, a URL.
+        assert_eq!(label_end(b"note: abc"), None);
+        assert_eq!(label_end(b"this is a long sentence 2: abc"), None);
+        assert_eq!(label_end(b"part2:   "), None);
+        assert_eq!(label_end(b"https://x/2"), None);
+        assert_eq!(label_end(b"OPQRSTUVWXYZ"), None);
+    }
 
     #[test]
     fn headers_round_trip_at_every_length_form() {

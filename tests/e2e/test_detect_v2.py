@@ -61,8 +61,10 @@ def test_http2_client_sees_the_403_of_a_large_upload(detect_proxy, detect_up):
     assert_no_leak(p, key)
 
 
-def test_a_token_split_across_two_websocket_messages_closes_the_connection(start_proxy):
-    """Half a token in one message, the rest in the next: one leak (issue 10, item 2)."""
+@pytest.mark.parametrize("label", ["", "part2: ", "[2/2] "])
+def test_a_token_split_across_two_websocket_messages_closes_the_connection(start_proxy, label):
+    """Half a token in one message, the rest in the next (after a numbered label or not): one
+    leak (issue 10, item 2)."""
     import websocket
 
     p = start_proxy()
@@ -72,7 +74,7 @@ def test_a_token_split_across_two_websocket_messages_closes_the_connection(start
     half = len(key.secret) // 2
     ws.send(f"first part: {key.secret[:half]}")
     assert ws.recv() == f"first part: {key.secret[:half]}"
-    ws.send(key.secret[half:])
+    ws.send(label + key.secret[half:])
     opcode, data = ws.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1008, data
     ws.close()

@@ -1236,17 +1236,21 @@ impl Segment {
         self.text.extend_from_slice(piece);
     }
 
-    /// Moves the segment to `out` if it joined anything, and empties it.
-    fn flush(&mut self, out: &mut Joined) {
+    /// Moves the segment to `out` if it joined anything, and empties it. With `pairs`
+    /// (the variant joined without a separator), each two adjacent pieces of a run of three
+    /// or more also go as a segment of their own: a key split over two fields between other
+    /// values (`"aws", "AKIA…", "…rest", "us-east-1"`) is whole there with nothing glued to
+    /// its ends, where the run joined whole reads `awsAKIA…restus-east-1`.
+    fn flush(&mut self, out: &mut Joined, pairs: bool) {
         if !self.joins.is_empty() {
-            if !out.text.is_empty() {
-                out.text.extend_from_slice(SEGMENT_SEPARATOR);
+            push_segment(out, &self.text, &self.joins);
+            if pairs && self.pieces.len() > 2 {
+                let end = |k: usize| self.pieces.get(k).map_or(self.text.len(), |&p| p);
+                for k in 0..self.pieces.len() - 1 {
+                    let (from, mid, to) = (self.pieces[k], self.pieces[k + 1], end(k + 2));
+                    push_segment(out, &self.text[from..to], &[(mid - from, mid - from)]);
+                }
             }
-            let base = out.text.len();
-            out.segments.push(base);
-            out.joins
-                .extend(self.joins.iter().map(|&(a, b)| (a + base, b + base)));
-            out.text.extend_from_slice(&self.text);
         }
         self.text.clear();
         self.joins.clear();
@@ -1255,7 +1259,7 @@ impl Segment {
 
     /// A segment longer than `cap` goes to `out` and goes on with its last pieces (as many
     /// as fit in `keep` bytes), so that a match across the cut is still seen whole.
-    fn bound(&mut self, cap: usize, keep: usize, out: &mut Joined) {
+    fn bound(&mut self, cap: usize, keep: usize, out: &mut Joined, pairs: bool) {
         if self.text.len() <= cap {
             return;
         }
@@ -1279,11 +1283,23 @@ impl Segment {
             .filter(|&&p| p >= from)
             .map(|p| p - from)
             .collect();
-        self.flush(out);
+        self.flush(out, pairs);
         self.text = rest;
         self.joins = joins;
         self.pieces = pieces;
     }
+}
+
+/// Appends one joined segment (`text`, with its `joins`) to `out`.
+fn push_segment(out: &mut Joined, text: &[u8], joins: &[(usize, usize)]) {
+    if !out.text.is_empty() {
+        out.text.extend_from_slice(SEGMENT_SEPARATOR);
+    }
+    let base = out.text.len();
+    out.segments.push(base);
+    out.joins
+        .extend(joins.iter().map(|&(a, b)| (a + base, b + base)));
+    out.text.extend_from_slice(text);
 }
 
 /// Longest value joined whole; of a longer one only the token runs at its ends are joined
@@ -1633,7 +1649,7 @@ impl JsonJoiner {
             {
                 seg.push(piece, sep);
                 if seg.text.len() > cap {
-                    seg.bound(cap, self.keep, out);
+                    seg.bound(cap, self.keep, out, sep.is_empty());
                 }
             }
         }
@@ -1653,8 +1669,13 @@ impl JsonJoiner {
     /// Something other than structure came: the values so far are one segment.
     fn break_run(&mut self) {
         if !self.segments[0].text.is_empty() || !self.segments[1].text.is_empty() {
-            for (seg, out) in self.segments.iter_mut().zip(&mut self.variants) {
-                seg.flush(out);
+            for ((seg, out), sep) in self
+                .segments
+                .iter_mut()
+                .zip(&mut self.variants)
+                .zip(JOIN_SEPARATORS)
+            {
+                seg.flush(out, sep.is_empty());
             }
         }
         self.prev.clear();
@@ -1848,7 +1869,8 @@ impl Lines {
         if self.joining {
             let keep = self.keep;
             self.wrap_segment.text.extend_from_slice(content);
-            self.wrap_segment.bound(4 * keep, keep, &mut self.unwrapped);
+            self.wrap_segment
+                .bound(4 * keep, keep, &mut self.unwrapped, false);
         }
         let len = n - indent;
         let wrapped = WRAP_LENGTHS.contains(&len)
@@ -1872,7 +1894,7 @@ impl Lines {
 
     fn end_wrap(&mut self) {
         if self.joining {
-            self.wrap_segment.flush(&mut self.unwrapped);
+            self.wrap_segment.flush(&mut self.unwrapped, false);
             self.joining = false;
         }
         self.wrap_pending = false;
@@ -1947,11 +1969,11 @@ impl Lines {
         seg.pieces.push(at);
         seg.text.extend_from_slice(text);
         let (cap, keep) = ((4 * self.keep).max(1 << 16), self.keep);
-        seg.bound(cap, keep, &mut self.dedented);
+        seg.bound(cap, keep, &mut self.dedented, false);
     }
 
     fn end_margin(&mut self) {
-        self.margin_segment.flush(&mut self.dedented);
+        self.margin_segment.flush(&mut self.dedented, false);
         self.mode = Margin::None;
     }
 }
@@ -2097,7 +2119,9 @@ mod join_tests {
                 plain,
                 [
                     "sk-ant-api03-AAAABBBB",
-                    "-----BEGIN X-----MIIE-----END X-----"
+                    "-----BEGIN X-----MIIE-----END X-----",
+                    "-----BEGIN X-----MIIE",
+                    "MIIE-----END X-----",
                 ],
                 "cut {cut}"
             );
@@ -2119,7 +2143,28 @@ mod join_tests {
         );
         for cut in 0..body.len() {
             let [plain, _] = join(&body, cut);
-            assert_eq!(plain, ["userlorem", "tail-runnext partx\\"], "cut {cut}");
+            assert_eq!(
+                plain,
+                [
+                    "userlorem",
+                    "tail-runnext partx\\",
+                    "tail-runnext part",
+                    "next partx\\"
+                ],
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_split_over_two_fields_between_others_is_whole_in_a_pair() {
+        let body = r#"{"provider":"aws","access_key":"AKIAQ3EGUZD4","key_suffix":"NSUZ7V2X","region":"us-east-1"}"#;
+        for cut in 0..body.len() {
+            let [plain, _] = join(body, cut);
+            assert!(
+                plain.iter().any(|s| s == "AKIAQ3EGUZD4NSUZ7V2X"),
+                "cut {cut}: {plain:?}"
+            );
         }
     }
 
