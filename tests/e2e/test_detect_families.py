@@ -54,6 +54,18 @@ def wif() -> str:
     return out
 
 
+def btc_address() -> str:
+    """A legacy (P2PKH) mainnet Bitcoin address of a random key hash, its checksum valid."""
+    payload = b"\x00" + secrets.token_bytes(20)
+    payload += hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    n = int.from_bytes(payload, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return "1" + out  # the version byte 0x00 is written as a leading "1"
+
+
 def seed_phrase() -> str:
     words = (REPO / "crates/scan/src/families/bip39_english.txt").read_text().split()
     entropy = secrets.token_bytes(16)
@@ -91,6 +103,19 @@ def test_financial_block_refuses_an_iban(detect_proxy, detect_up):
     assert r.status_code == 403 and r.headers["x-airlock-rule"] == "iban", (r.status_code, r.text)
     assert detect_up.wait_settled(tag) == []
     _no_leak(p, iban)
+
+
+def test_financial_block_refuses_a_bitcoin_address(detect_proxy, detect_up):
+    """A drained wallet's destination in a tool call: warned by default, refused at block."""
+    p = detect_proxy({"detect": {"financial": "block"}})
+    address, tag = btc_address(), detect_up.new_tag()
+    r = _post(p, tag, f'{{"tool": "transfer", "to": "{address}", "amount_btc": 0.8}}')
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert r.headers["x-airlock-rule"] == "crypto_address"
+    assert detect_up.wait_settled(tag) == []
+    t = wait_threats(p, lambda t: t.get("pattern") == "crypto_address")[0]
+    assert (t["family"], t["action"], t["threat_type"]) == ("financial", "blocked", "EXFIL"), t
+    _no_leak(p, address)
 
 
 @pytest.mark.parametrize("kind", ["wif", "seed"])

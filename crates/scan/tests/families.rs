@@ -479,6 +479,132 @@ fn ibans_compact_and_grouped() {
     }
 }
 
+// ---------------------------------------------------------------- crypto addresses
+
+/// BIP-173 / BIP-350 encoding of a mainnet segwit address (the checksum written out here, so
+/// that the scanner's own polymod is checked against a second implementation).
+fn segwit_address(version: u8, program: &[u8]) -> String {
+    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    fn polymod(v: &[u8]) -> u32 {
+        let generator = [
+            0x3b6a57b2u32,
+            0x26508e6d,
+            0x1ea119fa,
+            0x3d4233dd,
+            0x2a1462b3,
+        ];
+        let mut chk = 1u32;
+        for &x in v {
+            let b = chk >> 25;
+            chk = (chk & 0x1ffffff) << 5 ^ u32::from(x);
+            for (i, g) in generator.iter().enumerate() {
+                if (b >> i) & 1 == 1 {
+                    chk ^= g;
+                }
+            }
+        }
+        chk
+    }
+    let mut data = vec![version];
+    let (mut acc, mut bits) = (0u32, 0);
+    for &b in program {
+        acc = acc << 8 | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            data.push((acc >> bits & 31) as u8);
+        }
+    }
+    if bits > 0 {
+        data.push((acc << (5 - bits) & 31) as u8);
+    }
+    let constant = if version == 0 { 1 } else { 0x2bc830a3 };
+    let mut v = vec![3, 3, 0, 2, 3];
+    v.extend_from_slice(&data);
+    v.extend_from_slice(&[0; 6]);
+    let m = polymod(&v) ^ constant;
+    data.extend((0..6).map(|i| (m >> (5 * (5 - i)) & 31) as u8));
+    let mut s = String::from("bc1");
+    s.extend(data.iter().map(|&d| CHARSET[d as usize] as char));
+    s
+}
+
+#[test]
+fn bitcoin_addresses_by_their_checksums() {
+    let mut rng = Rng(11);
+    for _ in 0..40 {
+        let hash = rng.bytes::<20>();
+        let program = rng.bytes::<32>();
+        let addresses = [
+            base58check(&[&[0x00][..], &hash].concat()),
+            base58check(&[&[0x05][..], &hash].concat()),
+            segwit_address(0, &hash),
+            segwit_address(0, &program),
+            segwit_address(1, &program),
+        ];
+        for a in &addresses {
+            assert_found(
+                &format!("send the BTC to {a} today"),
+                a,
+                FamilyRule::CryptoAddress,
+            );
+            assert_found(
+                &format!("/withdraw?to={a}&amount=0.5"),
+                a,
+                FamilyRule::CryptoAddress,
+            );
+            assert_found(
+                &format!("{{\"address\":\"{a}\"}}"),
+                a,
+                FamilyRule::CryptoAddress,
+            );
+            // One character changed, a character more, inside a longer token: not an address.
+            let mut bad = a.clone().into_bytes();
+            let i = 5 + rng.below(20) as usize;
+            bad[i] = if bad[i] == b'z' { b'y' } else { b'z' };
+            for text in [
+                String::from_utf8(bad).unwrap(),
+                format!("{a}x"),
+                format!("x{a}"),
+            ] {
+                assert!(
+                    !rules(&text).contains(&FamilyRule::CryptoAddress),
+                    "{}",
+                    mask(&text)
+                );
+            }
+        }
+        // Segwit upper case holds; mixed case and testnet versions do not.
+        let up = addresses[2].to_uppercase();
+        assert_found(&format!("to {up}"), &up, FamilyRule::CryptoAddress);
+        let testnet = base58check(&[&[0x6f][..], &hash].concat());
+        assert!(!rules(&format!("to {testnet}")).contains(&FamilyRule::CryptoAddress));
+    }
+    // Published examples are test values; other families' tokens of the same length are not
+    // addresses.
+    for example in [
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+        "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+    ] {
+        let text = format!("pay to {example}");
+        assert!(rules(&text).is_empty(), "{example}");
+        let mut t = Vec::new();
+        all().report_test_values(true).scan(text.as_bytes(), &mut t);
+        assert!(
+            t.iter()
+                .any(|f| f.rule == FamilyRule::CryptoAddress && f.test_value)
+        );
+    }
+    for text in [
+        "commit 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+        "id=3f2504e04f8911d39a0c0305e82c3301",
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5",
+    ] {
+        assert!(!rules(text).contains(&FamilyRule::CryptoAddress), "{text}");
+    }
+}
+
 // ---------------------------------------------------------------- crypto keys
 
 #[test]

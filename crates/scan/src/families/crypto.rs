@@ -56,6 +56,22 @@ pub(crate) fn base58_decode(s: &[u8], out: &mut [u8]) -> bool {
     true
 }
 
+/// Decodes base58 `s` into exactly `out.len()` bytes, leading `1`s standing for leading zero
+/// bytes (an address's version 0x00); false when a character is not base58, the value does not
+/// fit, or the leading `1`s and zero bytes do not match (not the canonical encoding).
+pub(crate) fn base58_decode_padded(s: &[u8], out: &mut [u8]) -> bool {
+    let ones = s.iter().take_while(|&&c| c == b'1').count();
+    if ones > out.len() {
+        return false;
+    }
+    let (zeros, rest) = out.split_at_mut(ones);
+    zeros.fill(0);
+    if ones == s.len() {
+        return false;
+    }
+    base58_decode(&s[ones..], rest) && rest.first().is_some_and(|&b| b != 0)
+}
+
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let d = digest(&SHA256, data);
     let mut out = [0u8; 32];

@@ -2,8 +2,8 @@
 //! by their arithmetic (Luhn, mod-97, base58check, the BIP-39 checksum) or by their shape in a
 //! place (a hostname, a URL path) rather than by a vendor prefix.
 //!
-//! - [`FamilyScanner`] scans text (bodies, URLs, headers) for payment cards and IBANs
-//!   (`financial`), cryptocurrency private keys and seed phrases (`crypto_keys`), and e-mail
+//! - [`FamilyScanner`] scans text (bodies, URLs, headers) for payment cards, IBANs and
+//!   Bitcoin addresses (`financial`), cryptocurrency private keys and seed phrases (`crypto_keys`), and e-mail
 //!   addresses and phone numbers (`pii`). One pass over the bytes: a 256-entry class table
 //!   splits the text into alphanumeric tokens, and only tokens of a candidate's shape are looked
 //!   at further (`@` is found with `memchr`). [`FamilyStream`] runs it over a stream with
@@ -15,6 +15,7 @@
 //! are what agents paste into test code: they are not reported unless
 //! [`FamilyScanner::report_test_values`] asks for them (see `testvalues.rs`).
 
+mod address;
 mod bip39;
 mod card;
 mod crypto;
@@ -107,6 +108,7 @@ impl FamilySet {
 pub enum FamilyRule {
     PaymentCard,
     Iban,
+    CryptoAddress,
     CryptoWif,
     CryptoXprv,
     Bip39SeedPhrase,
@@ -116,9 +118,10 @@ pub enum FamilyRule {
 }
 
 impl FamilyRule {
-    pub const ALL: [FamilyRule; 8] = [
+    pub const ALL: [FamilyRule; 9] = [
         FamilyRule::PaymentCard,
         FamilyRule::Iban,
+        FamilyRule::CryptoAddress,
         FamilyRule::CryptoWif,
         FamilyRule::CryptoXprv,
         FamilyRule::Bip39SeedPhrase,
@@ -131,6 +134,7 @@ impl FamilyRule {
         match self {
             FamilyRule::PaymentCard => "payment_card",
             FamilyRule::Iban => "iban",
+            FamilyRule::CryptoAddress => "crypto_address",
             FamilyRule::CryptoWif => "crypto_wif",
             FamilyRule::CryptoXprv => "crypto_xprv",
             FamilyRule::Bip39SeedPhrase => "bip39_seed_phrase",
@@ -145,6 +149,7 @@ impl FamilyRule {
         match self {
             FamilyRule::PaymentCard => "payment card number",
             FamilyRule::Iban => "IBAN",
+            FamilyRule::CryptoAddress => "cryptocurrency address (Bitcoin)",
             FamilyRule::CryptoWif => "cryptocurrency private key (WIF)",
             FamilyRule::CryptoXprv => "BIP-32 extended private key",
             FamilyRule::Bip39SeedPhrase => "BIP-39 seed phrase",
@@ -156,7 +161,9 @@ impl FamilyRule {
 
     pub fn family(self) -> Family {
         match self {
-            FamilyRule::PaymentCard | FamilyRule::Iban => Family::Financial,
+            FamilyRule::PaymentCard | FamilyRule::Iban | FamilyRule::CryptoAddress => {
+                Family::Financial
+            }
             FamilyRule::CryptoWif
             | FamilyRule::CryptoXprv
             | FamilyRule::Bip39SeedPhrase
@@ -177,6 +184,9 @@ pub enum Check {
     Card { network: CardNetwork, digits: u8 },
     /// Registered length and BBAN format of `country`, mod-97 == 1.
     Iban { country: [u8; 2], length: u8 },
+    /// A mainnet Bitcoin address whose checksum holds: base58check (legacy, script) or
+    /// bech32/bech32m (`segwit`).
+    Address { segwit: bool },
     /// base58check (double SHA-256) with version 0x80 (mainnet) or 0xEF (testnet).
     Wif { testnet: bool, compressed: bool },
     /// base58check with an extended-private-key version and a `00` key marker.
@@ -352,6 +362,9 @@ impl FamilyScanner {
                 resume = consumed;
             } else if fin && len >= 4 && bits & UPPER != 0 && bits & DIGIT != 0 {
                 iban::scan(&ctx, start, end, out);
+            }
+            if fin && matches!(len, 26..=35 | 42 | 62) && bits & DIGIT != 0 {
+                address::scan(&ctx, start, end, out);
             }
         }
         if crypto {

@@ -182,6 +182,31 @@ const TEST_KEYS: &[[u8; 32]] = &[
     hex32("0c28fca386c7a227600b2fe50b7cae11ec86d3bf1fbe471be89827e19d72aa1d"),
 ];
 
+/// Example segwit addresses of BIP-173 and BIP-350 (their test vectors) and of the Bitcoin
+/// wiki, in lower case (segwit addresses are compared without case).
+const TEST_SEGWIT_ADDRESSES: &[&str] = &[
+    "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+    "bc1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qccfmv3",
+    "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0",
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+];
+
+/// Example legacy addresses of the Bitcoin wiki (base58: compared exactly).
+const TEST_LEGACY_ADDRESSES: &[&str] = &[
+    "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+    "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+];
+
+/// A published example address.
+pub(crate) fn is_test_address(address: &[u8]) -> bool {
+    TEST_SEGWIT_ADDRESSES
+        .iter()
+        .any(|a| a.as_bytes().eq_ignore_ascii_case(address))
+        || TEST_LEGACY_ADDRESSES
+            .iter()
+            .any(|a| a.as_bytes() == address)
+}
+
 pub(crate) fn is_test_key(key: &[u8]) -> bool {
     TEST_KEYS.iter().any(|k| k.as_slice() == key) || degenerate_key(key)
 }
