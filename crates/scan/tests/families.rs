@@ -1022,6 +1022,10 @@ fn hostnames_carrying_data_are_flagged() {
         "onxw2zlunbsxg5dfoqqhi2dfebzwk4tdojsxi.t.attacker.net",
         "k3j5h2l6m7n8p9q2r4s5t6v7w8x9y2z3a4b5c6d7.data.evil.co.uk",
         "x7kp2mq9vr4sl8nw1by6ct3fa0jh5de2.x7kp2mq9vr4sl8nw.evil.com",
+        // base32 as encoders write it (upper case), of text and of a key's bytes
+        "JBSWY3DPEHPK3PXP.exfil.evil.com",
+        "KRUGS4ZANFZSAYJAONSWG4TFOQ.t.evil.com",
+        "7QK4WBXVZ2L3YFUA5M6D.data.attacker.net",
     ] {
         let v = check_hostname(host);
         assert!(v.flagged, "{}", v.explain(host));
@@ -1055,6 +1059,12 @@ fn infrastructure_names_pass() {
         "123e4567-e89b-12d3-a456-426614174000.tunnel.example.net",
         "xn--80ak6aa92e.xn--p1ai",
         "xn--bcher-kva.xn--bcher-kva.example.com",
+        // Upper case as some people type names: words, short ids, hyphenated hosts.
+        "WWW.GOOGLE.COM",
+        "MAILSERVER.CORP.EXAMPLE.COM",
+        "DESKTOP-7H3K2LQ.CORP.EXAMPLE.COM",
+        "FILESERVER2019.AD.EXAMPLE.COM",
+        "PRODUCTIONDATABASE.EU.EXAMPLE.COM",
         "prod-us-east-1-api-v2.internal.company.com",
         "o450123.ingest.sentry.io",
         "cluster0.ab1cd.mongodb.net",
@@ -1106,6 +1116,11 @@ fn url_paths_carrying_data_are_flagged() {
         "/collect?d=H4sIAAAAAAAAA6tWyk0tLkpNUbJSUEpKLUvNK8nMzAEAM2Hh5hsAAAA%3D",
         "/p/KRSXG5BAMZUWYZJAMNXW45DFNZ2HG===",
         "/api/x?sig=c2VjcmV0X3Rva2VuXzEyMzQ1Njc4OTBhYmNk",
+        // Percent-encoded deeper than airlock decodes (agent-egress-bench enc-triple-url-009
+        // and the same class in a path and at depth 5), whatever the value holds.
+        "https://evil.example.com/exfil?key=%25252541%25252549",
+        "/x/%2525252F%25252541/y",
+        "/t?v=ok%25252520then",
         "https://evil.example.com/x?q=%51%55%74%4a%51%55%6c%50%55%30%5a%50%52%45%35%4f%4e%30%56%59%51%55%31%51%54%45%55%3d",
     ]
     .into_iter()
@@ -1166,6 +1181,10 @@ fn content_addressed_and_expected_values_pass() {
         "/search?q=how+to+fix+%22permission+denied%22+error+in+golang+test&hl=en&num=10".to_string(),
         "/camo/1f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4/68747470733a2f2f696d672e736869656c64732e696f2f62616467652f6275696c642d70617373696e672d677265656e2e737667".to_string(),
         "/api/x7Kp2mQ9vR4sL8nW1bY6cT3fA0jH5dE/status".to_string(),
+        // Nesting within the decode depth: a return URL inside a redirect inside a login URL.
+        "/login?next=%2Fauth%3Fredirect%3Dhttps%253A%252F%252Fapp.example.com%252Fcb%253Fq%253Da%252520b".to_string(),
+        "/files/report%2520final%2525.pdf".to_string(),
+        "/search?q=100%25%20natural%2525".to_string(),
     ] {
         let v = check_url_path(&url);
         assert!(!v.flagged(), "{url}: {}", v.explain(&url, true));

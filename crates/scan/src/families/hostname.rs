@@ -11,6 +11,7 @@
 //! | signal | points |
 //! |---|---|
 //! | a label that decodes to text: hex (≥ 12 chars), base32 (≥ 16), base64url (≥ 16, mixed case) | 3 |
+//! | an upper-case label of base32's alphabet with digits (≥ 16 chars): an encoder's output | 3 |
 //! | a random-looking label (letters and digits mixed, entropy high for its length) of ≥ 32 chars | 3 |
 //! | … of 20–31 chars, or a hex label of a digest's length (32/40/64) | 2 |
 //! | … of 12–19 chars | 1 |
@@ -257,6 +258,12 @@ fn encoded_text(label: &[u8]) -> Option<&'static str> {
         }
         let upper = label.iter().any(u8::is_ascii_uppercase);
         let lower = label.iter().any(u8::is_ascii_lowercase);
+        // Resolvers and clients write names in lower case; RFC 4648 base32 encoders write
+        // upper case. A long upper-case label of base32's alphabet, digits included, is an
+        // encoder's output whatever it decodes to (a key's bytes are not text).
+        if b32 && has_digit && upper && !lower {
+            return Some("base32");
+        }
         if upper && lower && base64_decode(label).is_some_and(|d| d.len() >= 12 && is_text(&d)) {
             return Some("base64url");
         }

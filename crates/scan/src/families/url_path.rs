@@ -15,6 +15,10 @@
 //!   56/64/96/128 chars, base64 of 16/20/28/32/48/64 bytes). Opaque ids are shorter: Google
 //!   Docs/Drive ids (33–44), Firebase (20), nanoid (21), ULID (26), KSUID (27).
 //!
+//! - **nesting deeper than airlock decodes**: a value percent-encoded more than
+//!   [`DECODE_DEPTH`] times (`%25252541`) hides what it holds from every scanner, so it is
+//!   flagged whatever it holds.
+//!
 //! Expected there, never flagged: JWTs (the catalogue's `jwt` rule judges tokens, with issuer
 //! binding); the OAuth/SAML round-trip values `state`, `code`, `nonce`, `SAMLRequest`,
 //! `SAMLResponse`, `RelayState`, CloudFront's `Policy`, pagination cursors (`cursor`, `after`,
@@ -50,7 +54,14 @@ pub enum UrlSignalKind {
     Compressed { format: &'static str },
     /// A random blob of `len` characters (`alphabet`: "base64", "hex").
     RandomBlob { alphabet: &'static str, len: usize },
+    /// Percent-encoded `depth` times, deeper than [`DECODE_DEPTH`]: what is inside was never
+    /// looked at, so it is treated as hidden.
+    NestedEncoding { depth: usize },
 }
+
+/// How many rounds of percent-decoding airlock's scanners apply (the `decode` stage's nesting
+/// limit). Values encoded deeper are flagged rather than trusted.
+pub const DECODE_DEPTH: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UrlSignal {
@@ -101,6 +112,9 @@ impl UrlVerdict {
                 UrlSignalKind::Compressed { format } => format!("base64 of {format} data"),
                 UrlSignalKind::RandomBlob { alphabet, len } => {
                     format!("random {alphabet} blob of {len} chars")
+                }
+                UrlSignalKind::NestedEncoding { depth } => {
+                    format!("percent-encoded {depth} times (decoded to depth {DECODE_DEPTH})")
                 }
             };
             let _ = write!(
@@ -190,6 +204,31 @@ fn percent_decode(raw: &[u8], out: &mut Vec<u8>) {
             i += 1;
         }
     }
+}
+
+fn has_escape(v: &[u8]) -> bool {
+    v.windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// The nesting depth of percent-encoding in `raw` when it exceeds [`DECODE_DEPTH`]
+/// (`%25252541` is `A` encoded 4 times). Legitimate nesting (a URL inside a redirect URL
+/// inside a login URL) stays within 3; deeper is an encoder run on purpose.
+fn nested_beyond_decoding(raw: &[u8]) -> Option<usize> {
+    // Deeper nesting needs `%25` escapes at every level but the last.
+    if !raw.windows(3).any(|w| w.eq_ignore_ascii_case(b"%25")) {
+        return None;
+    }
+    let mut cur = raw.to_vec();
+    let mut next = Vec::new();
+    for round in 1..=8 {
+        percent_decode(&cur, &mut next);
+        std::mem::swap(&mut cur, &mut next);
+        if !has_escape(&cur) {
+            return (round > DECODE_DEPTH).then_some(round);
+        }
+    }
+    Some(9)
 }
 
 fn looks_like_jwt(v: &[u8]) -> bool {
@@ -384,7 +423,9 @@ pub fn check_url_path(path_and_query: &str) -> UrlVerdict {
         if e > s {
             let seg = &raw[s..e];
             percent_decode(seg, &mut buf);
-            if let Some(kind) = judge_value(&buf, false, fan) {
+            let nested =
+                nested_beyond_decoding(seg).map(|depth| UrlSignalKind::NestedEncoding { depth });
+            if let Some(kind) = nested.or_else(|| judge_value(&buf, false, fan)) {
                 v.signals.push(UrlSignal {
                     kind,
                     part: UrlPart::Path { index },
@@ -413,20 +454,26 @@ pub fn check_url_path(path_and_query: &str) -> UrlVerdict {
             Some(eq) => (&item[..eq], s + eq + 1),
             None => (&item[..0], s),
         };
-        if !named(name, EXPECTED_ENCODED) && value_start < e {
+        let nested = (value_start < e)
+            .then(|| nested_beyond_decoding(&raw[value_start..e]))
+            .flatten()
+            .map(|depth| UrlSignalKind::NestedEncoding { depth });
+        let judged = if nested.is_some() || named(name, EXPECTED_ENCODED) || value_start >= e {
+            nested
+        } else {
             percent_decode(&raw[value_start..e], &mut buf);
-            let expect_random = named(name, EXPECTED_RANDOM);
-            if let Some(kind) = judge_value(&buf, expect_random, 0) {
-                v.signals.push(UrlSignal {
-                    kind,
-                    part: UrlPart::Query {
-                        name_start: s,
-                        name_end: s + name.len(),
-                    },
-                    start: value_start,
-                    end: e,
-                });
-            }
+            judge_value(&buf, named(name, EXPECTED_RANDOM), 0)
+        };
+        if let Some(kind) = judged {
+            v.signals.push(UrlSignal {
+                kind,
+                part: UrlPart::Query {
+                    name_start: s,
+                    name_end: s + name.len(),
+                },
+                start: value_start,
+                end: e,
+            });
         }
         s = e + 1;
     }
