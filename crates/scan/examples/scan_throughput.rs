@@ -12,12 +12,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_scan::body::BodyScanner;
+use airlock_scan::families::{Family, FamilyScanner, FamilySet, FamilyStream};
 use airlock_scan::{Catalogue, Engine, RuleKind};
 
 const SECRETS: &str = include_str!("../../../rules/secrets.yaml");
 const INJECTIONS: &str = include_str!("../../../rules/injections.yaml");
 const TARGET: usize = 8 << 20;
 const CHUNK: usize = 64 * 1024;
+/// The text families a request body goes through with the default settings.
+fn default_families() -> FamilySet {
+    FamilySet::of(&[Family::Financial, Family::CryptoKeys])
+}
 
 struct Rng(u64);
 impl Rng {
@@ -311,12 +316,26 @@ fn main() {
                     // Requests are scanned to block (one view); responses to redact.
                     inbound,
                 );
+                // Requests also go through the text families on by default (financial,
+                // crypto_keys), as the proxy runs them.
+                let mut families =
+                    (!inbound).then(|| FamilyStream::new(FamilyScanner::new(default_families())));
+                let mut family_out = Vec::new();
                 let mut n = 0usize;
                 let t = Instant::now();
                 let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
                 for (i, c) in chunks.iter().enumerate() {
-                    s.feed(c, i + 1 == chunks.len(), &mut |_| n += 1);
+                    let last = i + 1 == chunks.len();
+                    s.feed(c, last, &mut |_| n += 1);
+                    if let Some(f) = &mut families {
+                        if last {
+                            f.feed_last(c, &mut family_out);
+                        } else {
+                            f.feed(c, &mut family_out);
+                        }
+                    }
                 }
+                n += family_out.len();
                 best = best.min(t.elapsed().as_secs_f64());
                 findings = n;
             }
@@ -369,9 +388,9 @@ fn components(secrets: &Arc<Engine>, inj: &Arc<Engine>, corpora: &[(&str, String
         t.elapsed().as_secs_f64()
     };
     println!(
-        "| corpus | secrets engine | json unescape | blob finder | normalise | injection engine |"
+        "| corpus | secrets engine | json unescape | blob finder | normalise | injection engine | families |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (name, text) in corpora {
         let b = text.as_bytes();
         let mb = b.len() as f64 / 1e6;
@@ -408,13 +427,21 @@ fn components(secrets: &Arc<Engine>, inj: &Arc<Engine>, corpora: &[(&str, String
                 inj.scan(c, &mut out);
             }
         });
+        let fam = time(&mut || {
+            let mut f = FamilyStream::new(FamilyScanner::new(default_families()));
+            let mut found = Vec::new();
+            for c in b.chunks(CHUNK) {
+                f.feed(c, &mut found);
+            }
+        });
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
             mb / a,
             mb / j,
             mb / bl,
             mb / n,
-            mb / ij
+            mb / ij,
+            mb / fam
         );
     }
 }

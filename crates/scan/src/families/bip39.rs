@@ -158,6 +158,9 @@ fn is_test_phrase(idx: &[u16]) -> bool {
     }
 }
 
+/// `Word::index` of a word not looked up yet.
+const NOT_LOOKED_UP: u16 = u16::MAX;
+
 #[derive(Clone, Copy, Default)]
 struct Word {
     start: u32,
@@ -172,9 +175,11 @@ struct Word {
 /// Follows runs of words through the token stream of one window.
 pub(crate) struct SeedRuns<'a, 'h> {
     ctx: &'a Ctx<'h>,
-    /// Syntactic run: lower-case words joined by valid gaps. Its first 11 words wait here
-    /// unlooked-up: only a run of 12 is worth the look-ups.
+    /// Words joined by valid gaps since the last miss, not all looked up yet: only a run of
+    /// 12 is worth the look-ups (`resolve_pending`).
     pending: [Word; 12],
+    pending_len: usize,
+    /// Words in the current syntactic run (lower-case words joined by valid gaps).
     syn: usize,
     last_end: usize,
     /// The run of list words (at most `MAX_RUN` kept; `overflow` past that).
@@ -192,6 +197,7 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
         SeedRuns {
             ctx,
             pending: [Word::default(); 12],
+            pending_len: 0,
             syn: 0,
             last_end: 0,
             run: [Word::default(); MAX_RUN],
@@ -204,6 +210,7 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
     }
 
     /// A lower-case token of 1–9 letters.
+    #[inline]
     pub fn word(&mut self, mut start: usize, end: usize, out: &mut Vec<FamilyFinding>) {
         let hay = self.ctx.hay;
         // `\nability` in a JSON string as sent: the escape is part of the separator.
@@ -215,12 +222,21 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
             return;
         }
         let gap = &hay[self.last_end..start];
-        let joined = self.syn > 0
-            && !gap.is_empty()
-            && gap.len() <= MAX_GAP
-            && gap.iter().enumerate().all(|(i, &b)| {
-                gap_byte(b) || (i > 0 && gap[i - 1] == b'\\' && matches!(b, b'n' | b't' | b'r'))
-            });
+        // One space: the separator of nearly every pair of words in prose.
+        let (joined, newline_before) = if gap == b" " {
+            (self.syn > 0, false)
+        } else {
+            let joined = self.syn > 0
+                && !gap.is_empty()
+                && gap.len() <= MAX_GAP
+                && gap.iter().enumerate().all(|(i, &b)| {
+                    gap_byte(b) || (i > 0 && gap[i - 1] == b'\\' && matches!(b, b'n' | b't' | b'r'))
+                });
+            let newline = joined
+                && (gap.iter().any(|&b| b == b'\n' || b == b'\r')
+                    || gap.windows(2).any(|w| w == b"\\n"));
+            (joined, newline)
+        };
         if !joined {
             self.other(out);
         }
@@ -230,47 +246,72 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
             && hay[..start]
                 .iter()
                 .all(|&b| gap_byte(b) || b.is_ascii_lowercase());
-        let newline_before = joined
-            && (gap.iter().any(|&b| b == b'\n' || b == b'\r')
-                || gap.windows(2).any(|w| w == b"\\n"));
         let w = Word {
             start: start as u32,
             end: end as u32,
-            index: 0,
+            index: NOT_LOOKED_UP,
             newline_before,
             left_unknown,
         };
         self.last_end = end;
-        if self.syn < 11 {
-            self.pending[self.syn] = w;
-            self.syn += 1;
-            return;
-        }
-        if self.syn == 11 {
-            self.pending[11] = w;
-            self.syn = 12;
-            for k in 0..12 {
-                let p = self.pending[k];
-                self.look_up(p, out);
+        self.syn += 1;
+        if self.run_len > 0 || self.overflow {
+            // A run of 12 or more list words goes on while its words are list words.
+            match bip39_word_index(&hay[start..end]) {
+                Some(i) => self.push_hit(Word { index: i, ..w }, out),
+                None => self.end_run(out),
             }
             return;
         }
-        self.syn += 1;
-        self.look_up(w, out);
+        self.pending[self.pending_len] = w;
+        self.pending_len += 1;
+        if self.pending_len == 12 {
+            self.resolve_pending(out);
+        }
+    }
+
+    /// Twelve words joined, none known to miss: only 12 list words in a row start a run, so
+    /// they are looked up from the last back, and the first miss discards every word before
+    /// it unseen (in prose, most windows of 12 end in a miss within a word or two).
+    fn resolve_pending(&mut self, out: &mut Vec<FamilyFinding>) {
+        let hay = self.ctx.hay;
+        let mut k = self.pending_len;
+        while k > 0 {
+            let w = &mut self.pending[k - 1];
+            if w.index == NOT_LOOKED_UP {
+                match bip39_word_index(&hay[w.start as usize..w.end as usize]) {
+                    Some(i) => w.index = i,
+                    None => break,
+                }
+            }
+            k -= 1;
+        }
+        if k == 0 {
+            let words = self.pending;
+            self.pending_len = 0;
+            for w in words {
+                self.push_hit(w, out);
+            }
+        } else {
+            self.pending.copy_within(k..self.pending_len, 0);
+            self.pending_len -= k;
+        }
     }
 
     /// A list number of one or two digits: part of a separator.
     pub fn number(&mut self, _start: usize, _end: usize) {}
 
     /// Any other token: ends the runs.
+    #[inline]
     pub fn other_token(&mut self, out: &mut Vec<FamilyFinding>) {
         self.other(out);
     }
 
     fn other(&mut self, out: &mut Vec<FamilyFinding>) {
-        if self.syn >= 12 {
+        if self.run_len > 0 || self.overflow {
             self.end_run(out);
         }
+        self.pending_len = 0;
         self.syn = 0;
     }
 
@@ -278,28 +319,22 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
         self.other(out);
     }
 
-    fn look_up(&mut self, mut w: Word, out: &mut Vec<FamilyFinding>) {
-        let hay = self.ctx.hay;
-        match bip39_word_index(&hay[w.start as usize..w.end as usize]) {
-            None => self.end_run(out),
-            Some(i) => {
-                w.index = i;
-                if self.run_len > 0 && w.newline_before {
-                    self.end_line(out);
-                }
-                if self.run_len < MAX_RUN {
-                    self.run[self.run_len] = w;
-                    self.run_len += 1;
-                } else {
-                    self.overflow = true;
-                }
-                if self.line_len < self.line.len() {
-                    self.line[self.line_len] = w;
-                    self.line_len += 1;
-                } else {
-                    self.line_overflow = true;
-                }
-            }
+    /// A list word that continues the run.
+    fn push_hit(&mut self, w: Word, out: &mut Vec<FamilyFinding>) {
+        if self.run_len > 0 && w.newline_before {
+            self.end_line(out);
+        }
+        if self.run_len < MAX_RUN {
+            self.run[self.run_len] = w;
+            self.run_len += 1;
+        } else {
+            self.overflow = true;
+        }
+        if self.line_len < self.line.len() {
+            self.line[self.line_len] = w;
+            self.line_len += 1;
+        } else {
+            self.line_overflow = true;
         }
     }
 

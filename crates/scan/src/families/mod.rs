@@ -25,6 +25,7 @@ mod iban;
 mod pii;
 mod stream;
 mod testvalues;
+mod tokens;
 mod url_path;
 
 pub use hostname::{HostSignal, HostSignalKind, HostVerdict, check_hostname};
@@ -307,30 +308,10 @@ impl FamilyScanner {
         let mut seeds = bip39::SeedRuns::new(&ctx);
         let digits = fin || pii;
         let n = hay.len();
-        let mut i = 0;
         // Bytes before `resume` were consumed by a number parsed as a whole (a grouped card,
         // a phone number): their digit tokens are not candidates of their own.
         let mut resume = 0;
-        while i < n {
-            // Skip to the next alphanumeric byte: most bytes of most texts are letters, so
-            // this loop and the token loop below are the whole cost of candidate-free text.
-            while i < n && CLASS[hay[i] as usize] == 0 {
-                i += 1;
-            }
-            if i >= n {
-                break;
-            }
-            let start = i;
-            let mut bits = 0u8;
-            while i < n {
-                let c = CLASS[hay[i] as usize];
-                if c == 0 {
-                    break;
-                }
-                bits |= c;
-                i += 1;
-            }
-            let end = i;
+        tokens::for_each_token(hay, |start, end, bits| {
             let len = end - start;
             if crypto {
                 if bits & !(LOWER | LOWER_NON_HEX) == 0 && len <= 9 {
@@ -349,7 +330,7 @@ impl FamilyScanner {
                 }
             }
             if start < resume {
-                continue;
+                return;
             }
             if digits && bits == DIGIT {
                 let mut consumed = end;
@@ -366,7 +347,7 @@ impl FamilyScanner {
             if fin && matches!(len, 26..=35 | 42 | 62) && bits & DIGIT != 0 {
                 address::scan(&ctx, start, end, out);
             }
-        }
+        });
         if crypto {
             seeds.finish(out);
         }
