@@ -57,6 +57,8 @@ struct RawRule {
     #[serde(default)]
     fallback: bool,
     #[serde(default)]
+    hex_secrets: bool,
+    #[serde(default)]
     default_action: Option<String>,
     #[serde(default)]
     examples: RawExamples,
@@ -98,6 +100,10 @@ pub struct Rule {
     /// A catch-all (generic assignments, credentials in URLs): reported only where no
     /// specific rule matched the same bytes.
     pub fallback: bool,
+    /// A catch-all whose name says secret (`*_PASSWORD`, `*_SECRET`, `*_TOKEN`): a hex value
+    /// of a digest's length there is a generated secret (`openssl rand -hex 32`), not a hash,
+    /// and is reported. Other catch-alls drop hex digests and UUIDs as ids.
+    pub hex_secrets: bool,
     pub default_action: Option<String>,
     pub examples: RawExamples,
     /// Found by a detector family (arithmetic or shape in a place), not by keywords and a
@@ -277,6 +283,7 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
             .collect(),
         raw: r.raw,
         fallback: r.fallback,
+        hex_secrets: r.hex_secrets,
         default_action: r.default_action,
         examples: r.examples,
         detector: None,
@@ -302,6 +309,7 @@ fn family_rule(id: &str, name: &str, family: &str, detector: FamilyDetector) -> 
         auth_headers: Vec::new(),
         raw: false,
         fallback: false,
+        hex_secrets: false,
         default_action: None,
         examples: RawExamples::default(),
         detector: Some(detector),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::catalogue::{Catalogue, Rule};
 use crate::keywords::{Keywords, folds};
-use crate::verify::{looks_like_hash_or_id, shannon_entropy};
+use crate::verify::{is_uuid, looks_like_hash_or_id, shannon_entropy};
 
 /// The proper prefixes of the keywords (`AK`, `sk-an`), looked up by the bytes that end a
 /// chunk: a set lookup per possible length instead of comparing every keyword.
@@ -362,7 +362,7 @@ impl Engine {
             } else {
                 m.start() + 1
             };
-            if rule.fallback && ends_with_hash_token(m.as_bytes()) {
+            if rule.fallback && !rule.hex_secrets && ends_with_hash_token(m.as_bytes()) {
                 continue;
             }
             let Some(caps) = rule.regex.captures_at(&text[..m.end()], m.start()) else {
@@ -371,8 +371,12 @@ impl Engine {
             let whole = caps.get(0).expect("group 0");
             let secret = rule.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
             let value = secret.as_bytes();
+            // Random hex tops out at 4 bits per character (32 characters: about 3.6), below
+            // the floor set for base62 values; hex under a secret's name gets a hex floor.
+            let hex_value =
+                rule.hex_secrets && value.len() >= 32 && value.iter().all(u8::is_ascii_hexdigit);
             if let Some(floor) = rule.entropy
-                && shannon_entropy(value) < floor
+                && shannon_entropy(value) < if hex_value { floor.min(3.2) } else { floor }
             {
                 continue;
             }
@@ -380,7 +384,14 @@ impl Engine {
                 continue;
             }
             // Catch-alls see `"key": "<sha256>"` everywhere; hashes and ids are not secrets.
-            if rule.fallback && looks_like_hash_or_id(value) {
+            // Under a name that says secret, hex is what secrets are generated as; a UUID is
+            // still an id.
+            let dropped = if rule.hex_secrets {
+                is_uuid(value)
+            } else {
+                looks_like_hash_or_id(value)
+            };
+            if rule.fallback && (dropped || title_case_identifier(value)) {
                 continue;
             }
             out.push(Finding {
@@ -392,6 +403,36 @@ impl Engine {
             });
         }
     }
+}
+
+/// `Win32_System_Memory`, `Win32_System_LibraryLoader`: capitalised words joined by underscores, a
+/// name in code (a Windows API feature listed after `"Win32_Security_Credentials",`), not a
+/// secret.
+fn title_case_identifier(value: &[u8]) -> bool {
+    let mut segments = 0;
+    for seg in value.split(|&b| b == b'_') {
+        // One or more capitalised words (`System`, `LibraryLoader`), then digits (`Win32`).
+        let mut i = 0;
+        let mut words = 0;
+        while i < seg.len() && seg[i].is_ascii_uppercase() {
+            let letters = seg[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_lowercase())
+                .count();
+            if letters == 0 {
+                break;
+            }
+            i += 1 + letters;
+            words += 1;
+        }
+        let word = words > 0 && seg[i..].iter().all(u8::is_ascii_digit);
+        let number = !seg.is_empty() && seg.iter().all(u8::is_ascii_digit);
+        if !(word || number) {
+            return false;
+        }
+        segments += 1;
+    }
+    segments >= 2
 }
 
 /// Whether a catch-all's match ends with a hash or an id as its own token (after a quote or

@@ -31,8 +31,13 @@ pub fn looks_like_hash_or_id(value: &[u8]) -> bool {
     if matches!(v.len(), 32 | 40 | 64 | 128) && hex(v) {
         return true;
     }
-    v.len() == 36
-        && v.iter().enumerate().all(|(i, &b)| {
+    is_uuid(v)
+}
+
+/// `8-4-4-4-12` hex.
+pub fn is_uuid(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(|(i, &b)| {
             if matches!(i, 8 | 13 | 18 | 23) {
                 b == b'-'
             } else {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use airlock_scan::families::{
     Family, FamilyScanner, FamilySet, FamilyStream, check_hostname, check_url_path,
 };
+use airlock_scan::{Catalogue, Engine, RuleKind};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -98,6 +99,19 @@ fn benign_corpus() {
     let mut bytes_by_source: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut findings: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let mut all_urls = BTreeSet::new();
+    // The credential catalogue too (its catch-alls meet the same hashes, ids and names).
+    let catalogue = std::sync::Arc::new(
+        Catalogue::from_yaml(
+            include_str!("../../../rules/secrets.yaml"),
+            include_str!("../../../rules/injections.yaml"),
+        )
+        .expect("catalogue"),
+    );
+    let secrets = Engine::new(catalogue.clone(), |r| {
+        r.kind == RuleKind::Secret && r.detector.is_none()
+    });
+    let mut catalogue_findings: BTreeMap<String, usize> = BTreeMap::new();
+    let mut catalogue_secs = 0.0;
     let started = std::time::Instant::now();
     let mut total = 0usize;
     for path in &list {
@@ -140,8 +154,27 @@ fn benign_corpus() {
             );
         }
         urls(&text, &mut all_urls);
+        let t = std::time::Instant::now();
+        let mut hits = Vec::new();
+        for chunk in text.chunks(64 * 1024) {
+            hits.clear();
+            secrets.scan(chunk, &mut hits);
+            for f in &hits {
+                let rule = &catalogue.rules[f.rule];
+                *catalogue_findings.entry(rule.id.clone()).or_default() += 1;
+                let _ = writeln!(
+                    report,
+                    "catalogue\t{}\t{}\t-\tfalse\t{}\t{}",
+                    rule.id,
+                    path.strip_prefix(&corpus).unwrap().display(),
+                    String::from_utf8_lossy(&chunk[f.start..f.end]),
+                    context(chunk, f.start, f.end)
+                );
+            }
+        }
+        catalogue_secs += t.elapsed().as_secs_f64();
     }
-    let text_secs = started.elapsed().as_secs_f64();
+    let text_secs = started.elapsed().as_secs_f64() - catalogue_secs;
     let hosts: BTreeSet<&str> = all_urls.iter().filter_map(|u| host_of(u)).collect();
     let mut hosts_flagged = 0;
     for h in &hosts {
@@ -222,6 +255,24 @@ fn benign_corpus() {
         url_findings,
         100.0 * urls_flagged as f64 / all_urls.len().max(1) as f64
     );
+    let _ = writeln!(
+        md,
+        "\nCredential catalogue ({} rules, 64 KiB chunks, no decoding): {} findings{}",
+        catalogue
+            .rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::Secret && r.detector.is_none())
+            .count(),
+        catalogue_findings.values().sum::<usize>(),
+        if catalogue_findings.is_empty() {
+            ""
+        } else {
+            ":"
+        }
+    );
+    for (rule, n) in &catalogue_findings {
+        let _ = writeln!(md, "- {rule}: {n}");
+    }
     std::fs::write(out_dir.join("summary.md"), &md).unwrap();
     println!("{md}");
 }

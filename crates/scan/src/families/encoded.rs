@@ -116,17 +116,7 @@ pub(crate) fn entropy(s: &[u8]) -> f64 {
     crate::verify::shannon_entropy(s)
 }
 
-/// `8-4-4-4-12` hex.
-pub(crate) fn is_uuid(s: &[u8]) -> bool {
-    s.len() == 36
-        && s.iter().enumerate().all(|(i, &b)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                b == b'-'
-            } else {
-                b.is_ascii_hexdigit()
-            }
-        })
-}
+pub(crate) use crate::verify::is_uuid;
 
 #[cfg(test)]
 mod tests {
