@@ -129,3 +129,40 @@ def test_a_header_named_for_its_credential_is_a_leak(detect_proxy, detect_up, he
     from records import log_text
     text = log_text(p, "threats.jsonl") + log_text(p, "flows.jsonl") + p.stderr_text()
     assert value not in text
+
+
+@pytest.mark.parametrize("line", [
+    "JWT_SECRET={hex64}",
+    "DB_PASSWORD={hex32}",
+    "export API_TOKEN={hex40}",
+])
+def test_a_hex_secret_under_a_secret_name_is_a_leak(detect_proxy, detect_up, line):
+    """`openssl rand -hex 32` is how secrets are made: under a name that says secret, a hex
+    value of a digest's length is a credential, not a hash."""
+    import secrets as rnd
+    value = {"hex64": rnd.token_hex(32), "hex32": rnd.token_hex(16), "hex40": rnd.token_hex(20)}
+    text = line.format(**value)
+    secret = text.split("=", 1)[1]
+    p = detect_proxy()
+    tag = detect_up.new_tag()
+    with requests_session(p) as s:
+        r = s.post(f"https://example.test/t/{tag}", data=f"APP_ENV=prod\n{text}\nLOG_LEVEL=info\n",
+                   timeout=20, headers={"content-type": "text/plain"})
+    assert r.status_code == 403 and r.headers["x-airlock-block-reason"] == "credential-leak", r.text
+    assert detect_up.wait_settled(tag) == []
+    from records import log_text
+    records = log_text(p, "threats.jsonl") + log_text(p, "flows.jsonl") + p.stderr_text()
+    assert secret not in records
+
+
+def test_a_commit_hash_under_a_plain_name_passes(detect_proxy, detect_up):
+    """The same hex under names that are not secrets (a commit, a checksum, a cache key)."""
+    import secrets as rnd
+    p = detect_proxy()
+    tag = detect_up.new_tag()
+    body = (f'{{"sha": "{rnd.token_hex(20)}", "checksum": "{rnd.token_hex(32)}", '
+            f'"cache_key": "{rnd.token_hex(32)}", "request_id": "{rnd.token_hex(16)}"}}')
+    with requests_session(p) as s:
+        r = s.post(f"https://example.test/t/{tag}", data=body, timeout=20,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
