@@ -189,7 +189,8 @@ fn dense(rng: &mut Rng) -> String {
                 rng.hex(4),
                 rng.hex(12)
             ),
-            6 => format!("\"token\":\"{}\",", rng.hex(64)),
+            // A digest under a name that is not a secret's (hex under `token` is one).
+            6 => format!("\"checksum_token_sha\":\"{}\",", rng.hex(64)),
             7 => format!(
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{} user@host\n",
                 rng.b64(43)

@@ -311,42 +311,46 @@ impl FamilyScanner {
         // Bytes before `resume` were consumed by a number parsed as a whole (a grouped card,
         // a phone number): their digit tokens are not candidates of their own.
         let mut resume = 0;
-        tokens::for_each_token(hay, |start, end, bits| {
-            let len = end - start;
-            if crypto {
-                if bits & !(LOWER | LOWER_NON_HEX) == 0 && len <= 9 {
-                    seeds.word(start, end, out);
-                } else if bits & !DIGIT == 0 && len <= 2 {
-                    // Numbered lists ("1. abandon 2. ability"): part of the separator.
-                    seeds.number(start, end);
-                } else {
-                    seeds.other_token(out);
+        // Only runs of text can hold a candidate: in a binary body, the rest is skipped.
+        tokens::for_each_text_run(hay, tokens::MIN_TEXT_RUN, |a, b| {
+            tokens::for_each_token(&hay[a..b], |start, end, bits| {
+                let (start, end) = (a + start, a + end);
+                let len = end - start;
+                if crypto {
+                    if bits & !(LOWER | LOWER_NON_HEX) == 0 && len <= 9 {
+                        seeds.word(start, end, out);
+                    } else if bits & !DIGIT == 0 && len <= 2 {
+                        // Numbered lists ("1. abandon 2. ability"): part of the separator.
+                        seeds.number(start, end);
+                    } else {
+                        seeds.other_token(out);
+                    }
+                    match len {
+                        51 | 52 => crypto::wif(&ctx, start, end, out),
+                        100..=115 => crypto::xprv(&ctx, start, end, out),
+                        64 | 66 if bits & UPPER_NON_HEX == 0 => crypto::eth(&ctx, start, end, out),
+                        _ => {}
+                    }
                 }
-                match len {
-                    51 | 52 => crypto::wif(&ctx, start, end, out),
-                    100..=115 => crypto::xprv(&ctx, start, end, out),
-                    64 | 66 if bits & UPPER_NON_HEX == 0 => crypto::eth(&ctx, start, end, out),
-                    _ => {}
+                if start < resume {
+                    return;
                 }
-            }
-            if start < resume {
-                return;
-            }
-            if digits && bits == DIGIT {
-                let mut consumed = end;
-                if fin {
-                    consumed = consumed.max(card::scan(&ctx, start, out));
+                if digits && bits == DIGIT {
+                    let mut consumed = end;
+                    if fin {
+                        consumed = consumed.max(card::scan(&ctx, start, out));
+                    }
+                    if pii {
+                        consumed = consumed.max(pii::scan_phone(&ctx, start, out));
+                    }
+                    resume = consumed;
+                } else if fin && len >= 4 && bits & UPPER != 0 && bits & DIGIT != 0 {
+                    iban::scan(&ctx, start, end, out);
                 }
-                if pii {
-                    consumed = consumed.max(pii::scan_phone(&ctx, start, out));
+                if fin && matches!(len, 26..=35 | 42 | 62) && bits & DIGIT != 0 {
+                    address::scan(&ctx, start, end, out);
                 }
-                resume = consumed;
-            } else if fin && len >= 4 && bits & UPPER != 0 && bits & DIGIT != 0 {
-                iban::scan(&ctx, start, end, out);
-            }
-            if fin && matches!(len, 26..=35 | 42 | 62) && bits & DIGIT != 0 {
-                address::scan(&ctx, start, end, out);
-            }
+            });
         });
         if crypto {
             seeds.finish(out);
