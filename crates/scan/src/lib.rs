@@ -17,6 +17,7 @@ pub mod families;
 mod keywords;
 pub mod normalize;
 pub mod stream;
+mod text_runs;
 pub mod url;
 pub mod verify;
 
