@@ -77,6 +77,7 @@ pub struct ServeOptions {
 
 /// Runs the proxy to completion on its own runtime. Blocks.
 pub fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    memory::tune_allocator();
     let config = Arc::new(config);
     // What only the engines can judge is checked before anything is locked or bound.
     crate::pipeline::live::check(&config)?;
