@@ -50,7 +50,10 @@ INJECTION_FAMILIES = {
 }
 CHECKSUMS = {"github_crc32", "npm_crc32", "basic_auth", "none"}
 COMMON_KEYS = {"id", "name", "family", "keywords", "pattern", "max_len", "lead", "entropy", "examples", "fallback"}
-SECRET_KEYS = COMMON_KEYS | {"checksum", "issuer_hosts", "auth_headers"}
+SECRET_KEYS = COMMON_KEYS | {"checksum", "issuer_hosts", "auth_headers", "hex_secrets"}
+# The largest maximum of a bounded repetition of one character class: above it, write {n,}
+# (the regex crate unrolls {64,8000} into megabytes of automaton; max_len bounds the match).
+MAX_BOUNDED_REPEAT = 512
 INJECTION_KEYS = COMMON_KEYS | {"default_action", "raw"}
 REQUIRED = ["id", "name", "family", "keywords", "pattern", "max_len", "examples"]
 
@@ -317,6 +320,8 @@ def _walk(parsed, depth_info, errors, rule_id):
             single_class = len(sub) == 1 and sub[0][0] in (sre_c.IN, sre_c.LITERAL, sre_c.ANY, sre_c.NOT_LITERAL)
             if hi == sre_c.MAXREPEAT and not single_class:
                 errors.append(f"{rule_id}: unbounded quantifier (*, + or {{n,}}) over more than one character class; use {{m,n}}")
+            if single_class and hi != sre_c.MAXREPEAT and hi > MAX_BOUNDED_REPEAT:
+                errors.append(f"{rule_id}: {{{lo},{hi}}} on one character class unrolls into a large automaton; write {{{lo},}}")
             if depth_info and hi > 1 and any(h > 1 for h in depth_info):
                 errors.append(f"{rule_id}: nested quantifier")
             _walk(sub, depth_info + [hi], errors, rule_id)
@@ -370,6 +375,8 @@ class Rule:
         self.entropy = d.get("entropy")
         self.checksum = d.get("checksum")
         self.raw = bool(d.get("raw", False))
+        self.fallback = bool(d.get("fallback", False))
+        self.hex_secrets = bool(d.get("hex_secrets", False))
         self.rx = None
 
     def prepare(self, text: str) -> bytes:
@@ -387,8 +394,19 @@ class Rule:
             if secret is None:
                 secret = whole
             rejected = []
-            if self.entropy is not None and shannon(secret) < float(self.entropy):
-                rejected.append(f"entropy {shannon(secret):.2f} < {self.entropy}")
+            floor = self.entropy
+            hex_value = re.fullmatch(rb"[0-9A-Fa-f]{32,}", secret) is not None
+            if floor is not None and self.hex_secrets and hex_value:
+                floor = min(float(floor), 3.2)  # random hex tops out at 4 bits per character
+            if floor is not None and shannon(secret) < float(floor):
+                rejected.append(f"entropy {shannon(secret):.2f} < {floor}")
+            if self.fallback:
+                uuid = re.fullmatch(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", secret)
+                digest = hex_value and len(secret) in (32, 40, 64, 128)
+                if uuid or (digest and not self.hex_secrets):
+                    rejected.append("a hash or an id (catch-alls drop them)")
+                if re.fullmatch(rb"(?:(?:[A-Z][a-z]+)+[0-9]*|[0-9]+)(?:_(?:(?:[A-Z][a-z]+)+[0-9]*|[0-9]+))+", secret):
+                    rejected.append("a name from code (capitalised words joined by underscores)")
             if self.checksum and not checksum_ok(self.checksum, secret):
                 rejected.append("checksum")
             low = whole.lower()

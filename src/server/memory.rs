@@ -16,12 +16,14 @@ pub fn tune_allocator() {
     }
 }
 
-/// Gives freed memory back to the system after a burst of connections has closed: glibc
-/// keeps it in its arenas otherwise (RSS stayed at the peak after 1,000 connections closed;
-/// a trim took it back to near idle).
+/// Gives freed memory back to the system after a burst of connections has closed, and when
+/// the proxy falls idle (start-up's garbage included): glibc keeps it in its arenas otherwise
+/// (RSS stayed at the peak after 1,000 connections closed; a trim took it back to near idle).
 #[derive(Default)]
 pub struct MemoryReturn {
     peak: usize,
+    /// Trimmed since the last time a connection was open.
+    idle_trimmed: bool,
 }
 
 impl MemoryReturn {
@@ -30,12 +32,21 @@ impl MemoryReturn {
 
     pub fn after_tick(&mut self, open: usize) {
         self.peak = self.peak.max(open);
-        if self.peak >= Self::BURST && open <= self.peak / 4 {
+        let after_burst = self.peak >= Self::BURST && open <= self.peak / 4;
+        let idle = open == 0 && !self.idle_trimmed;
+        if open > 0 {
+            self.idle_trimmed = false;
+        }
+        if after_burst || idle {
             self.peak = open;
+            self.idle_trimmed |= idle;
             // It walks the heap for a few milliseconds: not on a worker thread.
             tokio::task::spawn_blocking(|| {
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 // SAFETY: malloc_trim only releases free memory of this process's heap.
-                unsafe { libc::malloc_trim(0) };
+                unsafe {
+                    libc::malloc_trim(0);
+                }
             });
         }
     }

@@ -354,7 +354,7 @@ impl Engine {
         while pos < hi {
             // The fast engines find a match; the slower capture engines then run only on
             // the matched bytes.
-            let Some(m) = rule.regex.find_at(text, pos) else {
+            let Some(m) = rule.regex.get().find_at(text, pos) else {
                 break;
             };
             pos = if m.end() > m.start() {
@@ -365,7 +365,7 @@ impl Engine {
             if rule.fallback && !rule.hex_secrets && ends_with_hash_token(m.as_bytes()) {
                 continue;
             }
-            let Some(caps) = rule.regex.captures_at(&text[..m.end()], m.start()) else {
+            let Some(caps) = rule.regex.get().captures_at(&text[..m.end()], m.start()) else {
                 continue;
             };
             let whole = caps.get(0).expect("group 0");
@@ -465,9 +465,9 @@ pub fn match_lead(rule: &Rule) -> usize {
 /// Keywords usually open a match (vendor prefixes), making both 0.
 fn leads(rule: &Rule) -> (usize, usize) {
     let (mut match_lead, mut secret_lead) = (0, 0);
-    // A clone has its own (empty) cache pool, dropped at the end: measuring the examples at
-    // start-up leaves no matcher caches behind in an idle proxy.
-    let regex = rule.regex.clone();
+    // A compilation of its own, dropped at the end: measuring the examples at start-up
+    // leaves no automaton or matcher cache behind in an idle proxy.
+    let regex = rule.regex.fresh();
     for example in &rule.examples.positive {
         let text = example.as_bytes();
         for caps in regex.captures_iter(text) {
