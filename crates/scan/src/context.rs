@@ -423,7 +423,8 @@ const VENDOR_HOSTS: &[(&str, &[&str])] = &[
     ("pplx", &["perplexity"]),
 ];
 
-/// Whether the secret variable at the end of `window[start..end]` (`$OPENAI_API_KEY`) goes
+/// Whether the secret variable at the end of `window[start..end]` (`$OPENAI_API_KEY`,
+/// `os.environ["OPENAI_API_KEY`, `process.env.OPENAI_API_KEY`) goes
 /// to its own vendor: every URL host of the command names the vendor the variable's first
 /// word names (`api.openai.com`). A generic name, or a command with no literal URL, cannot
 /// be judged and passes: documentation is full of both.
@@ -431,15 +432,12 @@ pub fn sent_to_own_service(window: &[u8], start: usize, end: usize) -> bool {
     let start = start.min(window.len());
     let end = end.clamp(start, window.len());
     let m = &window[start..end];
-    let Some(dollar) = m.iter().rposition(|&b| b == b'$') else {
-        return true;
-    };
-    let mut name = &m[dollar + 1..];
-    for p in [&b"{"[..], b"env:"] {
-        if starts_ci(name, p) {
-            name = &name[p.len()..];
-        }
-    }
+    // The match ends with the variable's name (`$OPENAI_API_KEY`, `os.environ["AWS_…_KEY`).
+    let from = m
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .map_or(0, |i| i + 1);
+    let name = &m[from..];
     let head: Vec<u8> = name
         .iter()
         .take_while(|&&b| b != b'_')
@@ -541,11 +539,16 @@ const INSTALLER_HOSTS: &[&str] = &[
     "pkg.cloudflare.com",
     "packages.microsoft.com",
     "aka.ms",
+    // PyPA's bootstrap scripts (get-pip.py).
+    "bootstrap.pypa.io",
 ];
 
 /// Repositories on shared hosts whose install scripts are the project's documented ones.
 const INSTALLER_PATHS: &[(&str, &str)] = &[
     ("raw.githubusercontent.com", "/homebrew/install/"),
+    // Hugging Face's CLI installer (install.sh / install.ps1).
+    ("hf.co", "/cli/install"),
+    ("huggingface.co", "/cli/install"),
     ("raw.githubusercontent.com", "/nvm-sh/nvm/"),
     ("raw.githubusercontent.com", "/ohmyzsh/ohmyzsh/"),
     ("raw.githubusercontent.com", "/helm/helm/"),

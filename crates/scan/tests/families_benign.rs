@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use airlock_scan::context::{Context, judge};
 use airlock_scan::families::{
     Family, FamilyScanner, FamilySet, FamilyStream, check_hostname, check_url_path,
 };
+use airlock_scan::normalize::{needs_normalization, normalize_for_injection};
 use airlock_scan::{Catalogue, Engine, RuleKind};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -111,6 +113,14 @@ fn benign_corpus() {
         r.kind == RuleKind::Secret && r.detector.is_none()
     });
     let mut catalogue_findings: BTreeMap<String, usize> = BTreeMap::new();
+    // And the injection rules, as a response is read (normalised text, context judged): package
+    // pages and READMEs are what agents fetch, full of install commands and examples.
+    let injections = Engine::new(catalogue.clone(), |r| {
+        r.kind == RuleKind::Injection && !r.raw
+    });
+    let mut injection_findings: BTreeMap<String, usize> = BTreeMap::new();
+    let mut injection_dismissed = 0usize;
+    let mut normalised = Vec::new();
     let mut catalogue_secs = 0.0;
     let started = std::time::Instant::now();
     let mut total = 0usize;
@@ -169,6 +179,34 @@ fn benign_corpus() {
                     path.strip_prefix(&corpus).unwrap().display(),
                     String::from_utf8_lossy(&chunk[f.start..f.end]),
                     context(chunk, f.start, f.end)
+                );
+            }
+        }
+        for chunk in text.chunks(64 * 1024) {
+            let hay: &[u8] = if needs_normalization(chunk) {
+                normalised.clear();
+                normalize_for_injection(chunk, &mut normalised);
+                &normalised
+            } else {
+                chunk
+            };
+            hits.clear();
+            injections.scan(hay, &mut hits);
+            for f in &hits {
+                let rule = &catalogue.rules[f.rule];
+                if judge(rule, hay, f.match_start, f.match_end) != Context::Addressed {
+                    injection_dismissed += 1;
+                    continue;
+                }
+                *injection_findings.entry(rule.id.clone()).or_default() += 1;
+                let _ = writeln!(
+                    report,
+                    "injection\t{}\t{}\t-\tfalse\t{}\t{}",
+                    rule.id,
+                    path.strip_prefix(&corpus).unwrap().display(),
+                    String::from_utf8_lossy(&hay[f.match_start..f.match_end])
+                        .replace(['\n', '\t'], " "),
+                    context(hay, f.match_start, f.match_end)
                 );
             }
         }
@@ -271,6 +309,20 @@ fn benign_corpus() {
         }
     );
     for (rule, n) in &catalogue_findings {
+        let _ = writeln!(md, "- {rule}: {n}");
+    }
+    let _ = writeln!(
+        md,
+        "\nInjection rules (normalised, context judged): {} findings, {} dismissed by context{}",
+        injection_findings.values().sum::<usize>(),
+        injection_dismissed,
+        if injection_findings.is_empty() {
+            ""
+        } else {
+            ":"
+        }
+    );
+    for (rule, n) in &injection_findings {
         let _ = writeln!(md, "- {rule}: {n}");
     }
     std::fs::write(out_dir.join("summary.md"), &md).unwrap();
