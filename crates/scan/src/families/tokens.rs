@@ -193,7 +193,7 @@ mod tests {
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
                         // Long tokens now and then, to cross block edges.
-                        if seed % 7 == 0 {
+                        if seed.is_multiple_of(7) {
                             b'x'
                         } else {
                             alphabet[(seed >> 8) as usize % alphabet.len()]
@@ -213,7 +213,7 @@ mod tests {
                         seed ^= seed << 13;
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
-                        if seed % 3 == 0 {
+                        if seed.is_multiple_of(3) {
                             b'a'
                         } else {
                             (seed >> 8) as u8
