@@ -1202,3 +1202,68 @@ fn url_signals_span_the_raw_value() {
     assert!(!line.contains("QUtJQUlPU0ZPRE5ON0VYQU1QTEU"), "{line}");
     assert!(line.contains("query data"), "{line}");
 }
+
+#[test]
+fn url_checks_hold_on_arbitrary_input() {
+    // Random paths and queries rich in the bytes the checks parse: never a panic, and a
+    // nesting signal exactly when percent-decoding takes more than three rounds.
+    fn rounds(raw: &str) -> usize {
+        let mut cur = raw.as_bytes().to_vec();
+        for round in 1..=9 {
+            let mut next = Vec::with_capacity(cur.len());
+            let mut i = 0;
+            let mut changed = false;
+            while i < cur.len() {
+                let hex = |b: u8| (b as char).to_digit(16);
+                if cur[i] == b'%'
+                    && i + 2 < cur.len()
+                    && let (Some(h), Some(l)) = (hex(cur[i + 1]), hex(cur[i + 2]))
+                {
+                    next.push((h * 16 + l) as u8);
+                    i += 3;
+                    changed = true;
+                } else {
+                    next.push(cur[i]);
+                    i += 1;
+                }
+            }
+            if !changed {
+                return round - 1;
+            }
+            cur = next;
+        }
+        9
+    }
+    let mut rng = Rng(99);
+    let pieces = [
+        "%25", "25", "%", "%41", "41", "%2F", "/", "?", "=", "&", ";", "#", "a", "Z", "9", "-",
+        ".", "~", "+",
+    ];
+    let mut nested = 0;
+    for _ in 0..20_000 {
+        let len = rng.below(30) as usize;
+        let s: String = (0..len)
+            .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
+            .collect();
+        let url = format!("/p/{s}");
+        let v = check_url_path(&url);
+        let _ = v.explain(&url, true);
+        let _ = check_hostname(&s.replace(['/', '?', '%', '&', '=', ';', '#', '+', '~'], "."));
+        for sig in &v.signals {
+            assert!(sig.start <= sig.end && sig.end <= url.len(), "{url}");
+            if let airlock_scan::families::UrlSignalKind::NestedEncoding { .. } = sig.kind {
+                let value = &url[sig.start..sig.end];
+                assert!(
+                    rounds(value) > 3,
+                    "{url}: {value} nests {} rounds",
+                    rounds(value)
+                );
+                nested += 1;
+            }
+        }
+    }
+    assert!(
+        nested > 0,
+        "no input nested deep enough: the check above never ran"
+    );
+}
