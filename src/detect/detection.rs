@@ -53,8 +53,15 @@ impl Detection {
             rule: finding.rule,
             direction,
             location,
+            // An injection its context dismissed is never recorded, whatever the caller does
+            // with the action next: no snippet to build (a page of quoted examples has
+            // thousands of them).
+            snippet: if addressed {
+                snippet(detector, window, finding, others)
+            } else {
+                String::new()
+            },
             action,
-            snippet: snippet(detector, window, finding, others),
             secret,
         }
     }

@@ -8,7 +8,28 @@
 //! The proxy calls [`judge`] for each injection finding and drops those it does not judge
 //! [`Context::Addressed`].
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
 use crate::catalogue::{Rule, RuleKind};
+
+/// One case-insensitive automaton per word list: a text is read once for all its words, not
+/// once per word (a page with thousands of findings asked the same questions thousands of
+/// times).
+fn any_of(words: &[&[u8]]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(words)
+        .expect("word lists build")
+}
+
+static TOPIC_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| any_of(TOPIC));
+static STRONG_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| any_of(STRONG_FRAMING));
+static WEAK_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| any_of(WEAK_FRAMING));
+static HIDING_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| any_of(HIDING));
+static NEGATION_WORDS: LazyLock<AhoCorasick> =
+    LazyLock::new(|| any_of(&[b"never", b"not", b"don't", b"dont", b"avoid"]));
 
 /// What the text around a match says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +117,15 @@ pub fn documented_command(window: &[u8], start: usize, end: usize) -> bool {
         return true;
     }
     // A page that forbids the command once ("Never run `chmod -R 777 /`") is warning about
-    // it wherever else it shows it ("Running `sudo chmod -R 777 /` breaks sudo").
+    // it wherever else it shows it nearby ("Running `sudo chmod -R 777 /` breaks sudo"). Only
+    // the text around the match is searched: a page full of commands must not cost a pass
+    // over the whole window per finding.
     let core = &window[start..end];
     if core.len() >= 6 {
-        let mut from = 0;
-        while let Some(p) = find_ci(&window[from..], core) {
+        let lo = start.saturating_sub(AROUND);
+        let hi = (end + AROUND).min(window.len());
+        let mut from = lo;
+        while let Some(p) = find_ci(&window[from..hi], core) {
             let at = from + p;
             if at != start && forbidden_before(window, at) {
                 return true;
@@ -112,18 +137,64 @@ pub fn documented_command(window: &[u8], start: usize, end: usize) -> bool {
 }
 
 /// The words before `at`, lower case, markup trimmed: at most the last 48 bytes.
-fn words_before(window: &[u8], at: usize) -> Vec<Vec<u8>> {
-    let before = &window[at.saturating_sub(48)..at];
-    trim_end_markup(before)
-        .to_ascii_lowercase()
-        .split(|b| b.is_ascii_whitespace() || *b == b'>')
-        .filter(|w| !w.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
+fn words_before(window: &[u8], at: usize) -> Words {
+    let text = trim_end_markup(&window[at.saturating_sub(48)..at]);
+    let mut words = Words {
+        buf: [0; 48],
+        spans: [(0, 0); 24],
+        n: 0,
+    };
+    words.buf[..text.len()].copy_from_slice(text);
+    words.buf[..text.len()].make_ascii_lowercase();
+    let sep = |b: u8| b.is_ascii_whitespace() || b == b'>';
+    let mut i = 0;
+    while i < text.len() {
+        if sep(text[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && !sep(text[i]) {
+            i += 1;
+        }
+        if words.n < words.spans.len() {
+            words.spans[words.n] = (start as u8, i as u8);
+            words.n += 1;
+        }
+    }
+    words
+}
+
+/// The words of [`words_before`], lower case, on the stack (it runs for every command found:
+/// a page of commands must not pay an allocation per word).
+struct Words {
+    buf: [u8; 48],
+    spans: [(u8, u8); 24],
+    n: usize,
+}
+
+impl Words {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let (a, b) = self.spans[i];
+        &self.buf[a as usize..b as usize]
+    }
+
+    /// The last `k` words.
+    fn last(&self, k: usize) -> impl Iterator<Item = &[u8]> {
+        (self.n.saturating_sub(k)..self.n).map(|i| self.get(i))
+    }
 }
 
 /// "Never run `…`", "do not execute: …".
 fn forbidden_before(window: &[u8], at: usize) -> bool {
+    // Most commands have no negation before them: look for one before splitting words.
+    if !NEGATION_WORDS.is_match(&window[at.saturating_sub(48)..at]) {
+        return false;
+    }
     let words = words_before(window, at);
     let n = words.len();
     let run = |w: &[u8]| {
@@ -133,9 +204,9 @@ fn forbidden_before(window: &[u8], at: usize) -> bool {
         )
     };
     let neg = |w: &[u8]| matches!(w, b"never" | b"not" | b"don't" | b"dont" | b"avoid");
-    (n >= 1 && neg(&words[n - 1]))
-        || (n >= 2 && run(&words[n - 1]) && neg(&words[n - 2]))
-        || (n >= 3 && run(&words[n - 1]) && words[n - 2] == b"ever" && neg(&words[n - 3]))
+    (n >= 1 && neg(words.get(n - 1)))
+        || (n >= 2 && run(words.get(n - 1)) && neg(words.get(n - 2)))
+        || (n >= 3 && run(words.get(n - 1)) && words.get(n - 2) == b"ever" && neg(words.get(n - 3)))
 }
 
 /// A story of running it, told in the first person and the past ("the day I ran `rm -rf ~`",
@@ -146,11 +217,11 @@ fn narrated_before(window: &[u8], at: usize) -> bool {
     let n = words.len();
     let past = |w: &[u8]| matches!(w, b"ran" | b"typed" | b"executed" | b"pasted");
     let person = |w: &[u8]| matches!(w, b"i" | b"we");
-    (n >= 2 && past(&words[n - 1]) && person(&words[n - 2]))
+    (n >= 2 && past(words.get(n - 1)) && person(words.get(n - 2)))
         || (n >= 3
-            && past(&words[n - 1])
-            && matches!(words[n - 2].as_slice(), b"accidentally" | b"once" | b"just")
-            && person(&words[n - 3]))
+            && past(words.get(n - 1))
+            && matches!(words.get(n - 2), b"accidentally" | b"once" | b"just")
+            && person(words.get(n - 3)))
 }
 
 /// Cited as an example of an attack ("one of the best-known examples is the Bash fork bomb
@@ -158,23 +229,22 @@ fn narrated_before(window: &[u8], at: usize) -> bool {
 /// before it, and no verb telling the reader to run it.
 fn cited_as_attack(window: &[u8], at: usize) -> bool {
     let words = words_before(window, at);
-    let last = &words[words.len().saturating_sub(6)..];
-    let example = last.iter().any(|w| {
+    let example = words.last(6).any(|w| {
         matches!(
-            w.as_slice(),
+            w,
             b"example" | b"examples" | b"e.g." | b"e.g.," | b"instance" | b"classic"
         )
     });
-    let attack = last.iter().any(|w| {
+    let attack = words.last(6).any(|w| {
         let w = w.strip_suffix(b":").unwrap_or(w);
         matches!(
             w,
             b"bomb" | b"attack" | b"exploit" | b"payload" | b"malware" | b"worm" | b"backdoor"
         )
     });
-    let imperative = last.iter().any(|w| {
+    let imperative = words.last(6).any(|w| {
         matches!(
-            w.as_slice(),
+            w,
             b"run" | b"execute" | b"type" | b"paste" | b"try" | b"use" | b"enter"
         )
     });
@@ -620,29 +690,26 @@ const INVISIBLE: &[&[u8]] = &[b"script", b"template", b"noscript", b"style"];
 
 /// An element opened in `before` that hides its content and is not closed yet.
 fn hidden_element(before: &[u8]) -> bool {
+    // Every way of hiding here is an HTML element: text without a `<` hides nothing.
+    if memchr::memchr(b'<', before).is_none() {
+        return false;
+    }
     let mut tag_starts: Vec<usize> = Vec::new();
-    for marker in HIDING {
-        let mut from = 0;
-        while let Some(p) = find_ci(&before[from..], marker) {
-            let at = from + p;
-            if let Some(lt) = before[..at].iter().rposition(|&b| b == b'<') {
-                tag_starts.push(lt);
-            }
-            from = at + marker.len();
+    for m in HIDING_WORDS.find_iter(before) {
+        if let Some(lt) = memchr::memrchr(b'<', &before[..m.start()]) {
+            tag_starts.push(lt);
         }
     }
-    for name in INVISIBLE {
-        let mut from = 0;
-        while let Some(p) = find_ci(&before[from..], b"<") {
-            let at = from + p;
-            if starts_ci(&before[at + 1..], name)
-                && before
-                    .get(at + 1 + name.len())
+    for at in memchr::memchr_iter(b'<', before) {
+        let rest = &before[at + 1..];
+        for name in INVISIBLE {
+            if starts_ci(rest, name)
+                && rest
+                    .get(name.len())
                     .is_some_and(|b| *b == b'>' || b.is_ascii_whitespace())
             {
                 tag_starts.push(at);
             }
-            from = at + 1;
         }
     }
     tag_starts.sort_unstable();
@@ -765,16 +832,18 @@ const QUOTES: &[(&[u8], &[u8])] = &[
 /// Inside a quotation on its line: an opening mark before the match, a closing one after,
 /// neither more than [`NEAR`] bytes away.
 fn quoted(w: &[u8], start: usize, end: usize) -> bool {
-    let line_start = w[..start]
+    // Both looks stop at NEAR bytes: a line-less text (minified JSON) must not cost a pass
+    // over the whole window per finding.
+    let near_start = start.saturating_sub(NEAR);
+    let line_start = w[near_start..start]
         .iter()
         .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1)
-        .max(start.saturating_sub(NEAR));
-    let line_end = w[end..]
+        .map_or(near_start, |i| near_start + i + 1);
+    let near_end = (end + NEAR).min(w.len());
+    let line_end = w[end..near_end]
         .iter()
         .position(|&b| b == b'\n')
-        .map_or(w.len(), |i| end + i)
-        .min(end + NEAR);
+        .map_or(near_end, |i| end + i);
     // A match may begin with the word that introduces the quotation (`for "do anything
     // now"`): its first bytes count as before it.
     let lead_in = (start + 12).min(start + (end - start) / 2);
@@ -1001,9 +1070,9 @@ fn framed(w: &[u8], start: usize, end: usize) -> Framing {
     let before = &w[from..to];
     let para = find_last(before, b"\n\n").map_or(0, |i| i + 2);
     let text = &before[para..];
-    if STRONG_FRAMING.iter().any(|f| find_ci(text, f).is_some()) {
+    if STRONG_WORDS.is_match(text) {
         Framing::Strong
-    } else if WEAK_FRAMING.iter().any(|f| find_ci(text, f).is_some()) {
+    } else if WEAK_WORDS.is_match(text) {
         Framing::Weak
     } else {
         Framing::None
@@ -1063,9 +1132,7 @@ const TOPIC: &[&[u8]] = &[
 fn topical(w: &[u8], start: usize, end: usize) -> bool {
     let lo = start.saturating_sub(AROUND);
     let hi = (end + AROUND).min(w.len());
-    TOPIC
-        .iter()
-        .any(|t| find_ci(&w[lo..start], t).is_some() || find_ci(&w[end..hi], t).is_some())
+    TOPIC_WORDS.is_match(&w[lo..start]) || TOPIC_WORDS.is_match(&w[end..hi])
 }
 
 // ------------------------------------------------------------------ byte helpers
