@@ -424,44 +424,16 @@ pub fn explained(window: &[u8], start: usize, end: usize) -> bool {
 pub fn vendor_installer(window: &[u8], start: usize, end: usize) -> bool {
     let start = start.min(window.len());
     let end = end.clamp(start, window.len());
-    let m = &window[start..command_end(window, end)];
-    let mut any = false;
-    let mut i = 0;
-    while let Some(p) = find_ci(&m[i..], b"http") {
-        let at = i + p;
-        let rest = &m[at..];
-        let (https, after) = if starts_ci(rest, b"https://") {
-            (true, &rest[8..])
-        } else if starts_ci(rest, b"http://") {
-            (false, &rest[7..])
-        } else {
-            i = at + 4;
-            continue;
-        };
-        if !https {
-            return false;
-        }
-        let len = after
-            .iter()
-            .position(|b| b.is_ascii_whitespace() || b"\"'`|)<>;\\".contains(b))
-            .unwrap_or(after.len());
-        let url = after[..len].to_ascii_lowercase();
-        let host_len = url
-            .iter()
-            .position(|&b| b == b'/' || b == b':' || b == b'?')
-            .unwrap_or(url.len());
-        let (host, path) = url.split_at(host_len);
-        let known_host = INSTALLER_HOSTS.iter().any(|h| host == h.as_bytes());
-        let known_path = INSTALLER_PATHS
-            .iter()
-            .any(|(h, p)| host == h.as_bytes() && path.starts_with(p.as_bytes()));
-        if !(known_host || known_path) {
-            return false;
-        }
-        any = true;
-        i = at + 8 + len;
-    }
-    any
+    let urls = web_urls(&window[start..command_end(window, end)]);
+    !urls.is_empty()
+        && urls.iter().all(|(https, url)| {
+            let (host, path) = host_and_path(url);
+            *https
+                && (INSTALLER_HOSTS.iter().any(|h| host == h.as_bytes())
+                    || INSTALLER_PATHS
+                        .iter()
+                        .any(|(h, p)| host == h.as_bytes() && path.starts_with(p.as_bytes())))
+        })
 }
 
 /// First segments of variable names that name no vendor (`$API_KEY`, `$AUTH_TOKEN`,
@@ -521,35 +493,56 @@ pub fn sent_to_own_service(window: &[u8], start: usize, end: usize) -> bool {
         .iter()
         .find(|(h, _)| *h == head)
         .map_or_else(|| vec![head.as_str()], |(_, n)| n.to_vec());
-    let line = &window[start..command_end(window, end)];
+    web_urls(&window[start..command_end(window, end)])
+        .iter()
+        .all(|(_, url)| {
+            // The vendor must name the registrable part (`openai.com` of `api.openai.com`),
+            // not any label (`openai.evil.example.net`).
+            let (host, _) = host_and_path(url);
+            let labels: Vec<&[u8]> = host.split(|&b| b == b'.').collect();
+            let tail = labels[labels.len().saturating_sub(2)..].join(&b'.');
+            host.is_empty()
+                || needles
+                    .iter()
+                    .any(|n| find_ci(&tail, n.as_bytes()).is_some())
+        })
+}
+
+/// The web URLs in `text` (`http://` and `https://`, any case), in order: whether over https,
+/// and the rest of the URL (host, port, path) lower-cased, up to a byte that ends a URL in a
+/// command line.
+fn web_urls(text: &[u8]) -> Vec<(bool, Vec<u8>)> {
+    let mut out = Vec::new();
     let mut i = 0;
-    while let Some(p) = find_ci(&line[i..], b"://") {
-        let at = i + p + 3;
-        let before = &line[..i + p];
-        let web = [&b"http"[..], b"https"].iter().any(|s| {
-            before.len() >= s.len() && before[before.len() - s.len()..].eq_ignore_ascii_case(s)
-        });
-        let len = line[at..]
-            .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || b"-.".contains(b)))
-            .unwrap_or(line.len() - at);
-        i = at + len;
-        if !web || len == 0 {
+    while let Some(p) = find_ci(&text[i..], b"http") {
+        let at = i + p;
+        let rest = &text[at..];
+        let (https, skip) = if starts_ci(rest, b"https://") {
+            (true, 8)
+        } else if starts_ci(rest, b"http://") {
+            (false, 7)
+        } else {
+            i = at + 4;
             continue;
-        }
-        // The vendor must name the registrable part (`openai.com` of `api.openai.com`), not
-        // any label (`openai.evil.example.net`).
-        let host = &line[at..at + len];
-        let labels: Vec<&[u8]> = host.split(|&b| b == b'.').collect();
-        let tail = labels[labels.len().saturating_sub(2)..].join(&b'.');
-        if !needles
+        };
+        let after = &rest[skip..];
+        let len = after
             .iter()
-            .any(|n| find_ci(&tail, n.as_bytes()).is_some())
-        {
-            return false;
-        }
+            .position(|b| b.is_ascii_whitespace() || b"\"'`|)<>;\\".contains(b))
+            .unwrap_or(after.len());
+        out.push((https, after[..len].to_ascii_lowercase()));
+        i = at + skip + len;
     }
-    true
+    out
+}
+
+/// The host of a URL returned by [`web_urls`], and its path (with query).
+fn host_and_path(url: &[u8]) -> (&[u8], &[u8]) {
+    let host_len = url
+        .iter()
+        .position(|&b| b == b'/' || b == b':' || b == b'?')
+        .unwrap_or(url.len());
+    url.split_at(host_len)
 }
 
 /// Where the command of a match ending at `end` ends: the end of its line, at most 400 bytes on.

@@ -70,18 +70,24 @@ pub(crate) fn for_each_text_run(hay: &[u8], min_len: usize, mut f: impl FnMut(us
     }
 }
 
+/// `block` (at most 64 bytes) as 64 bytes, zero-padded in `padded` when shorter: the
+/// 64-byte mask builders read whole 16-byte lanes.
+pub(crate) fn block64<'a>(block: &'a [u8], padded: &'a mut [u8; 64]) -> &'a [u8; 64] {
+    match block.try_into() {
+        Ok(full) => full,
+        Err(_) => {
+            padded[..block.len()].copy_from_slice(block);
+            padded
+        }
+    }
+}
+
 /// One bit per byte of `block` (at most 64 bytes): printable ASCII, tab, line feed, carriage
 /// return.
 #[cfg(target_arch = "x86_64")]
 fn text_mask(block: &[u8]) -> u64 {
     let mut padded = [0u8; 64];
-    let bytes: &[u8; 64] = match block.try_into() {
-        Ok(full) => full,
-        Err(_) => {
-            padded[..block.len()].copy_from_slice(block);
-            &padded
-        }
-    };
+    let bytes = block64(block, &mut padded);
     // SAFETY: SSE2 is part of every x86_64 target.
     unsafe { text_mask_sse2(bytes) }
 }

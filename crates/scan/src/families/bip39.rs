@@ -106,13 +106,8 @@ fn gap_byte(b: u8) -> bool {
     ) || b.is_ascii_digit()
 }
 
-/// Whether the checksum of the phrase of word indices `idx` holds; returns its entropy's
-/// first bytes' diversity for the test-value rule.
-pub fn checksum_holds(idx: &[u16]) -> Option<bool> {
-    let n = idx.len();
-    if !PHRASE_LENGTHS.contains(&n) {
-        return None;
-    }
+/// The 11-bit word indices `idx` as a bit string (entropy, then checksum), big-endian.
+fn packed(idx: &[u16]) -> [u8; 33] {
     let mut bits = [0u8; 33];
     for (w, &i) in idx.iter().enumerate() {
         for b in 0..11 {
@@ -122,6 +117,17 @@ pub fn checksum_holds(idx: &[u16]) -> Option<bool> {
             }
         }
     }
+    bits
+}
+
+/// Whether the checksum of the phrase of word indices `idx` holds; returns its entropy's
+/// first bytes' diversity for the test-value rule.
+pub fn checksum_holds(idx: &[u16]) -> Option<bool> {
+    let n = idx.len();
+    if !PHRASE_LENGTHS.contains(&n) {
+        return None;
+    }
+    let bits = packed(idx);
     let ent_bytes = n * 4 / 3;
     let cs_bits = n / 3;
     let entropy = &bits[..ent_bytes];
@@ -141,15 +147,7 @@ fn is_test_phrase(idx: &[u16]) -> bool {
     if idx[..n - 1].iter().all(|&i| i == idx[0]) {
         return true;
     }
-    let mut bits = [0u8; 33];
-    for (w, &i) in idx.iter().enumerate() {
-        for b in 0..11 {
-            if i & (1 << (10 - b)) != 0 {
-                let pos = w * 11 + b;
-                bits[pos / 8] |= 0x80 >> (pos % 8);
-            }
-        }
-    }
+    let bits = packed(idx);
     let entropy = &bits[..n * 4 / 3];
     let first = entropy[0];
     match entropy.iter().find(|&&b| b != first) {

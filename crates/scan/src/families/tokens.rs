@@ -42,13 +42,7 @@ impl Masks {
 #[cfg(target_arch = "x86_64")]
 fn masks(block: &[u8]) -> Masks {
     let mut padded = [0u8; 64];
-    let bytes: &[u8; 64] = match block.try_into() {
-        Ok(full) => full,
-        Err(_) => {
-            padded[..block.len()].copy_from_slice(block);
-            &padded
-        }
-    };
+    let bytes = crate::text_runs::block64(block, &mut padded);
     // SAFETY: SSE2 is part of every x86_64 target.
     unsafe { masks_sse2(bytes) }
 }
@@ -184,14 +178,18 @@ mod tests {
     #[test]
     fn the_same_tokens_as_a_byte_loop() {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
         let alphabet = b"aAgG09 zZfF-_.\n\x80\xff\x7f/:";
         for len in [0usize, 1, 5, 63, 64, 65, 127, 128, 129, 200, 1000] {
             for _ in 0..50 {
                 let hay: Vec<u8> = (0..len)
                     .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        let seed = next();
                         // Long tokens now and then, to cross block edges.
                         if seed.is_multiple_of(7) {
                             b'x'
@@ -210,9 +208,7 @@ mod tests {
             for _ in 0..50 {
                 let hay: Vec<u8> = (0..len)
                     .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        let seed = next();
                         if seed.is_multiple_of(3) {
                             b'a'
                         } else {
