@@ -1,6 +1,7 @@
 //! The command line (SPEC 2): one file per command; this one parses and dispatches.
 
 mod ca;
+mod clients;
 mod config_check;
 mod failure;
 mod lockdown;
@@ -11,6 +12,7 @@ mod status;
 mod stop;
 mod threats;
 mod usage;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,12 +83,19 @@ enum Command {
         /// Print the certificate (PEM)
         #[arg(long)]
         pem: bool,
+        /// Add the CA to an NSS database, which Chromium on Linux trusts (default
+        /// ~/.pki/nssdb; needs certutil, Debian package libnss3-tools)
+        #[arg(long, value_name = "DIR", num_args = 0..=1, conflicts_with_all = ["path", "pem"])]
+        nss: Option<Option<PathBuf>>,
     },
     /// Run a command with the proxy and CA environment set
     Run {
         /// Isolate the command in a network namespace (Linux)
         #[arg(long)]
         jail: bool,
+        /// Start CMD even when the check that airlock is in its path fails
+        #[arg(long)]
+        no_verify: bool,
         /// The command and its arguments
         #[arg(
             trailing_var_arg = true,
@@ -96,6 +105,9 @@ enum Command {
         )]
         command: Vec<String>,
     },
+    /// Prove that airlock is in the path: a canary request over HTTP and HTTPS, sent the way
+    /// a client started from this environment would send it, must be blocked by airlock
+    Verify,
     /// List the built-in detection rules (ids usable in detect.disabled_patterns)
     Rules {
         #[arg(long)]
@@ -152,8 +164,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Usage { since, by, json } => {
             usage::usage(&load(&cli.config, &base)?, since.as_deref(), &by, json)
         }
-        Command::Ca { path, pem } => ca::ca(&load(&cli.config, &base)?, path, pem),
-        Command::Run { jail, command } => run::run(load(&cli.config, &base)?, jail, command),
+        Command::Ca { path, pem, nss } => {
+            let config = load(&cli.config, &base)?;
+            match nss {
+                Some(dir) => ca::add_to_nss(&config, dir),
+                None => ca::ca(&config, path, pem),
+            }
+        }
+        Command::Run {
+            jail,
+            no_verify,
+            command,
+        } => run::run(load(&cli.config, &base)?, jail, !no_verify, command),
+        Command::Verify => verify::verify(&load(&cli.config, &base)?),
         Command::Rules { json } => rules::rules(json),
         Command::Config {
             command: ConfigCommand::Check { file },

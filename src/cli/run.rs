@@ -6,12 +6,17 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use super::Failure;
+use super::clients;
+use super::verify::Environment;
 use crate::config::Config;
 use crate::instance::{Probe, probe};
 use crate::server::{ServeOptions, Stop, serve};
 use crate::tls::CertificateAuthority;
 
-/// Variables pointed at the bundle (system roots + airlock CA).
+/// Variables pointed at the bundle (system roots + airlock CA): SPEC 5's, then the ones of
+/// clients that ignore those (npm's `cafile` replaces Node's roots, httplib2 and grpcio carry
+/// their own store, gcloud, Nix, Deno and Cargo read their own variable). They are set even
+/// when the parent set them: a store without airlock's CA is exactly what fails.
 const CA_VARS: &[&str] = &[
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
@@ -20,10 +25,33 @@ const CA_VARS: &[&str] = &[
     "GIT_SSL_CAINFO",
     "PIP_CERT",
     "AWS_CA_BUNDLE",
+    "npm_config_cafile",
+    "HTTPLIB2_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "NIX_SSL_CERT_FILE",
+    "DENO_CERT",
+    "CARGO_HTTP_CAINFO",
+];
+/// Variables pointed at the proxy: the usual four, and the ones that override a client's
+/// own configuration file (npmrc, Cargo's config).
+const PROXY_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "npm_config_proxy",
+    "npm_config_https_proxy",
+    "CARGO_HTTP_PROXY",
 ];
 const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 
-pub fn run(config: Config, jail: bool, command: Vec<String>) -> Result<ExitCode, Failure> {
+pub fn run(
+    config: Config,
+    jail: bool,
+    verify: bool,
+    command: Vec<String>,
+) -> Result<ExitCode, Failure> {
     if jail {
         return Err(Failure::usage(
             "--jail is not available in this version; run without it (the proxy variables are still set)",
@@ -85,18 +113,21 @@ pub fn run(config: Config, jail: bool, command: Vec<String>) -> Result<ExitCode,
             .map_err(|e| Failure::runtime(e.to_string()))?;
     }
 
-    let proxy_url = format!("http://{listen}");
-    let bundle = config.bundle_path();
+    let env = client_environment(&config, &listen);
+    if verify {
+        let checks = super::verify::check_environment(&Environment::with(&env), &config);
+        if let Some(wrong) = super::verify::failures(&checks) {
+            if let Some((stop_tx, thread)) = private {
+                let _ = stop_tx.send(());
+                let _ = thread.join();
+            }
+            return Err(Failure::runtime(format!(
+                "not starting {program:?}: airlock would not be in its path ({wrong}). Fix that, or pass --no-verify to start it anyway"
+            )));
+        }
+    }
     let mut cmd = Command::new(program);
-    cmd.args(args);
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-        cmd.env(var, &proxy_url);
-    }
-    cmd.env("NO_PROXY", NO_PROXY).env("no_proxy", NO_PROXY);
-    for var in CA_VARS {
-        cmd.env(var, &bundle);
-    }
-    cmd.env("AIRLOCK_PROXY", &proxy_url);
+    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
 
     let status = cmd.status();
     if let Some((stop_tx, thread)) = private {
@@ -127,4 +158,37 @@ fn running_listen(config: &Config) -> Option<String> {
             Probe::Running { .. } => return None,
         }
     }
+}
+
+/// The variables CMD gets: proxy and trust for every client airlock knows how to reach.
+fn client_environment(config: &Config, listen: &str) -> Vec<(String, String)> {
+    let proxy_url = format!("http://{listen}");
+    let bundle = config.bundle_path().display().to_string();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
+    for var in PROXY_VARS {
+        set(var, &proxy_url);
+    }
+    set("NO_PROXY", NO_PROXY);
+    set("no_proxy", NO_PROXY);
+    for var in CA_VARS {
+        set(var, &bundle);
+    }
+    // Node 22.21 and later honour the proxy variables in fetch and https only when asked.
+    set("NODE_USE_ENV_PROXY", "1");
+    set("AIRLOCK_PROXY", &proxy_url);
+    let clients = config.data_dir.join("clients");
+    match clients::wgetrc(&clients, &bundle) {
+        Ok(path) => set("WGETRC", &path.display().to_string()),
+        Err(e) => tracing::warn!(error = %e, "wget will not trust airlock's CA"),
+    }
+    let java = clients::java_options(&clients, config, listen);
+    if !java.is_empty() {
+        let options = match std::env::var("JAVA_TOOL_OPTIONS") {
+            Ok(own) if !own.trim().is_empty() => format!("{own} {java}"),
+            _ => java,
+        };
+        set("JAVA_TOOL_OPTIONS", &options);
+    }
+    env
 }

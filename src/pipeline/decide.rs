@@ -155,8 +155,28 @@ pub fn refuse(
     blocked_response(&block(tracker, &ctx, Threat::policy(rule, kind), info))
 }
 
-/// The request phase's own verdicts, in order: the kill switch, policy, the route's path
-/// list, the host's budget. A block is answered here; a warning is recorded and the request
+/// The host `airlock verify` asks for. `.invalid` never resolves (RFC 6761), so a request
+/// that reaches it was answered by airlock, and one that went around airlock fails.
+pub const CANARY_HOST: &str = "canary.airlock.invalid";
+/// The rule a canary block names (X-Airlock-Rule).
+pub const CANARY_RULE: &str = "canary";
+
+/// The canary's answer: a block with airlock's headers, in every mode (lockdown, policy
+/// source down, interception off). It is a flow record, not a threat: nobody leaked anything.
+fn canary(tracker: &FlowTracker) -> Response<ProxyBody> {
+    let info = BlockInfo {
+        rank: 0,
+        kind: "policy",
+        rule: CANARY_RULE.to_string(),
+        reason: format!("canary: requests to {CANARY_HOST} are always answered by airlock"),
+        detail: "airlock is in the path (this is what `airlock verify` checks)".to_string(),
+    };
+    tracker.block(info.clone());
+    blocked_response(&info)
+}
+
+/// The request phase's own verdicts, in order: the canary, the kill switch, policy, the
+/// route's path list, the host's budget. A block is answered here; a warning is recorded and the request
 /// goes on.
 #[allow(clippy::too_many_arguments)]
 pub fn request(
@@ -169,6 +189,9 @@ pub fn request(
     headers: &HeaderMap,
     body_size: Option<u64>,
 ) -> Option<Response<ProxyBody>> {
+    if exchange.host == CANARY_HOST {
+        return Some(canary(tracker));
+    }
     let mut warning = None;
     let mut verdicts = || -> Verdict {
         if guards.locked_down() {

@@ -5,7 +5,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use tokio::time::{Instant, Sleep};
 #[derive(Clone, Default)]
 pub struct ConnActivity {
     in_flight: Arc<AtomicUsize>,
+    /// Whether the client has sent any byte (after the TLS handshake, on a tunnel).
+    received: Arc<AtomicBool>,
 }
 
 /// Held while an exchange is in flight (until its response body is done, or for a tunnel,
@@ -30,6 +32,11 @@ impl ConnActivity {
         InFlight {
             in_flight: self.in_flight.clone(),
         }
+    }
+
+    /// Whether the client sent anything on the connection.
+    pub fn received_any(&self) -> bool {
+        self.received.load(Ordering::Acquire)
     }
 
     fn busy(&self) -> bool {
@@ -92,9 +99,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 this.last = Instant::now();
+                if r.is_ok() && buf.filled().len() > before {
+                    this.activity.received.store(true, Ordering::Release);
+                }
                 Poll::Ready(r)
             }
             Poll::Pending if this.expired(cx) => Poll::Ready(Ok(())),

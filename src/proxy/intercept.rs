@@ -49,7 +49,7 @@ pub async fn serve_tunnel(
             host,
             port,
         };
-        serve_http(ctx, exchange, stream, false).await;
+        serve_http(ctx, exchange, stream, false, ConnActivity::default()).await;
     } else {
         // Fail closed: with interception on, nothing leaves uninspected.
         let tracker =
@@ -118,21 +118,36 @@ async fn serve_tls<S>(
         listener: ctx.listener_name.clone(),
         client_ip: client.ip(),
         scheme: Scheme::Https,
-        host,
+        host: host.clone(),
         port,
     };
-    serve_http(ctx, exchange, tls, h2).await;
+    let activity = ConnActivity::default();
+    serve_http(ctx.clone(), exchange, tls, h2, activity.clone()).await;
+    if !activity.received_any() {
+        // What a client that checks the certificate after the handshake does when it does
+        // not trust it (wget with GnuTLS): without this record it would leave no trace.
+        let tracker =
+            ctx.connection_record(client.ip(), Some("CONNECT"), "https", Some((&host, port)));
+        tracker.fail(
+            None,
+            "the client closed the TLS session without sending a request: it may have rejected airlock's certificate (does it trust the airlock CA? see `airlock ca`, or run it with `airlock run`)",
+        );
+    }
 }
 
 /// Serves HTTP on a tunnel's inner stream: every request goes to the tunnel's destination.
-async fn serve_http<S>(ctx: Arc<ProxyContext>, exchange: Exchange, stream: S, h2: bool)
-where
+async fn serve_http<S>(
+    ctx: Arc<ProxyContext>,
+    exchange: Exchange,
+    stream: S,
+    h2: bool,
+    activity: ConnActivity,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let client = SocketAddr::new(exchange.client_ip, 0);
     let scheme = exchange.scheme.as_str();
     let target = (exchange.host.clone(), exchange.port);
-    let activity = ConnActivity::default();
     let stream = IdleIo::new(stream, activity.clone(), ctx.config.limits.idle_timeout);
     let svc_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req| {

@@ -104,7 +104,8 @@ impl CertificateAuthority {
     }
 
     /// A certificate for `host` (a DNS name or an IP address, which becomes an IP SAN so that
-    /// clients asking for `https://127.0.0.1` accept it) and its private key.
+    /// clients asking for `https://127.0.0.1` accept it), followed by the CA's, and its
+    /// private key.
     pub fn issue_leaf(
         &self,
         host: &str,
@@ -129,7 +130,9 @@ impl CertificateAuthority {
             .signed_by(&self.leaf_key, &self.issuer)
             .map_err(|e| leaf_err(e.to_string()))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
-        Ok((vec![cert.der().clone()], key))
+        // The CA goes in the chain too: clients that pin the CA's key (Chromium's SPKI list)
+        // need to see it, and a client that already trusts it ignores the copy.
+        Ok((vec![cert.der().clone(), self.cert_der.clone()], key))
     }
 }
 
@@ -245,7 +248,8 @@ mod tests {
         let second = CertificateAuthority::load_or_create(&dir).unwrap();
         assert_eq!(first.cert_pem(), second.cert_pem());
         let (chain, _key) = second.issue_leaf("127.0.0.1").unwrap();
-        assert_eq!(chain.len(), 1);
+        assert_eq!(chain.len(), 2, "the leaf, then the CA");
+        assert_eq!(&chain[1], second.cert_der());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

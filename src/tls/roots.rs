@@ -30,8 +30,23 @@ pub fn system_roots(own_ca: &CertificateDer<'_>) -> Vec<CertificateDer<'static>>
     loaded
         .certs
         .into_iter()
-        .filter(|c| c.as_ref() != own_ca.as_ref())
+        .filter(|c| c.as_ref() != own_ca.as_ref() && is_ca_certificate(c))
         .collect()
+}
+
+/// Whether a certificate from the system store may act as a root: it says it is a CA, or it
+/// is a self-issued certificate of the era before extensions. Stores also hold server
+/// certificates (Debian's `ssl-cert-snakeoil.pem`, `CA:FALSE`, CN=localhost): trusting one
+/// as a root would let whoever holds its key impersonate `localhost` to every client.
+fn is_ca_certificate(cert: &CertificateDer<'_>) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return false;
+    };
+    match parsed.basic_constraints() {
+        Ok(Some(bc)) => bc.value.ca,
+        Ok(None) => parsed.subject() == parsed.issuer(),
+        Err(_) => false,
+    }
 }
 
 /// Roots for verifying upstream servers.
@@ -123,6 +138,19 @@ fn pem_encode(der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ca_certificates_count_as_roots() {
+        let dir = std::env::temp_dir().join(format!("airlock-roots-{}", uuid::Uuid::now_v7()));
+        let ca = crate::tls::CertificateAuthority::load_or_create(&dir).unwrap();
+        assert!(is_ca_certificate(ca.cert_der()));
+        let (chain, _) = ca.issue_leaf("localhost").unwrap();
+        assert!(!is_ca_certificate(&chain[0]), "a server certificate");
+        assert!(!is_ca_certificate(&CertificateDer::from(vec![
+            0x30, 0x03, 1, 2, 3
+        ])));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn pem_round_trips() {
