@@ -109,9 +109,17 @@ pub struct InstanceState {
     pub blocked: u64,
     pub threats: u64,
     pub failed: u64,
+    /// The transparent listener (TCP) and the jail DNS (UDP, same port), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transparent: Option<String>,
+    /// Where a jail's other UDP is sent to be recorded as BYPASS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass_udp: Option<String>,
 }
 
 /// What is known about an instance without taking its lock for long.
+// One value per command, never stored: boxing the state would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Probe {
     Running {
         pid: u32,

@@ -3,8 +3,10 @@
 //! The path of a request, and the modules along it (imports run one way, from the top of
 //! this list down; `scripts/check-layers` checks it):
 //!
-//! - `cli` — the commands; `server` — start, reload, signals, the policy source's fetching;
-//! - `proxy` — listen (`listener`), identify (`identify`, `tunnel`, `gateway`), intercept TLS
+//! - `cli` — the commands; `jail` — the network namespace `run --jail` puts a command in;
+//!   `server` — start, reload, signals, the policy source's fetching;
+//! - `proxy` — listen (`listener`, `transparent` and `dns` for a jail), identify (`identify`,
+//!   `tunnel`, `gateway`, `socket_owner`), intercept TLS
 //!   (`intercept`), forward (`forward`, `upstream`) and the upgrade bridge (`upgrade`,
 //!   `websocket`);
 //! - `pipeline` — one exchange: its request phase, its response phase, the taps on its
@@ -19,6 +21,7 @@ pub mod config;
 pub mod detect;
 pub mod diag;
 pub mod instance;
+pub mod jail;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::config::Config;
+pub use crate::jail::find_on_path;
 use crate::tls::CertificateAuthority;
 
 /// A wgetrc holding the user's own settings plus `ca_certificate` (WGETRC replaces
@@ -48,8 +49,9 @@ pub fn java_options(dir: &Path, config: &Config, listen: &str) -> String {
         "-Dhttp.proxyHost={host} -Dhttp.proxyPort={port} -Dhttps.proxyHost={host} -Dhttps.proxyPort={port} -Dhttp.nonProxyHosts=localhost|127.0.0.1|[::1]"
     );
     match java_trust_store(dir, config) {
+        // The JVM splits the options at spaces, except inside quotes.
         Ok(store) => options.push_str(&format!(
-            " -Djavax.net.ssl.trustStore={} -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword={STORE_PASSWORD}",
+            " \"-Djavax.net.ssl.trustStore={}\" -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword={STORE_PASSWORD}",
             store.display()
         )),
         Err(e) => tracing::warn!(
@@ -147,15 +149,6 @@ fn keytool_run(keytool: &Path, args: &[&str]) -> Result<(), String> {
             said.split_whitespace().collect::<Vec<_>>().join(" ")
         ))
     }
-}
-
-/// The first executable named `name` on the PATH.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 fn write_if_changed(dir: &Path, path: &Path, content: &[u8]) -> io::Result<()> {

@@ -4,6 +4,7 @@ mod ca;
 mod clients;
 mod config_check;
 mod failure;
+mod jailed;
 mod lockdown;
 mod rules;
 mod run;
@@ -175,7 +176,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             jail,
             no_verify,
             command,
-        } => run::run(load(&cli.config, &base)?, jail, !no_verify, command),
+        } => {
+            let config = load(&cli.config, &base)?;
+            let (program, args) = command
+                .split_first()
+                .ok_or_else(|| Failure::usage("run needs a command: airlock run -- CMD [ARGS…]"))?;
+            if jail {
+                jailed::run(config, !no_verify, program, args)
+            } else {
+                run::run(config, !no_verify, program, args)
+            }
+        }
         Command::Verify => verify::verify(&load(&cli.config, &base)?),
         Command::Rules { json } => rules::rules(json),
         Command::Config {

@@ -9,8 +9,8 @@ use super::Failure;
 use super::clients;
 use super::verify::Environment;
 use crate::config::Config;
-use crate::instance::{Probe, probe};
-use crate::server::{ServeOptions, Stop, serve};
+use crate::instance::{InstanceState, Probe, probe};
+use crate::server::{Bound, ServeOptions, Stop, serve};
 use crate::tls::CertificateAuthority;
 
 /// Variables pointed at the bundle (system roots + airlock CA): SPEC 5's, then the ones of
@@ -48,63 +48,54 @@ const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 
 pub fn run(
     config: Config,
-    jail: bool,
     verify: bool,
-    command: Vec<String>,
+    program: &str,
+    args: &[String],
 ) -> Result<ExitCode, Failure> {
-    if jail {
-        return Err(Failure::usage(
-            "--jail is not available in this version; run without it (the proxy variables are still set)",
-        ));
-    }
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| Failure::usage("run needs a command: airlock run -- CMD [ARGS…]"))?;
-
-    let mut private = None;
-    let listen = match running_listen(&config) {
-        Some(listen) => listen,
+    let (listen, private) = match running_state(&config) {
+        Some(state) => (state.listen, None),
         None => {
-            // The command's terminal is the agent's: only warnings and worse from the proxy,
-            // unless the config asks for more.
-            crate::diag::init(match config.log_level {
-                crate::config::DiagLevel::Info => crate::config::DiagLevel::Warn,
-                other => other,
-            });
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
             let mut private_config = config.clone();
             private_config.listen.set_port(0);
-            let thread = std::thread::Builder::new()
-                .name("airlock-proxy".into())
-                .spawn(move || {
-                    serve(
-                        private_config,
-                        ServeOptions {
-                            print_boot: false,
-                            ready: Some(ready_tx),
-                            stop: Stop::When(stop_rx),
-                        },
-                    )
-                })
-                .map_err(|e| Failure::runtime(format!("cannot start the proxy: {e}")))?;
-            match ready_rx.recv() {
-                Ok(addr) => {
-                    private = Some((stop_tx, thread));
-                    addr.to_string()
-                }
-                Err(_) => {
-                    // The proxy thread ended before listening: its error says why.
-                    return match thread.join() {
-                        Ok(Err(e)) => Err(e.into()),
-                        _ => Err(Failure::runtime("the proxy stopped during start-up")),
-                    };
-                }
-            }
+            let (private, bound) = Private::start(private_config)?;
+            (bound.listen.to_string(), Some(private))
         }
     };
+    let result = (|| {
+        ensure_bundle(&config)?;
+        let env = client_environment(&config, &listen);
+        if verify {
+            let checks = super::verify::check_environment(&Environment::with(&env), &config);
+            if let Some(wrong) = super::verify::failures(&checks) {
+                return Err(Failure::runtime(format!(
+                    "not starting {program:?}: airlock would not be in its path ({wrong}). Fix that, or pass --no-verify to start it anyway"
+                )));
+            }
+        }
+        let mut cmd = Command::new(program);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        let status = cmd
+            .status()
+            .map_err(|e| Failure::runtime(format!("cannot run {program:?}: {e}")))?;
+        Ok(exit_code(status))
+    })();
+    if let Some(private) = private {
+        private.stop();
+    }
+    result
+}
 
-    // The running instance wrote the bundle at its start; make sure it is there regardless.
+/// CMD's exit status as airlock's: its code, or 128 + the signal that killed it.
+pub(super) fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
+        (None, Some(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// The running instance wrote the bundle at its start; make sure it is there regardless.
+pub(super) fn ensure_bundle(config: &Config) -> Result<(), Failure> {
     if !config.bundle_path().exists() {
         let ca = CertificateAuthority::load_or_create(&config.ca_dir())
             .map_err(|e| Failure::runtime(e.to_string()))?;
@@ -112,56 +103,62 @@ pub fn run(
         crate::tls::roots::write_bundle(&config.bundle_path(), &system, ca.cert_pem())
             .map_err(|e| Failure::runtime(e.to_string()))?;
     }
-
-    let env = client_environment(&config, &listen);
-    if verify {
-        let checks = super::verify::check_environment(&Environment::with(&env), &config);
-        if let Some(wrong) = super::verify::failures(&checks) {
-            if let Some((stop_tx, thread)) = private {
-                let _ = stop_tx.send(());
-                let _ = thread.join();
-            }
-            return Err(Failure::runtime(format!(
-                "not starting {program:?}: airlock would not be in its path ({wrong}). Fix that, or pass --no-verify to start it anyway"
-            )));
-        }
-    }
-    let mut cmd = Command::new(program);
-    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
-
-    let status = cmd.status();
-    if let Some((stop_tx, thread)) = private {
-        let _ = stop_tx.send(());
-        let _ = thread.join();
-    }
-    let status = status.map_err(|e| Failure::runtime(format!("cannot run {program:?}: {e}")))?;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
-        (None, Some(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(())
 }
 
-/// The listen address of the instance running on this data directory, if any. An instance
-/// that holds the lock but has not written its state yet is given a moment.
-fn running_listen(config: &Config) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match probe(&config.data_dir) {
-            Probe::Stopped => return None,
-            Probe::Running {
-                state: Some(state), ..
-            } => return Some(state.listen),
-            Probe::Running { state: None, .. } if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Probe::Running { .. } => return None,
+/// A proxy started for CMD's lifetime, on a thread of this process.
+pub(super) struct Private {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), crate::server::ServeError>>,
+}
+
+impl Private {
+    pub(super) fn start(config: Config) -> Result<(Private, Bound), Failure> {
+        // The command's terminal is the agent's: only warnings and worse from the proxy,
+        // unless the config asks for more.
+        crate::diag::init(match config.log_level {
+            crate::config::DiagLevel::Info => crate::config::DiagLevel::Warn,
+            other => other,
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("airlock-proxy".into())
+            .spawn(move || {
+                serve(
+                    config,
+                    ServeOptions {
+                        print_boot: false,
+                        ready: Some(ready_tx),
+                        stop: Stop::When(stop_rx),
+                    },
+                )
+            })
+            .map_err(|e| Failure::runtime(format!("cannot start the proxy: {e}")))?;
+        match ready_rx.recv() {
+            Ok(bound) => Ok((
+                Private {
+                    stop: stop_tx,
+                    thread,
+                },
+                bound,
+            )),
+            // The proxy thread ended before listening: its error says why.
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(e.into()),
+                _ => Err(Failure::runtime("the proxy stopped during start-up")),
+            },
         }
+    }
+
+    pub(super) fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
     }
 }
 
 /// The variables CMD gets: proxy and trust for every client airlock knows how to reach.
-fn client_environment(config: &Config, listen: &str) -> Vec<(String, String)> {
+pub(super) fn client_environment(config: &Config, listen: &str) -> Vec<(String, String)> {
     let proxy_url = format!("http://{listen}");
     let bundle = config.bundle_path().display().to_string();
     let mut env: Vec<(String, String)> = Vec::new();
@@ -191,4 +188,22 @@ fn client_environment(config: &Config, listen: &str) -> Vec<(String, String)> {
         set("JAVA_TOOL_OPTIONS", &options);
     }
     env
+}
+
+/// The state of the instance running on this data directory, if any. An instance that holds
+/// the lock but has not written its state yet is given a moment.
+pub(super) fn running_state(config: &Config) -> Option<InstanceState> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match probe(&config.data_dir) {
+            Probe::Stopped => return None,
+            Probe::Running {
+                state: Some(state), ..
+            } => return Some(state),
+            Probe::Running { state: None, .. } if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Probe::Running { .. } => return None,
+        }
+    }
 }

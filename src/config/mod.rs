@@ -113,6 +113,7 @@ impl DiagLevel {
 struct RawConfig {
     proxy_host: Option<String>,
     proxy_port: Option<u16>,
+    transparent_port: Option<u16>,
     data_dir: Option<PathBuf>,
     log_dir: Option<PathBuf>,
     log: Option<LogLevelValue>,
@@ -277,6 +278,9 @@ pub struct StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The transparent listener (`transparent_port`, Linux): connections a jail's rules
+    /// redirect. Always on loopback: the kernel rules bring the traffic there.
+    pub transparent: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
     pub log: LogMode,
@@ -442,6 +446,9 @@ impl Config {
             budgets,
             overrides: overrides.clone(),
             listen,
+            transparent: raw
+                .transparent_port
+                .map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))),
             data_dir,
             log_dir,
             log,

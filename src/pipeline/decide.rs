@@ -126,6 +126,64 @@ fn write_threat(
         path: mask_known(&ctx.path, &known),
         flow_id: Some(ctx.flow_id.clone()),
         location: threat.location.clone(),
+        pid: None,
+        program: None,
+    });
+}
+
+/// A connection from a jail that went around the proxy (a port other than 80 and 443, UDP
+/// other than DNS): refused by the transparent listener, written as a BYPASS threat and a
+/// failed flow. `dest` is `ip:port`; `name` the host the jail's DNS gave that address for.
+pub fn bypass(
+    tracker: &FlowTracker,
+    protocol: &str,
+    dest: std::net::SocketAddr,
+    name: Option<&str>,
+    process: Option<(u32, String)>,
+) {
+    let ctx = tracker.threat_context();
+    let named = name.map(|n| format!(" ({n})")).unwrap_or_default();
+    let who = process
+        .as_ref()
+        .map(|(pid, program)| format!(" by {program} (pid {pid})"))
+        .unwrap_or_default();
+    let reason = format!(
+        "jail: {} connection to {dest}{named}{who} outside the proxy refused: only HTTP and HTTPS (ports 80, 443) and DNS leave a jail",
+        protocol.to_ascii_uppercase()
+    );
+    tracker.sink().threat(ThreatRecord {
+        timestamp: now_rfc3339(),
+        direction: Direction::Outbound.as_str().to_string(),
+        protocol: protocol.to_string(),
+        threat_type: ThreatType::Bypass,
+        pattern: "bypass".to_string(),
+        family: "bypass".to_string(),
+        snippet: reason.clone(),
+        source: ctx.source.clone(),
+        dest: dest.to_string(),
+        action: ThreatAction::Blocked,
+        method: ctx.method.clone(),
+        path: String::new(),
+        flow_id: Some(ctx.flow_id.clone()),
+        location: None,
+        pid: process.as_ref().map(|(pid, _)| *pid),
+        program: process.map(|(_, program)| program),
+    });
+    tracker.sink().event(EgressEvent::Block {
+        timestamp: now_rfc3339(),
+        id: ctx.flow_id.clone(),
+        reason: reason.clone(),
+        rule: "bypass".to_string(),
+        host: name.map_or_else(|| dest.ip().to_string(), str::to_string),
+        method: ctx.method.clone(),
+        path: String::new(),
+    });
+    tracker.block(BlockInfo {
+        rank: 0,
+        kind: "destination",
+        rule: "bypass".to_string(),
+        reason,
+        detail: String::new(),
     });
 }
 

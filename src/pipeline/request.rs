@@ -258,6 +258,28 @@ fn llm_call(
 }
 
 /// Scans the URL and headers; records what was found. Returns the block, if one applies.
+/// A name a jail asked its DNS for, scanned like a request's host (`hostname_exfil`, the
+/// credential rules): the block, if the name is refused.
+pub fn scan_name(
+    pipeline: &Pipeline,
+    tracker: &FlowTracker,
+    exchange: &Exchange,
+) -> Option<super::exchange::BlockInfo> {
+    let live = pipeline.live();
+    let detector = &live.detector;
+    if !detector.scans_outbound() {
+        return None;
+    }
+    scan_head(
+        detector,
+        tracker,
+        exchange,
+        &exchange.host,
+        "/",
+        &HeaderMap::new(),
+    )
+}
+
 fn scan_head(
     detector: &Detector,
     tracker: &FlowTracker,

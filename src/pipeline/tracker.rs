@@ -167,6 +167,14 @@ impl FlowTracker {
         self.lock().websocket = true;
     }
 
+    /// Something airlock answered itself (a jail's DNS query): allowed, not a tunnel.
+    pub fn answered(&self) {
+        let mut s = self.lock();
+        if s.record.action == FlowAction::Tunneled {
+            s.record.action = FlowAction::Allowed;
+        }
+    }
+
     pub fn set_status(&self, status: u16) {
         self.lock().record.status = Some(status);
     }

@@ -20,6 +20,16 @@ use crate::pipeline::{Exchange, Scheme};
 
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// How a connection reached the interception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A CONNECT tunnel: the client named its destination.
+    Connect,
+    /// Redirected by the kernel (a jail): the destination is the TLS SNI or the HTTP Host,
+    /// else `host`, what the jail's DNS or the original address says.
+    Redirected,
+}
+
 pub async fn serve_tunnel(
     ctx: Arc<ProxyContext>,
     client: SocketAddr,
@@ -27,7 +37,29 @@ pub async fn serve_tunnel(
     port: u16,
     upgraded: Upgraded,
 ) {
-    let mut io = TokioIo::new(upgraded);
+    serve_stream(
+        ctx,
+        client,
+        host,
+        port,
+        TokioIo::new(upgraded),
+        Origin::Connect,
+    )
+    .await;
+}
+
+/// Serves one client stream bound for `host:port`: TLS is intercepted, plain HTTP served,
+/// anything else refused and recorded.
+pub async fn serve_stream<S>(
+    ctx: Arc<ProxyContext>,
+    client: SocketAddr,
+    host: String,
+    port: u16,
+    mut io: S,
+    origin: Origin,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut first = vec![0u8; 1024];
     let n = match tokio::time::timeout(ctx.config.limits.idle_timeout, io.read(&mut first)).await {
         Ok(Ok(n)) if n > 0 => n,
@@ -37,10 +69,14 @@ pub async fn serve_tunnel(
     first.truncate(n);
     let starts_tls = first[0] == TLS_HANDSHAKE;
     let starts_http = first[0].is_ascii_uppercase();
+    let host = match origin {
+        Origin::Redirected if starts_http => http_host(&first).unwrap_or(host),
+        _ => host,
+    };
     let stream = PrefixedStream::new(Bytes::from(first), io);
 
     if starts_tls {
-        serve_tls(ctx, client, host, port, stream).await;
+        serve_tls(ctx, client, host, port, stream, origin).await;
     } else if starts_http {
         let exchange = Exchange {
             listener: ctx.listener_name.clone(),
@@ -56,9 +92,33 @@ pub async fn serve_tunnel(
             ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((&host, port)));
         tracker.fail(
             None,
-            "the tunnel carried neither TLS nor HTTP, so it cannot be inspected and was closed; add the host to passthrough_hosts to tunnel it blindly",
+            match origin {
+                Origin::Connect => "the tunnel carried neither TLS nor HTTP, so it cannot be inspected and was closed; add the host to passthrough_hosts to tunnel it blindly",
+                Origin::Redirected => "a redirected connection carried neither TLS nor HTTP, so it cannot be inspected and was closed (only HTTP and HTTPS leave a jail)",
+            },
         );
     }
+}
+
+/// The host of the Host header in the first bytes of an HTTP request, without its port.
+fn http_host(first: &[u8]) -> Option<String> {
+    let head = std::str::from_utf8(first).ok().or_else(|| {
+        // A head cut inside a multi-byte character: what precedes it.
+        let valid = std::str::from_utf8(first).err()?.valid_up_to();
+        std::str::from_utf8(&first[..valid]).ok()
+    })?;
+    let value = head
+        .split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| value.trim())
+        })?;
+    let (host, _port) = crate::pipeline::decide::split_host_port(value);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 async fn serve_tls<S>(
@@ -67,50 +127,66 @@ async fn serve_tls<S>(
     host: String,
     port: u16,
     stream: S,
+    origin: Origin,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handshake_failed = |reason: String| {
+    let handshake_failed = |host: &str, reason: String| {
         let tracker =
-            ctx.connection_record(client.ip(), Some("CONNECT"), "https", Some((&host, port)));
+            ctx.connection_record(client.ip(), Some("CONNECT"), "https", Some((host, port)));
         tracker.fail(None, reason);
     };
     let timeout = ctx.config.limits.header_timeout;
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = match tokio::time::timeout(timeout, acceptor).await {
         Ok(Ok(start)) => start,
-        Ok(Err(e)) => return handshake_failed(format!("client TLS handshake failed: {e}")),
+        Ok(Err(e)) => return handshake_failed(&host, format!("client TLS handshake failed: {e}")),
         Err(_) => {
-            return handshake_failed(format!(
-                "client sent no complete TLS ClientHello within {} s",
-                timeout.as_secs()
-            ));
+            return handshake_failed(
+                &host,
+                format!(
+                    "client sent no complete TLS ClientHello within {} s",
+                    timeout.as_secs()
+                ),
+            );
         }
     };
     // The certificate names what the client will check: its SNI, or the CONNECT target when
-    // it sent none (IP addresses). Routing and records stay on the CONNECT target.
-    let cert_host = start
+    // it sent none (IP addresses). Routing and records stay on the CONNECT target, except
+    // for a redirected connection, whose only statement of its destination is the SNI.
+    let sni = start
         .client_hello()
         .server_name()
-        .map(str::to_string)
-        .unwrap_or_else(|| host.clone());
+        .map(str::to_ascii_lowercase);
+    let cert_host = sni.clone().unwrap_or_else(|| host.clone());
+    // A redirected connection's destination is the name the client asked for.
+    let host = match (origin, sni) {
+        (Origin::Redirected, Some(sni)) => sni,
+        _ => host,
+    };
     let http1_only = ctx.config.http1_only_hosts.matches(&host);
     let server_config = match ctx.tls.leaf_cache.server_config(&cert_host, http1_only) {
         Ok(c) => c,
-        Err(e) => return handshake_failed(e.to_string()),
+        Err(e) => return handshake_failed(&host, e.to_string()),
     };
     let tls = match tokio::time::timeout(timeout, start.into_stream(server_config)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            return handshake_failed(format!(
-                "client TLS handshake failed: {e} (a client that pins certificates or does not trust the airlock CA rejects interception; add the host to passthrough_hosts to tunnel it)"
-            ));
+            return handshake_failed(
+                &host,
+                format!(
+                    "client TLS handshake failed: {e} (a client that pins certificates or does not trust the airlock CA rejects interception; add the host to passthrough_hosts to tunnel it)"
+                ),
+            );
         }
         Err(_) => {
-            return handshake_failed(format!(
-                "client TLS handshake did not finish within {} s",
-                timeout.as_secs()
-            ));
+            return handshake_failed(
+                &host,
+                format!(
+                    "client TLS handshake did not finish within {} s",
+                    timeout.as_secs()
+                ),
+            );
         }
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");

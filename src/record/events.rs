@@ -96,6 +96,8 @@ pub enum ThreatType {
     Secret,
     Injection,
     Policy,
+    /// A connection inside a jail that tried to go around the proxy.
+    Bypass,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +131,11 @@ pub struct ThreatRecord {
     /// Where it was found ("request body", "request header x-note", "response body (base64)").
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub location: Option<String>,
+    /// BYPASS: the process that tried, where the kernel tells.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub program: Option<String>,
 }
 
 /// Stderr event lines (`log` 1 and 2).
@@ -235,6 +242,9 @@ pub struct BootLine {
     pub log: &'static str,
     pub ca: String,
     pub data_dir: String,
+    /// The transparent listener (TCP) and jail DNS (UDP), when `transparent_port` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparent: Option<String>,
 }
 
 /// Header names whose values are credentials. Matching is on lower-case names.

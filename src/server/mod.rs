@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
@@ -22,8 +22,9 @@ use crate::config::{Config, GatewayConfig, PROXY_LISTENER};
 use crate::instance::{InstanceError, InstanceLock, InstanceState};
 use crate::pipeline::live::SettingsError;
 use crate::pipeline::{Guards, Live, Pipeline};
+use crate::proxy::dns::{self, JailNames};
 use crate::proxy::upstream::{Upstreams, internal_client};
-use crate::proxy::{ProxyContext, listener};
+use crate::proxy::{ProxyContext, listener, transparent};
 use crate::record::events::{BootLine, GatewayListen, now_rfc3339};
 use crate::record::{RecordError, RecordSink};
 use crate::tls::{TlsContext, TlsSetupError};
@@ -65,14 +66,37 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen on {addr} for the transparent listener: {source}; choose another transparent_port"
+    )]
+    TransparentBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
 
 pub struct ServeOptions {
     pub print_boot: bool,
-    pub ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
+    pub ready: Option<std::sync::mpsc::Sender<Bound>>,
     pub stop: Stop,
+}
+
+/// The addresses a started proxy really got.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub listen: SocketAddr,
+    pub jail: Option<JailPorts>,
+}
+
+/// Where a jail's rules send its traffic.
+#[derive(Debug, Clone, Copy)]
+pub struct JailPorts {
+    /// TCP: the transparent listener; UDP on the same port: the jail's DNS.
+    pub transparent: SocketAddr,
+    /// UDP other than DNS, recorded as BYPASS.
+    pub bypass_udp: SocketAddr,
 }
 
 /// Runs the proxy to completion on its own runtime. Blocks.
@@ -104,6 +128,46 @@ struct Listeners {
     proxy: TcpListener,
     listen: SocketAddr,
     gateways: Vec<(Arc<GatewayConfig>, TcpListener, SocketAddr)>,
+    jail: Option<JailSockets>,
+}
+
+/// The transparent listener, the jail DNS on the same port, and the UDP catcher.
+struct JailSockets {
+    tcp: TcpListener,
+    dns: UdpSocket,
+    catcher: UdpSocket,
+    ports: JailPorts,
+}
+
+async fn bind_jail(addr: SocketAddr) -> Result<JailSockets, ServeError> {
+    let err = |source| ServeError::TransparentBind { addr, source };
+    // With port 0 the TCP port is chosen first and the UDP one must match it: a few tries.
+    let mut tries = 0;
+    let (tcp, dns, bound) = loop {
+        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        let bound = tcp.local_addr().map_err(err)?;
+        match UdpSocket::bind(bound).await {
+            Ok(dns) => break (tcp, dns, bound),
+            Err(e) if addr.port() == 0 && tries < 20 => {
+                tries += 1;
+                tracing::debug!(error = %e, "jail DNS port taken; trying another");
+            }
+            Err(e) => return Err(err(e)),
+        }
+    };
+    let catcher = UdpSocket::bind(SocketAddr::new(addr.ip(), 0))
+        .await
+        .map_err(err)?;
+    let bypass_udp = catcher.local_addr().map_err(err)?;
+    Ok(JailSockets {
+        tcp,
+        dns,
+        catcher,
+        ports: JailPorts {
+            transparent: bound,
+            bypass_udp,
+        },
+    })
 }
 
 async fn bind(config: &Config) -> Result<Listeners, ServeError> {
@@ -128,14 +192,24 @@ async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         let bound = tcp.local_addr().map_err(bind_err)?;
         gateways.push((Arc::new(gateway.clone()), tcp, bound));
     }
+    let jail = match config.transparent {
+        Some(addr) => Some(bind_jail(addr).await?),
+        None => None,
+    };
     Ok(Listeners {
         proxy,
         listen,
         gateways,
+        jail,
     })
 }
 
-fn boot_line(config: &Config, tls: &TlsContext, listeners: &Listeners) -> String {
+fn boot_line(
+    config: &Config,
+    tls: &TlsContext,
+    listeners: &Listeners,
+    jail: Option<JailPorts>,
+) -> String {
     let boot = BootLine {
         event: "boot",
         version: env!("CARGO_PKG_VERSION"),
@@ -153,6 +227,7 @@ fn boot_line(config: &Config, tls: &TlsContext, listeners: &Listeners) -> String
         log: config.log.name(),
         ca: tls.ca.cert_path().display().to_string(),
         data_dir: config.data_dir.display().to_string(),
+        transparent: jail.map(|j| j.transparent.to_string()),
     };
     serde_json::to_string(&boot).expect("boot line serializes")
 }
@@ -162,6 +237,7 @@ struct StateFile<'a> {
     lock: &'a InstanceLock,
     config: &'a Config,
     listen: SocketAddr,
+    jail: Option<JailPorts>,
     started_at: String,
     last: Option<InstanceState>,
 }
@@ -185,6 +261,8 @@ impl StateFile<'_> {
             blocked: counters.blocked.load(Ordering::Relaxed),
             threats: counters.threats.load(Ordering::Relaxed),
             failed: counters.failed.load(Ordering::Relaxed),
+            transparent: self.jail.map(|j| j.transparent.to_string()),
+            bypass_udp: self.jail.map(|j| j.bypass_udp.to_string()),
         }
     }
 
@@ -216,9 +294,11 @@ async fn run(
     // supervisor sees the boot line must stop the proxy gracefully, not kill it.
     let mut signals = SignalWaiter::new(opts.stop);
     // Gateways bind before the boot line too: it names the ports they really got.
-    let listeners = bind(&config).await?;
+    let mut listeners = bind(&config).await?;
     let listen = listeners.listen;
-    let boot = boot_line(&config, &tls, &listeners);
+    let jail_sockets = listeners.jail.take();
+    let jail_ports = jail_sockets.as_ref().map(|j| j.ports);
+    let boot = boot_line(&config, &tls, &listeners, jail_ports);
     crate::diag::release(opts.print_boot.then_some(boot.as_str()));
     tracing::info!(listen = %listen, data_dir = %config.data_dir.display(), "airlock is listening");
 
@@ -227,6 +307,7 @@ async fn run(
         lock,
         config: &config,
         listen,
+        jail: jail_ports,
         started_at: started_at.clone(),
         last: None,
     };
@@ -261,7 +342,10 @@ async fn run(
         &records,
     ));
     if let Some(ready) = opts.ready {
-        let _ = ready.send(listen);
+        let _ = ready.send(Bound {
+            listen,
+            jail: jail_ports,
+        });
     }
 
     let ctx = Arc::new(ProxyContext {
@@ -275,7 +359,29 @@ async fn run(
         listener_name: Arc::from(PROXY_LISTENER),
         proxy_listen: listen,
     });
-    let accepts = accept(&ctx, listeners.proxy, listeners.gateways);
+    let mut accepts = accept(&ctx, listeners.proxy, listeners.gateways);
+    if let Some(jail) = jail_sockets {
+        tracing::info!(
+            transparent = %jail.ports.transparent,
+            "transparent listener and jail DNS are listening"
+        );
+        let names = Arc::new(JailNames::default());
+        accepts.push(tokio::spawn(transparent::accept_loop(
+            ctx.clone(),
+            jail.tcp,
+            names.clone(),
+        )));
+        accepts.push(tokio::spawn(dns::serve(
+            ctx.clone(),
+            jail.dns,
+            names.clone(),
+        )));
+        accepts.push(tokio::spawn(transparent::catch_udp(
+            ctx.clone(),
+            jail.catcher,
+            names,
+        )));
+    }
 
     let mut refresh = tokio::time::interval(STATE_REFRESH);
     let mut memory = MemoryReturn::default();
