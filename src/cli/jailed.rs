@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use super::Failure;
 use super::run::{Private, client_environment, ensure_bundle, exit_code, running_state};
 use crate::config::Config;
-use crate::jail::{Jail, Targets};
+use crate::jail::{Jail, Targets, landlock};
 
 pub fn run(
     config: Config,
@@ -20,9 +20,7 @@ pub fn run(
     args: &[String],
 ) -> Result<ExitCode, Failure> {
     if !crate::jail::privileged() {
-        return Err(Failure::runtime(
-            crate::jail::JailError::NotPrivileged.to_string(),
-        ));
+        return unprivileged(config, verify, program, args);
     }
     let (targets, private) = match running_state(&config) {
         Some(state) => {
@@ -128,6 +126,80 @@ fn jailed(
     drop(jail);
     let status = status.map_err(|e| Failure::runtime(format!("waiting for {program:?}: {e}")))?;
     Ok(exit_code(status))
+}
+
+/// Without root: Landlock network rules, where the kernel has them.
+fn unprivileged(
+    config: Config,
+    verify: bool,
+    program: &str,
+    args: &[String],
+) -> Result<ExitCode, Failure> {
+    let abi = landlock::abi();
+    if abi < landlock::NETWORK_ABI {
+        let offered = if abi == 0 {
+            "no Landlock".to_string()
+        } else {
+            format!("Landlock ABI {abi}")
+        };
+        return Err(Failure::runtime(format!(
+            "--jail without root needs Landlock network rules (Linux 6.7 or later, Landlock ABI 4), and this kernel offers {offered}; run it with sudo for the network-namespace jail (the unprivileged user-namespace mode is not built yet)"
+        )));
+    }
+    let (listen, private) = match running_state(&config) {
+        Some(state) => (state.listen, None),
+        None => {
+            let mut private_config = config.clone();
+            private_config.listen.set_port(0);
+            let (private, bound) = Private::start(private_config)?;
+            (bound.listen.to_string(), Some(private))
+        }
+    };
+    let result = (|| {
+        ensure_bundle(&config)?;
+        let port = listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .ok_or_else(|| Failure::runtime(format!("the proxy's address {listen} has no port")))?;
+        let rules = landlock::OnlyPort::new(port)
+            .map_err(|e| Failure::runtime(format!("cannot build the Landlock rules: {e}")))?;
+        eprintln!(
+            "airlock: jail (Landlock, unprivileged): {program} may open TCP connections only to port {port} (airlock's proxy) and may not listen; Landlock rules name ports, not hosts, and do not cover UDP, so DNS still works and another host's port {port} is reachable. Run with sudo for the network-namespace jail"
+        );
+        let env = client_environment(&config, &listen);
+        if verify {
+            let exe = std::env::current_exe()
+                .map_err(|e| Failure::runtime(format!("cannot find airlock's own binary: {e}")))?;
+            let mut check = std::process::Command::new(exe);
+            check.arg("verify").envs(env.iter().map(|(k, v)| (k, v)));
+            rules.apply(&mut check);
+            let out = check
+                .output()
+                .map_err(|e| Failure::runtime(format!("cannot run the check in the jail: {e}")))?;
+            if !out.status.success() {
+                let said = String::from_utf8_lossy(&out.stdout).replace('\n', "; ");
+                return Err(Failure::runtime(format!(
+                    "not starting {program:?}: inside the jail, airlock is not in the path ({said}). Pass --no-verify to start it anyway"
+                )));
+            }
+        }
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        rules.apply(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Failure::runtime(format!("cannot run {program:?}: {e}")))?;
+        forward_signals(child.id() as i32);
+        let status = child.wait();
+        forward_signals(0);
+        let status =
+            status.map_err(|e| Failure::runtime(format!("waiting for {program:?}: {e}")))?;
+        Ok(exit_code(status))
+    })();
+    if let Some(private) = private {
+        private.stop();
+    }
+    result
 }
 
 /// The user who ran `sudo airlock run --jail`, to run CMD as.

@@ -3,6 +3,7 @@
 mod ca;
 mod clients;
 mod config_check;
+mod doctor;
 mod failure;
 mod jailed;
 mod lockdown;
@@ -109,6 +110,9 @@ enum Command {
     /// Prove that airlock is in the path: a canary request over HTTP and HTTPS, sent the way
     /// a client started from this environment would send it, must be blocked by airlock
     Verify,
+    /// Try each common client installed here through airlock and print which work and the
+    /// fix for those that do not (exit 1 when any fails)
+    Doctor,
     /// List the built-in detection rules (ids usable in detect.disabled_patterns)
     Rules {
         #[arg(long)]
@@ -188,6 +192,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Verify => verify::verify(&load(&cli.config, &base)?),
+        Command::Doctor => doctor::doctor(&load(&cli.config, &base)?),
         Command::Rules { json } => rules::rules(json),
         Command::Config {
             command: ConfigCommand::Check { file },

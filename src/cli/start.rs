@@ -50,6 +50,10 @@ pub fn start(
         return detach(&config);
     }
     crate::diag::init(config.log_level);
+    if config.transparent.is_some() {
+        // An instance that serves jails removes what a killed jail left behind.
+        crate::jail::clean_leftovers();
+    }
     serve(
         config,
         ServeOptions {

@@ -13,8 +13,12 @@
 //! - Everything is named after airlock's pid (`airlock-<pid>`, `alh<pid>`, `airlock_<pid>`)
 //!   and removed when CMD ends; what a killed airlock left is removed by the next start.
 //!
+//! Without root, `landlock` confines CMD's TCP to airlock's port instead.
+//!
 //! The `ip` and `nft` tools do the set-up: they are what operators read and debug with, and a
 //! missing one is a clear error naming its package.
+
+pub mod landlock;
 
 use std::ffi::CString;
 use std::fs::{self, File};
