@@ -12,6 +12,51 @@ use crate::config::Config;
 pub use crate::jail::find_on_path;
 use crate::tls::CertificateAuthority;
 
+/// The Node option that loads the preload making Node's `fetch` honour the proxy
+/// variables (undici's `EnvHttpProxyAgent` as the global dispatcher, which Node's built-in
+/// fetch shares), installing undici with npm, in `env` (through airlock), the first time.
+pub fn node_preload(dir: &Path, env: &[(String, String)]) -> Result<String, String> {
+    let home = dir.join("node-preload");
+    if !home.join("node_modules/undici/package.json").exists() {
+        let npm =
+            find_on_path("npm").ok_or("npm is not installed, and it is needed to fetch undici")?;
+        fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+        let out = Command::new(npm)
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&home)
+            .arg(UNDICI)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run npm: {e}"))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(format!(
+                "npm could not install {UNDICI}: {}",
+                said.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+    let preload = home.join("preload.mjs");
+    let require_from = format!("{}/", home.display());
+    let script = format!(
+        "// written by `airlock run --node-preload`: Node's fetch through the proxy variables\n\
+import {{ createRequire }} from 'node:module';\n\
+const require = createRequire({require_from:?});\n\
+const {{ EnvHttpProxyAgent, setGlobalDispatcher }} = require('undici');\n\
+// undici calls the agent experimental; that warning is noise in the agent's terminal.\n\
+const emit = process.emitWarning;\n\
+process.emitWarning = () => {{}};\n\
+try {{ setGlobalDispatcher(new EnvHttpProxyAgent()); }} finally {{ process.emitWarning = emit; }}\n"
+    );
+    write_if_changed(&home, &preload, script.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", preload.display()))?;
+    Ok(format!("--import \"file://{}\"", preload.display()))
+}
+
+/// The undici whose EnvHttpProxyAgent works with Node 20's built-in fetch.
+const UNDICI: &str = "undici@6";
+
 /// A wgetrc holding the user's own settings plus `ca_certificate` (WGETRC replaces
 /// `~/.wgetrc`, so its lines are carried over).
 pub fn wgetrc(dir: &Path, bundle: &str) -> io::Result<PathBuf> {

@@ -98,6 +98,11 @@ enum Command {
         /// Start CMD even when the check that airlock is in its path fails
         #[arg(long)]
         no_verify: bool,
+        /// Make Node's fetch use the proxy on Node versions that ignore NODE_USE_ENV_PROXY
+        /// (before 22.21): a preload installing undici's EnvHttpProxyAgent (npm fetches
+        /// undici once, through airlock)
+        #[arg(long, conflicts_with = "jail")]
+        node_preload: bool,
         /// The command and its arguments
         #[arg(
             trailing_var_arg = true,
@@ -179,6 +184,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Run {
             jail,
             no_verify,
+            node_preload,
             command,
         } => {
             let config = load(&cli.config, &base)?;
@@ -188,7 +194,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             if jail {
                 jailed::run(config, !no_verify, program, args)
             } else {
-                run::run(config, !no_verify, program, args)
+                run::run(config, !no_verify, node_preload, program, args)
             }
         }
         Command::Verify => verify::verify(&load(&cli.config, &base)?),

@@ -49,6 +49,7 @@ const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 pub fn run(
     config: Config,
     verify: bool,
+    node_preload: bool,
     program: &str,
     args: &[String],
 ) -> Result<ExitCode, Failure> {
@@ -63,7 +64,16 @@ pub fn run(
     };
     let result = (|| {
         ensure_bundle(&config)?;
-        let env = client_environment(&config, &listen);
+        let mut env = client_environment(&config, &listen);
+        if node_preload {
+            let preload = clients::node_preload(&config.data_dir.join("clients"), &env)
+                .map_err(|e| Failure::runtime(format!("--node-preload: {e}")))?;
+            let options = match std::env::var("NODE_OPTIONS") {
+                Ok(own) if !own.trim().is_empty() => format!("{own} {preload}"),
+                _ => preload,
+            };
+            env.push(("NODE_OPTIONS".into(), options));
+        }
         if verify {
             let checks = super::verify::check_environment(&Environment::with(&env), &config);
             if let Some(wrong) = super::verify::failures(&checks) {

@@ -484,3 +484,32 @@ def test_run_wgetrc_carries_the_parents_wgetrc(start_proxy, tmp_path):
     lines = [ln.strip() for ln in r.stdout.splitlines()]
     assert "timeout = 17" in lines, f"$WGETRC's lines are not carried over: {lines}"
     assert f"ca_certificate = {data_dir / 'ca' / 'bundle.pem'}" in lines, lines
+
+
+NODE_FETCH = (
+    "fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t))"
+    ".catch(e => { console.log('ERR ' + ((e.cause && e.cause.code) || e.message)); process.exit(3) })"
+)
+
+
+def _node_version():
+    out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    return tuple(int(x) for x in out.lstrip("v").split(".")[:2])
+
+
+def test_node_fetch_through_run_with_the_preload(start_proxy, tmp_path):
+    """Node before 22.21 ignores the proxy variables in fetch; --node-preload makes it use them."""
+    _need("node", "npm")
+    data_dir, env = _run_setup(start_proxy, tmp_path)
+    if _node_version() < (22, 21):
+        r = _run(env, "node", "-e", NODE_FETCH, "https://example.test/hello")
+        assert r.stdout.strip() != "hello", f"Node {_node_version()} fetch went through without the preload?"
+    r = airlock(
+        "run", "--node-preload", "--", "node", "-e", NODE_FETCH, "https://example.test/hello",
+        env=env, timeout=120,
+    )
+    if r.returncode != 0 and "could not install undici" in r.stderr:
+        pytest.skip(f"the npm registry is not reachable: {r.stderr[-300:]}")
+    assert (r.returncode, r.stdout.strip()) == (0, "hello"), _show(r)
+    assert "experimental" not in r.stderr, r.stderr
+    _wait_flow(data_dir, _ok_flow("example.test", "/hello"), "a flow record of Node's fetch")
