@@ -34,6 +34,10 @@ impl HostSet {
         })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
     pub fn matches(&self, host: &str) -> bool {
         if self.empty {
             return false;

@@ -15,7 +15,9 @@ use super::context::{ProxyContext, stopping};
 use super::dns::JailNames;
 use super::intercept::{Origin, serve_stream};
 use super::socket_owner::{Proto, owner_of, udp_original_destination};
-use crate::pipeline::decide;
+use super::splice::splice;
+use super::tunnel::open_blind;
+use crate::pipeline::{Side, decide};
 
 /// The ports a jail may reach, through interception.
 const WEB_PORTS: [u16; 2] = [80, 443];
@@ -59,6 +61,13 @@ async fn handle(
     let name = names.name_of(*original.ip());
     let host = name.clone().unwrap_or_else(|| original.ip().to_string());
     if WEB_PORTS.contains(&original.port()) {
+        let blind_possible = !ctx.config.enable_mitm || !ctx.config.passthrough_hosts.is_empty();
+        if blind_possible && let Some(sni) = peek_sni(&stream).await {
+            if !ctx.config.enable_mitm || ctx.config.passthrough_hosts.matches(&sni) {
+                blind(ctx, peer, sni, original.port(), stream).await;
+                return;
+            }
+        }
         serve_stream(ctx, peer, host, original.port(), stream, Origin::Redirected).await;
         return;
     }
@@ -83,6 +92,57 @@ async fn handle(
     // linger does not block on drop, which is what the deprecation warns about.)
     #[allow(deprecated)]
     let _ = stream.set_linger(Some(Duration::ZERO));
+}
+
+/// A redirected TLS connection airlock must not open (interception off, or a
+/// `passthrough_hosts` match): relayed as it is to the host its SNI names, after the same
+/// decisions as a blind CONNECT tunnel.
+async fn blind(
+    ctx: Arc<ProxyContext>,
+    peer: SocketAddr,
+    host: String,
+    port: u16,
+    stream: TcpStream,
+) {
+    let Ok((tracker, upstream)) =
+        open_blind(&ctx, peer, &host, port, &http::HeaderMap::new()).await
+    else {
+        // The refusal is on record; a TLS client cannot be shown a 403.
+        return;
+    };
+    tracker.set_status(200);
+    let (up, down) = splice(stream, upstream, ctx.config.limits.idle_timeout).await;
+    tracker.add_bytes(Side::Request, up);
+    tracker.add_bytes(Side::Response, down);
+}
+
+/// The SNI of the ClientHello at the start of `stream`, read without consuming it.
+async fn peek_sni(stream: &TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    // A ClientHello may arrive in pieces: look again while it is incomplete, briefly.
+    for _ in 0..50 {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut bytes = &buf[..n];
+        acceptor.read_tls(&mut bytes).ok()?;
+        match acceptor.accept() {
+            Ok(Some(hello)) => {
+                return hello
+                    .client_hello()
+                    .server_name()
+                    .map(str::to_ascii_lowercase);
+            }
+            Ok(None) if n < buf.len() => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Receives the UDP a jail sends anywhere but DNS, and records each destination as a BYPASS

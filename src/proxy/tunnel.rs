@@ -15,7 +15,8 @@ use super::splice::splice;
 use super::upstream::UpstreamError;
 use crate::pipeline::decide;
 use crate::pipeline::respond::{empty_body, error_response};
-use crate::pipeline::{Exchange, ProxyBody, Scheme, Side};
+use crate::pipeline::{Exchange, FlowTracker, ProxyBody, Scheme, Side};
+use tokio::net::TcpStream;
 
 pub async fn handle_connect(
     ctx: Arc<ProxyContext>,
@@ -76,33 +77,9 @@ async fn blind_tunnel(
     req: Request<Incoming>,
     in_flight: InFlight,
 ) -> Response<ProxyBody> {
-    let tracker = ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((&host, port)));
-    // Nothing inside a blind tunnel can be seen: lockdown and policy decide on the host now.
-    let live = ctx.pipeline.live();
-    let exchange = Exchange {
-        listener: ctx.listener_name.clone(),
-        client_ip: client.ip(),
-        scheme: Scheme::Https,
-        host: host.clone(),
-        port,
-    };
-    let guards = &ctx.pipeline.guards;
-    let headers = req.headers();
-    if let Some(refusal) = decide::request(
-        guards, &live, &tracker, &exchange, "CONNECT", "", headers, None,
-    ) {
-        return refusal;
-    }
-    // Dial before answering, so an unreachable upstream is a 502 on the CONNECT itself.
-    let upstream = match ctx.upstreams.dialer.dial(&host, port).await {
-        Ok(stream) => stream,
-        Err(e @ UpstreamError::Destination { .. }) => {
-            return decide::destination(&tracker, e.to_string());
-        }
-        Err(e) => {
-            tracker.fail(Some(e.status().as_u16()), e.to_string());
-            return error_response(e.status(), e.kind(), &e.to_string());
-        }
+    let (tracker, upstream) = match open_blind(&ctx, client, &host, port, req.headers()).await {
+        Ok(pair) => pair,
+        Err(refusal) => return refusal,
     };
     tracker.set_status(200);
     let idle = ctx.config.limits.idle_timeout;
@@ -118,4 +95,41 @@ async fn blind_tunnel(
         }
     });
     Response::new(empty_body())
+}
+
+/// The decisions and the dial of a blind tunnel to `host:port`: nothing inside it can be
+/// seen, so lockdown and policy decide on the host now, and an unreachable upstream is an
+/// answer before any byte is relayed. The refusal is the response to give.
+pub async fn open_blind(
+    ctx: &ProxyContext,
+    client: SocketAddr,
+    host: &str,
+    port: u16,
+    headers: &http::HeaderMap,
+) -> Result<(Arc<FlowTracker>, TcpStream), Response<ProxyBody>> {
+    let tracker = ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((host, port)));
+    let live = ctx.pipeline.live();
+    let exchange = Exchange {
+        listener: ctx.listener_name.clone(),
+        client_ip: client.ip(),
+        scheme: Scheme::Https,
+        host: host.to_string(),
+        port,
+    };
+    let guards = &ctx.pipeline.guards;
+    if let Some(refusal) = decide::request(
+        guards, &live, &tracker, &exchange, "CONNECT", "", headers, None,
+    ) {
+        return Err(refusal);
+    }
+    match ctx.upstreams.dialer.dial(host, port).await {
+        Ok(stream) => Ok((tracker, stream)),
+        Err(e @ UpstreamError::Destination { .. }) => {
+            Err(decide::destination(&tracker, e.to_string()))
+        }
+        Err(e) => {
+            tracker.fail(Some(e.status().as_u16()), e.to_string());
+            Err(error_response(e.status(), e.kind(), &e.to_string()))
+        }
+    }
 }
