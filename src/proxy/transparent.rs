@@ -62,11 +62,12 @@ async fn handle(
     let host = name.clone().unwrap_or_else(|| original.ip().to_string());
     if WEB_PORTS.contains(&original.port()) {
         let blind_possible = !ctx.config.enable_mitm || !ctx.config.passthrough_hosts.is_empty();
-        if blind_possible && let Some(sni) = peek_sni(&stream).await {
-            if !ctx.config.enable_mitm || ctx.config.passthrough_hosts.matches(&sni) {
-                blind(ctx, peer, sni, original.port(), stream).await;
-                return;
-            }
+        if blind_possible
+            && let Some(sni) = peek_sni(&stream).await
+            && (!ctx.config.enable_mitm || ctx.config.passthrough_hosts.matches(&sni))
+        {
+            blind(ctx, peer, sni, original.port(), stream).await;
+            return;
         }
         serve_stream(ctx, peer, host, original.port(), stream, Origin::Redirected).await;
         return;
