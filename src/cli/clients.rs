@@ -1,4 +1,5 @@
-//! Settings for clients that read neither the proxy nor the CA variables (`airlock run`):
+//! What `airlock run` gives clients: the CA variables (`CA_VARS`), and settings for clients
+//! that read neither the proxy nor the CA variables:
 //! a wgetrc for wget (GnuTLS ignores `SSL_CERT_FILE`) and, when Java is installed, the system
 //! properties and trust store Java needs (it ignores every variable). Files live in the data
 //! directory's `clients/`, written once and rewritten only when their content changes.
@@ -12,6 +13,26 @@ use crate::config::Config;
 pub use crate::jail::find_on_path;
 use crate::tls::CertificateAuthority;
 
+/// Variables pointed at the bundle (system roots + airlock CA): SPEC 5's, then the ones of
+/// clients that ignore those (npm's `cafile` replaces Node's roots, httplib2 and grpcio carry
+/// their own store, gcloud, Nix, Deno and Cargo read their own variable). They are set even
+/// when the parent set them: a store without airlock's CA is exactly what fails.
+pub const CA_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
+    "AWS_CA_BUNDLE",
+    "npm_config_cafile",
+    "HTTPLIB2_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "NIX_SSL_CERT_FILE",
+    "DENO_CERT",
+    "CARGO_HTTP_CAINFO",
+];
 /// The Node option that loads the preload making Node's `fetch` honour the proxy
 /// variables (undici's `EnvHttpProxyAgent` as the global dispatcher, which Node's built-in
 /// fetch shares), installing undici with npm, in `env` (through airlock), the first time.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Failure;
 use super::clients::find_on_path;
-use super::run::{Private, client_environment, ensure_bundle, running_state};
+use super::run::{client_environment, ensure_bundle, proxy_for};
 use crate::config::Config;
 use crate::pipeline::decide::CANARY_HOST;
 
@@ -135,15 +135,7 @@ enum Verdict {
 }
 
 pub fn doctor(config: &Config) -> Result<ExitCode, Failure> {
-    let (listen, private) = match running_state(config) {
-        Some(state) => (state.listen, None),
-        None => {
-            let mut private_config = config.clone();
-            private_config.listen.set_port(0);
-            let (private, bound) = Private::start(private_config)?;
-            (bound.listen.to_string(), Some(private))
-        }
-    };
+    let (listen, private) = proxy_for(config)?;
     let result = (|| {
         ensure_bundle(config)?;
         let env = client_environment(config, &listen);

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::Failure;
-use super::run::{Private, client_environment, ensure_bundle, exit_code, running_state};
+use super::run::{Private, client_environment, ensure_bundle, exit_code, proxy_for, running_state};
 use crate::config::Config;
 use crate::jail::{Jail, Targets, landlock};
 
@@ -146,15 +146,7 @@ fn unprivileged(
             "--jail without root needs Landlock network rules (Linux 6.7 or later, Landlock ABI 4), and this kernel offers {offered}; run it with sudo for the network-namespace jail (the unprivileged user-namespace mode is not built yet)"
         )));
     }
-    let (listen, private) = match running_state(&config) {
-        Some(state) => (state.listen, None),
-        None => {
-            let mut private_config = config.clone();
-            private_config.listen.set_port(0);
-            let (private, bound) = Private::start(private_config)?;
-            (bound.listen.to_string(), Some(private))
-        }
-    };
+    let (listen, private) = proxy_for(&config)?;
     let result = (|| {
         ensure_bundle(&config)?;
         let port = listen

@@ -13,26 +13,6 @@ use crate::instance::{InstanceState, Probe, probe};
 use crate::server::{Bound, ServeOptions, Stop, serve};
 use crate::tls::CertificateAuthority;
 
-/// Variables pointed at the bundle (system roots + airlock CA): SPEC 5's, then the ones of
-/// clients that ignore those (npm's `cafile` replaces Node's roots, httplib2 and grpcio carry
-/// their own store, gcloud, Nix, Deno and Cargo read their own variable). They are set even
-/// when the parent set them: a store without airlock's CA is exactly what fails.
-const CA_VARS: &[&str] = &[
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-    "GIT_SSL_CAINFO",
-    "PIP_CERT",
-    "AWS_CA_BUNDLE",
-    "npm_config_cafile",
-    "HTTPLIB2_CA_CERTS",
-    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
-    "NIX_SSL_CERT_FILE",
-    "DENO_CERT",
-    "CARGO_HTTP_CAINFO",
-];
 /// Variables pointed at the proxy: the usual four, and the ones that override a client's
 /// own configuration file (npmrc, Cargo's config).
 const PROXY_VARS: &[&str] = &[
@@ -53,15 +33,7 @@ pub fn run(
     program: &str,
     args: &[String],
 ) -> Result<ExitCode, Failure> {
-    let (listen, private) = match running_state(&config) {
-        Some(state) => (state.listen, None),
-        None => {
-            let mut private_config = config.clone();
-            private_config.listen.set_port(0);
-            let (private, bound) = Private::start(private_config)?;
-            (bound.listen.to_string(), Some(private))
-        }
-    };
+    let (listen, private) = proxy_for(&config)?;
     let result = (|| {
         ensure_bundle(&config)?;
         let mut env = client_environment(&config, &listen);
@@ -93,6 +65,20 @@ pub fn run(
         private.stop();
     }
     result
+}
+
+/// The proxy CMD goes through: the instance running on the data directory (its listen
+/// address), else a private one on a free port, stopped by the caller.
+pub(super) fn proxy_for(config: &Config) -> Result<(String, Option<Private>), Failure> {
+    Ok(match running_state(config) {
+        Some(state) => (state.listen, None),
+        None => {
+            let mut private_config = config.clone();
+            private_config.listen.set_port(0);
+            let (private, bound) = Private::start(private_config)?;
+            (bound.listen.to_string(), Some(private))
+        }
+    })
 }
 
 /// CMD's exit status as airlock's: its code, or 128 + the signal that killed it.
@@ -178,7 +164,7 @@ pub(super) fn client_environment(config: &Config, listen: &str) -> Vec<(String, 
     }
     set("NO_PROXY", NO_PROXY);
     set("no_proxy", NO_PROXY);
-    for var in CA_VARS {
+    for var in clients::CA_VARS {
         set(var, &bundle);
     }
     // Node 22.21 and later honour the proxy variables in fetch and https only when asked.

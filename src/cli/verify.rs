@@ -19,6 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 
 use super::Failure;
+use super::clients::CA_VARS;
 use crate::config::Config;
 use crate::instance::{Probe, probe};
 use crate::pipeline::decide::{CANARY_HOST, CANARY_RULE};
@@ -248,7 +249,8 @@ fn tls_canary(
         .and_then(|chain| chain.last())
         .map(|c| c.clone().into_owned());
     if let Some(ca) = ca {
-        for var in CLIENT_CA_VARS {
+        // SSL_CERT_FILE was this check's own handshake.
+        for var in CA_VARS.iter().filter(|v| **v != "SSL_CERT_FILE") {
             let Some(path) = env.get(var) else { continue };
             if !file_holds(Path::new(path), &ca) {
                 return Err(format!(
@@ -262,24 +264,6 @@ fn tls_canary(
         "the canary was blocked by airlock inside TLS ({via}); its certificate is trusted ({trust})"
     ))
 }
-
-/// The CA variables of particular clients (besides `SSL_CERT_FILE`, which the check's own
-/// handshake reads).
-const CLIENT_CA_VARS: &[&str] = &[
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-    "GIT_SSL_CAINFO",
-    "PIP_CERT",
-    "AWS_CA_BUNDLE",
-    "npm_config_cafile",
-    "HTTPLIB2_CA_CERTS",
-    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
-    "NIX_SSL_CERT_FILE",
-    "DENO_CERT",
-    "CARGO_HTTP_CAINFO",
-];
 
 /// The roots a client of this environment trusts (`SSL_CERT_FILE`, else the system's), and
 /// where they come from.
