@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use super::Failure;
 use super::run::{Private, client_environment, ensure_bundle, exit_code, proxy_for, running_state};
 use crate::config::Config;
-use crate::jail::{Jail, Targets, landlock};
+use crate::jail::{Jail, Targets, landlock, userns};
 
 pub fn run(
     config: Config,
@@ -128,7 +128,18 @@ fn jailed(
     Ok(exit_code(status))
 }
 
-/// Without root: Landlock network rules, where the kernel has them.
+/// Makes the command that runs a program, with its arguments, inside a jail.
+type CommandMaker<'a> = dyn Fn(&str, &[String]) -> std::process::Command + 'a;
+
+/// How an unprivileged jail confines CMD.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unprivileged {
+    Landlock,
+    UserNamespace,
+}
+
+/// Without root: Landlock network rules where the kernel has them, else a user and network
+/// namespace with only a link to the proxy. `AIRLOCK_JAIL_MODE=landlock|userns` chooses.
 fn unprivileged(
     config: Config,
     verify: bool,
@@ -136,48 +147,99 @@ fn unprivileged(
     args: &[String],
 ) -> Result<ExitCode, Failure> {
     let abi = landlock::abi();
-    if abi < landlock::NETWORK_ABI {
-        let offered = if abi == 0 {
-            "no Landlock".to_string()
-        } else {
-            format!("Landlock ABI {abi}")
-        };
+    let offered = if abi == 0 {
+        "no Landlock".to_string()
+    } else {
+        format!("Landlock ABI {abi}")
+    };
+    let mode = match std::env::var("AIRLOCK_JAIL_MODE").as_deref() {
+        Ok("landlock") => Unprivileged::Landlock,
+        Ok("userns") => Unprivileged::UserNamespace,
+        Ok(other) if !other.is_empty() => {
+            return Err(Failure::usage(format!(
+                "AIRLOCK_JAIL_MODE={other:?}: use landlock or userns (or leave it unset)"
+            )));
+        }
+        _ if abi >= landlock::NETWORK_ABI => Unprivileged::Landlock,
+        _ => Unprivileged::UserNamespace,
+    };
+    if mode == Unprivileged::Landlock && abi < landlock::NETWORK_ABI {
         return Err(Failure::runtime(format!(
-            "--jail without root needs Landlock network rules (Linux 6.7 or later, Landlock ABI 4), and this kernel offers {offered}; run it with sudo for the network-namespace jail (the unprivileged user-namespace mode is not built yet)"
+            "the Landlock jail needs Landlock network rules (Linux 6.7 or later, Landlock ABI 4), and this kernel offers {offered}"
+        )));
+    }
+    if mode == Unprivileged::UserNamespace && !userns::available() {
+        return Err(Failure::runtime(format!(
+            "--jail without root needs Landlock network rules (Linux 6.7 or later, Landlock ABI 4) or unprivileged user namespaces, and this kernel offers neither ({offered}; creating a user and network namespace was refused); run it with sudo for the network-namespace jail"
         )));
     }
     let (listen, private) = proxy_for(&config)?;
     let result = (|| {
         ensure_bundle(&config)?;
-        let port = listen
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok())
-            .ok_or_else(|| Failure::runtime(format!("the proxy's address {listen} has no port")))?;
-        let rules = landlock::OnlyPort::new(port)
-            .map_err(|e| Failure::runtime(format!("cannot build the Landlock rules: {e}")))?;
-        eprintln!(
-            "airlock: jail (Landlock, unprivileged): {program} may open TCP connections only to port {port} (airlock's proxy) and may not listen; Landlock rules name ports, not hosts, and do not cover UDP, so DNS still works and another host's port {port} is reachable. Run with sudo for the network-namespace jail"
-        );
-        let env = client_environment(&config, &listen);
+        let proxy: SocketAddr = listen.parse().map_err(|_| {
+            Failure::runtime(format!("the proxy's address {listen} is not IP:PORT"))
+        })?;
+        let port = proxy.port();
+        let env = client_environment(&config, &format!("127.0.0.1:{port}"));
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::runtime(format!("cannot find airlock's own binary: {e}")))?;
+        // How each command is started inside: Landlock rules on it, or the namespaces with
+        // the link (kept alive for the whole run).
+        let rules;
+        let link;
+        let jailed_command: Box<CommandMaker> = match mode {
+            Unprivileged::Landlock => {
+                rules = landlock::OnlyPort::new(port).map_err(|e| {
+                    Failure::runtime(format!("cannot build the Landlock rules: {e}"))
+                })?;
+                eprintln!(
+                    "airlock: jail (Landlock, unprivileged): {program} may open TCP connections only to port {port} (airlock's proxy) and may not listen; Landlock rules name ports, not hosts, and do not cover UDP, so DNS still works and another host's port {port} is reachable. Run with sudo for the network-namespace jail"
+                );
+                Box::new(|program: &str, args: &[String]| {
+                    let mut cmd = std::process::Command::new(program);
+                    cmd.args(args);
+                    rules.apply(&mut cmd);
+                    cmd
+                })
+            }
+            Unprivileged::UserNamespace => {
+                let dir = std::env::temp_dir().join(format!("airlock-jail-{}", std::process::id()));
+                link = userns::Link::start(&dir, proxy).map_err(|e| {
+                    Failure::runtime(format!("cannot open the jail's link to the proxy: {e}"))
+                })?;
+                eprintln!(
+                    "airlock: jail (user namespace, unprivileged): {program} has a network of its own with only loopback, where port {port} is a link to airlock's proxy; no other host, no DNS, no UDP. Attempts to go around it fail inside and are not recorded. Run with sudo for the network-namespace jail"
+                );
+                let socket = link.socket.clone();
+                let exe = exe.clone();
+                Box::new(move |program: &str, args: &[String]| {
+                    let mut cmd = userns::command(&exe);
+                    cmd.arg("jail-inside")
+                        .arg(&socket)
+                        .arg(port.to_string())
+                        .arg("--")
+                        .arg(program)
+                        .args(args);
+                    cmd
+                })
+            }
+        };
         if verify {
-            let exe = std::env::current_exe()
-                .map_err(|e| Failure::runtime(format!("cannot find airlock's own binary: {e}")))?;
-            let mut check = std::process::Command::new(exe);
-            check.arg("verify").envs(env.iter().map(|(k, v)| (k, v)));
-            rules.apply(&mut check);
+            let mut check = jailed_command(&exe.display().to_string(), &["verify".to_string()]);
             let out = check
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .output()
                 .map_err(|e| Failure::runtime(format!("cannot run the check in the jail: {e}")))?;
             if !out.status.success() {
                 let said = String::from_utf8_lossy(&out.stdout).replace('\n', "; ");
                 return Err(Failure::runtime(format!(
-                    "not starting {program:?}: inside the jail, airlock is not in the path ({said}). Pass --no-verify to start it anyway"
+                    "not starting {program:?}: inside the jail, airlock is not in the path ({said}{}). Pass --no-verify to start it anyway",
+                    String::from_utf8_lossy(&out.stderr).trim()
                 )));
             }
         }
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
-        rules.apply(&mut cmd);
+        let mut cmd = jailed_command(program, args);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .spawn()
             .map_err(|e| Failure::runtime(format!("cannot run {program:?}: {e}")))?;
@@ -186,12 +248,27 @@ fn unprivileged(
         forward_signals(0);
         let status =
             status.map_err(|e| Failure::runtime(format!("waiting for {program:?}: {e}")))?;
+        if mode == Unprivileged::UserNamespace {
+            let _ = std::fs::remove_dir_all(
+                std::env::temp_dir().join(format!("airlock-jail-{}", std::process::id())),
+            );
+        }
         Ok(exit_code(status))
     })();
     if let Some(private) = private {
         private.stop();
     }
     result
+}
+
+/// `airlock jail-inside SOCKET PORT -- CMD`: the unprivileged jail's inner half.
+pub fn inside(socket: &Path, port: u16, command: &[String]) -> Result<ExitCode, Failure> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| Failure::usage("jail-inside needs a command"))?;
+    let status = userns::inside(socket, port, program, args)
+        .map_err(|e| Failure::runtime(format!("jail: cannot run {program:?}: {e}")))?;
+    Ok(exit_code(status))
 }
 
 /// The user who ran `sudo airlock run --jail`, to run CMD as.

@@ -118,6 +118,15 @@ enum Command {
     /// Try each common client installed here through airlock and print which work and the
     /// fix for those that do not (exit 1 when any fails)
     Doctor,
+    /// Inside an unprivileged jail's namespaces (started by `run --jail`): relay the proxy
+    /// port to airlock and run CMD
+    #[command(hide = true)]
+    JailInside {
+        socket: PathBuf,
+        port: u16,
+        #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// List the built-in detection rules (ids usable in detect.disabled_patterns)
     Rules {
         #[arg(long)]
@@ -199,6 +208,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Verify => verify::verify(&load(&cli.config, &base)?),
         Command::Doctor => doctor::doctor(&load(&cli.config, &base)?),
+        Command::JailInside {
+            socket,
+            port,
+            command,
+        } => jailed::inside(&socket, port, &command),
         Command::Rules { json } => rules::rules(json),
         Command::Config {
             command: ConfigCommand::Check { file },

@@ -13,12 +13,15 @@
 //! - Everything is named after airlock's pid (`airlock-<pid>`, `alh<pid>`, `airlock_<pid>`)
 //!   and removed when CMD ends; what a killed airlock left is removed by the next start.
 //!
-//! Without root, `landlock` confines CMD's TCP to airlock's port instead.
+//! Without root, `landlock` confines CMD's TCP to airlock's port instead, or, on a kernel
+//! without Landlock network rules, `userns` gives CMD a network namespace holding only a link
+//! to the proxy.
 //!
 //! The `ip` and `nft` tools do the set-up: they are what operators read and debug with, and a
 //! missing one is a clear error naming its package.
 
 pub mod landlock;
+pub mod userns;
 
 use std::ffi::CString;
 use std::fs::{self, File};

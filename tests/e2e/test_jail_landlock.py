@@ -106,3 +106,47 @@ def test_landlock_mode_checks_the_path_first(unprivileged):
     r = _run(prefix, env, prefix[-1], "verify")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "airlock is in the path." in r.stdout
+
+
+def _userns_allowed(binary) -> bool:
+    r = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "unshare", "-Urn", "true"],
+        capture_output=True,
+    )
+    return r.returncode == 0
+
+
+def test_user_namespace_mode_leaves_only_the_link(unprivileged):
+    """Where Landlock has no network rules: a network of CMD's own with only a link to airlock
+    (AIRLOCK_JAIL_MODE=userns chooses it on kernels that have both)."""
+    prefix, env, data = unprivileged
+    if not _userns_allowed(prefix[-1]):
+        pytest.skip("this kernel refuses unprivileged user namespaces")
+    env = dict(env, AIRLOCK_JAIL_MODE="userns")
+    code = (
+        "import os, socket, subprocess, sys\n"
+        "out = [str(os.getuid())]\n"
+        "r = subprocess.run(['curl', '-sS', '--max-time', '20', 'https://example.test/hello'], capture_output=True, text=True)\n"
+        "out.append(r.stdout or 'curl-failed')\n"
+        "r = subprocess.run(['curl', '-sS', '--noproxy', '*', '--max-time', '5', 'https://example.test/hello'], capture_output=True, text=True)\n"
+        "out.append('direct-failed' if r.returncode else 'direct-ok')\n"
+        "try:\n"
+        "    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('1.2.3.4', 53)); out.append('udp-sent')\n"
+        "except OSError:\n"
+        "    out.append('udp-unreachable')\n"
+        "print(' '.join(out))\n"
+    )
+    r = _run(prefix, env, "python3", "-c", code)
+    assert "jail (user namespace, unprivileged)" in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(NOBODY), "hello", "direct-failed", "udp-unreachable"], r.stdout + r.stderr
+    flows = read_jsonl(data / "logs" / "flows.jsonl")
+    assert any(f.get("host") == "example.test" and f.get("status") == 200 for f in flows), flows
+    # Its check ran inside first: the canary came through the link.
+    assert any(f.get("host") == "canary.airlock.invalid" and f.get("scheme") == "https" for f in flows), flows
+
+
+def test_an_unknown_jail_mode_is_a_usage_error(unprivileged):
+    prefix, env, _ = unprivileged
+    r = _run(prefix, dict(env, AIRLOCK_JAIL_MODE="chroot"), "true")
+    assert r.returncode == 2 and "AIRLOCK_JAIL_MODE" in r.stderr, r.stderr
