@@ -279,17 +279,19 @@ fn invoking_user() -> Option<(u32, u32)> {
 }
 
 /// Copies every file under `data_dir` that a variable names into `shared` (readable by all:
-/// certificates and settings, no secret) and points the variables there.
+/// certificates and settings, no secret), points the variables there, and points the copies'
+/// own contents there too (a wgetrc names the bundle).
 fn share_files(env: &mut [(String, String)], data_dir: &Path, shared: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let mut copied: Vec<(String, String)> = Vec::new();
     for (_, value) in env.iter() {
-        for word in value.split([' ', '=']) {
+        // Paths stand alone, after `=` (-Dx=PATH) or inside quotes ("-Dx=PATH").
+        for word in value.split([' ', '=', '"']) {
             let path = Path::new(word);
-            if !path.starts_with(data_dir) || !path.is_file() {
-                continue;
-            }
-            if copied.iter().any(|(from, _)| from == word) {
+            if !path.starts_with(data_dir)
+                || !path.is_file()
+                || copied.iter().any(|(from, _)| from == word)
+            {
                 continue;
             }
             let Some(name) = path.file_name() else {
@@ -302,10 +304,20 @@ fn share_files(env: &mut [(String, String)], data_dir: &Path, shared: &Path) {
             }
         }
     }
+    let repoint = |text: &str| -> String {
+        copied.iter().fold(text.to_string(), |t, (from, to)| {
+            t.replace(from.as_str(), to)
+        })
+    };
     for (_, value) in env.iter_mut() {
-        for (from, to) in &copied {
-            if value.contains(from.as_str()) {
-                *value = value.replace(from.as_str(), to);
+        *value = repoint(value);
+    }
+    for (_, to) in &copied {
+        // Text settings only; a trust store is binary and names nothing.
+        if let Ok(text) = fs::read_to_string(to) {
+            let moved = repoint(&text);
+            if moved != text {
+                let _ = fs::write(to, moved);
             }
         }
     }

@@ -19,6 +19,9 @@ pub struct RequestHead {
     /// The path and query with every secret masked, when one was found there (the record
     /// must not carry it either).
     pub masked_url: Option<String>,
+    /// The hostname with every secret masked, when one was found in it (a credential or a
+    /// card number as a DNS label).
+    pub masked_host: Option<String>,
     /// Headers holding a credential that does not belong there: masked wherever the
     /// exchange's headers are written.
     pub flagged_headers: Vec<String>,
@@ -57,6 +60,25 @@ pub fn scan_request(
     let mut head = RequestHead::default();
     let families = detector.text_families(false);
     let mut url_found = scan_places(detector, host_as_sent, path_and_query, &mut head);
+    // A credential carried as a hostname label (`ghp_….attacker.example`): as a DNS query it
+    // leaves even when the request itself is refused.
+    let host_found = find(detector, families.as_ref(), host_as_sent.as_bytes());
+    if !host_found.is_empty() {
+        let mut spans = Vec::new();
+        for f in &host_found {
+            head.detections.push(Detection::of(
+                detector,
+                host_as_sent.as_bytes(),
+                f,
+                &host_found,
+                Direction::Outbound,
+                Location::Host,
+            ));
+            let secret = &host_as_sent.as_bytes()[f.start..f.end];
+            spans.push((f.start..f.end, masked(detector.rule(f.rule), secret)));
+        }
+        head.masked_host = Some(mask_spans(host_as_sent, spans).to_ascii_lowercase());
+    }
     // The URL as sent, percent-decoded layer by layer, and each segment and query value
     // decoded on its own (percent, base64, hex): a key in `?d=<base64 of it>` is found.
     let views = url::views(path_and_query.as_bytes(), URL_VIEW_BYTES);

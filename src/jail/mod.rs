@@ -161,10 +161,20 @@ fn names(id: u32) -> (String, String, String, String) {
     )
 }
 
-/// The /30 of jail `id` in 10.213.0.0/16: (host end, jail end).
-fn addresses(id: u32) -> (Ipv4Addr, Ipv4Addr) {
-    let base = u32::from(Ipv4Addr::new(10, 213, 0, 0)) + (id % 16384) * 4;
+/// The /30 number `slot` of 10.213.0.0/16: (host end, jail end).
+fn addresses(slot: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let base = u32::from(Ipv4Addr::new(10, 213, 0, 0)) + (slot % 16384) * 4;
     (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
+}
+
+/// The first /30 from the one `id` points at that no interface of this host uses (two
+/// airlocks whose pids are 16384 apart would otherwise share one).
+fn free_addresses(ip: &Path, id: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let used = run(ip, &["-o", "-4", "addr", "show"], None).unwrap_or_default();
+    (0..16384)
+        .map(|k| addresses(id + k))
+        .find(|(gateway, _)| !used.contains(&format!(" {gateway}/")))
+        .unwrap_or_else(|| addresses(id))
 }
 
 /// Removes the namespaces, interfaces and tables of jails whose airlock is gone (killed
@@ -241,7 +251,7 @@ impl Jail {
         clean_leftovers();
         let id = std::process::id();
         let (netns, host_if, jail_if, table) = names(id);
-        let (gateway, inside) = addresses(id);
+        let (gateway, inside) = free_addresses(&ip, id);
         let dir = jail_dir(id);
         let jail = (|| -> Result<Jail, JailError> {
             run(&ip, &["netns", "add", &netns], None)?;

@@ -258,26 +258,20 @@ fn llm_call(
 }
 
 /// Scans the URL and headers; records what was found. Returns the block, if one applies.
-/// A name a jail asked its DNS for, scanned like a request's host (`hostname_exfil`, the
-/// credential rules): the block, if the name is refused.
+/// A name a jail asked its DNS for (`as_sent`: its letters' case kept), scanned like a
+/// request's host (`hostname_exfil`, the credential rules): the block, if it is refused.
 pub fn scan_name(
     pipeline: &Pipeline,
     tracker: &FlowTracker,
     exchange: &Exchange,
+    as_sent: &str,
 ) -> Option<super::exchange::BlockInfo> {
     let live = pipeline.live();
     let detector = &live.detector;
     if !detector.scans_outbound() {
         return None;
     }
-    scan_head(
-        detector,
-        tracker,
-        exchange,
-        &exchange.host,
-        "/",
-        &HeaderMap::new(),
-    )
+    scan_head(detector, tracker, exchange, as_sent, "/", &HeaderMap::new())
 }
 
 fn scan_head(
@@ -306,6 +300,9 @@ fn scan_head(
     });
     if let Some(masked) = &found.masked_url {
         tracker.mask_url(masked);
+    }
+    if let Some(masked) = &found.masked_host {
+        tracker.mask_host(masked);
     }
     for name in &found.flagged_headers {
         tracker.mask_header(name);

@@ -295,6 +295,17 @@ impl FlowTracker {
         s.path = masked_path_and_query.to_string();
     }
 
+    /// Replaces the hostname in the record (and its URL) by one with its secrets masked.
+    pub fn mask_host(&self, masked_host: &str) {
+        let mut s = self.lock();
+        let Some(old) = s.record.host.replace(masked_host.to_string()) else {
+            return;
+        };
+        if let Some(url) = &mut s.record.url {
+            *url = url.replacen(old.as_str(), masked_host, 1);
+        }
+    }
+
     /// Masks a header a detector flagged, in the record and the level-2 events.
     pub fn mask_header(&self, name: &str) {
         let mut s = self.lock();

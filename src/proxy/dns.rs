@@ -107,8 +107,11 @@ fn answer(
         host: query.name.clone(),
         port: 53,
     };
-    if let Some(block) = crate::pipeline::request::scan_name(&ctx.pipeline, &tracker, &exchange) {
-        tracing::debug!(name = %query.name, reason = %block.reason, "jail DNS: refused");
+    if let Some(block) =
+        crate::pipeline::request::scan_name(&ctx.pipeline, &tracker, &exchange, &query.as_sent)
+    {
+        // The name is not logged: it may carry the secret that got it refused.
+        tracing::debug!(reason = %block.reason, "jail DNS: a query was refused");
         return Some(query.reply(RCODE_REFUSED, None));
     }
     let address = (query.qtype == TYPE_A).then(|| names.address_for(&query.name));
@@ -127,6 +130,8 @@ struct Query<'a> {
     flags: u16,
     /// The name, lower-cased, without the final dot; bytes outside printable ASCII as `\DDD`.
     name: String,
+    /// The same with its letters' case as sent (base64 and tokens are told by it).
+    as_sent: String,
     qtype: u16,
     /// The question section as sent (copied into the answer).
     question: &'a [u8],
@@ -156,7 +161,7 @@ impl<'a> Query<'a> {
             return Err(bad);
         }
         let mut at = 12;
-        let mut name = String::new();
+        let mut as_sent = String::new();
         loop {
             let Some(&len) = p.get(at) else {
                 return Err(bad);
@@ -169,18 +174,18 @@ impl<'a> Query<'a> {
             if len > 63 || at + len as usize > p.len() {
                 return Err(bad);
             }
-            if !name.is_empty() {
-                name.push('.');
+            if !as_sent.is_empty() {
+                as_sent.push('.');
             }
             for &b in &p[at..at + len as usize] {
                 match b {
-                    b'.' | b'\\' => name.push_str(&format!("\\{b:03}")),
-                    0x21..=0x7e => name.push(b.to_ascii_lowercase() as char),
-                    _ => name.push_str(&format!("\\{b:03}")),
+                    b'.' | b'\\' => as_sent.push_str(&format!("\\{b:03}")),
+                    0x21..=0x7e => as_sent.push(b as char),
+                    _ => as_sent.push_str(&format!("\\{b:03}")),
                 }
             }
             at += len as usize;
-            if name.len() > 1024 {
+            if as_sent.len() > 1024 {
                 return Err(bad);
             }
         }
@@ -189,13 +194,14 @@ impl<'a> Query<'a> {
         }
         let qtype = u16::from_be_bytes([p[at], p[at + 1]]);
         let qclass = u16::from_be_bytes([p[at + 2], p[at + 3]]);
-        if qclass != CLASS_IN || name.is_empty() {
+        if qclass != CLASS_IN || as_sent.is_empty() {
             return Err(bad);
         }
         Ok(Query {
             id,
             flags,
-            name,
+            name: as_sent.to_ascii_lowercase(),
+            as_sent,
             qtype,
             question: &p[12..at + 4],
         })

@@ -40,7 +40,13 @@ pub fn owner_of(proto: Proto, local: SocketAddr) -> Option<(u32, String)> {
         let Ok(sockets) = fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
             continue;
         };
-        let Some(inode) = inode_of(&sockets, &wanted) else {
+        // A UDP socket that sends without connecting is listed by its port alone
+        // (0.0.0.0:port): it counts in the namespace that holds the sender's address.
+        let inode = inode_of(&sockets, &wanted).or_else(|| {
+            let unbound = proc_net_address(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()));
+            inode_of(&sockets, &unbound).filter(|_| holds_address(pid, *local.ip()))
+        });
+        let Some(inode) = inode else {
             continue;
         };
         let link = format!("socket:[{inode}]");
@@ -67,6 +73,19 @@ pub fn owner_of(proto: Proto, local: SocketAddr) -> Option<(u32, String)> {
         }
     }
     None
+}
+
+/// Whether `ip` is a local address of the network namespace of `pid` (its routing table's
+/// `/32 host LOCAL` entries).
+fn holds_address(pid: u32, ip: Ipv4Addr) -> bool {
+    let Ok(trie) = fs::read_to_string(format!("/proc/{pid}/net/fib_trie")) else {
+        return false;
+    };
+    let wanted = ip.to_string();
+    let lines: Vec<&str> = trie.lines().collect();
+    lines.windows(2).any(|w| {
+        w[0].trim().trim_start_matches("|-- ") == wanted && w[1].contains("/32 host LOCAL")
+    })
 }
 
 /// `0200C80A:1F90`: how `/proc/net/tcp` writes 10.200.0.2:8080 (the address as the
@@ -141,6 +160,16 @@ mod tests {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0200C80A:1F90 0100007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 123456 1 0000000000000000 20 4 30 10 -1\n";
         assert_eq!(inode_of(table, "0200C80A:1F90"), Some(123456));
         assert_eq!(inode_of(table, "0200C80A:1F91"), None);
+    }
+
+    #[test]
+    fn local_addresses_from_the_routing_trie() {
+        // This process's own namespace holds 127.0.0.1 as a local address.
+        assert!(holds_address(std::process::id(), Ipv4Addr::LOCALHOST));
+        assert!(!holds_address(
+            std::process::id(),
+            Ipv4Addr::new(192, 0, 2, 77)
+        ));
     }
 
     #[test]
