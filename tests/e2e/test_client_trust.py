@@ -513,3 +513,45 @@ def test_node_fetch_through_run_with_the_preload(start_proxy, tmp_path):
     assert (r.returncode, r.stdout.strip()) == (0, "hello"), _show(r)
     assert "experimental" not in r.stderr, r.stderr
     _wait_flow(data_dir, _ok_flow("example.test", "/hello"), "a flow record of Node's fetch")
+
+
+GRPC_CLIENT = r"""
+import sys, grpc
+channel = grpc.secure_channel(sys.argv[1], grpc.ssl_channel_credentials())
+echo = channel.unary_unary("/airlock.Echo/Say", request_serializer=None, response_deserializer=None)
+print(echo(b"hello", timeout=20).decode())
+"""
+
+
+def test_grpcio_through_run_despite_its_own_store(start_proxy, tmp_path, certs):
+    """grpcio reads its roots from GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which machines point at the
+    system store: under run it is the bundle, and a gRPC call goes through airlock over HTTP/2."""
+    grpc = pytest.importorskip("grpc")
+    from concurrent import futures
+
+    leaf = certs.upstream_ca.issue_cert("grpc.test")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.method_handlers_generic_handler(
+        "airlock.Echo", {"Say": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    creds = grpc.ssl_server_credentials(
+        [(leaf.private_key_pem.bytes(), b"".join(b.bytes() for b in leaf.cert_chain_pems))]
+    )
+    port = server.add_secure_port("127.0.0.1:0", creds)
+    server.start()
+    try:
+        data_dir = start_proxy.new_data_dir()
+        cfg = start_proxy.base_config()
+        cfg.update({"proxy_host": "127.0.0.1", "proxy_port": 0})
+        cfg["resolve"]["grpc.test:443"] = f"127.0.0.1:{port}"
+        config_path = start_proxy.write_config(cfg)
+        env = _base_env(tmp_path, data_dir, config_path)
+        env["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = "/etc/ssl/certs/ca-certificates.crt"
+        r = _run(env, sys.executable, "-c", GRPC_CLIENT, "grpc.test:443", timeout=60)
+        assert (r.returncode, r.stdout.strip()) == (0, "hello"), _show(r)
+        flow = _wait_flow(data_dir, lambda f: f.get("host") == "grpc.test" and f.get("method") == "POST",
+                          "a flow record of the gRPC call")
+        assert "/airlock.Echo/Say" in flow["url"], flow
+    finally:
+        server.stop(0)
