@@ -89,6 +89,16 @@ const PROBES: &[Probe] = &[
         file: None,
     },
     Probe {
+        name: "bun",
+        program: "bun",
+        args: &[
+            "-e",
+            "try { console.log((await fetch(process.argv[1])).status) } catch (e) { console.log(String(e.code || e.message)) }",
+            "{url}",
+        ],
+        file: None,
+    },
+    Probe {
         name: "npm",
         program: "npm",
         args: &["ping", "--registry", "{url}"],

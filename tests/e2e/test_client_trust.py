@@ -6,6 +6,7 @@ when it completes the TLS handshake and then hangs up (wget rejecting the certif
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -555,3 +556,34 @@ def test_grpcio_through_run_despite_its_own_store(start_proxy, tmp_path, certs):
         assert "/airlock.Echo/Say" in flow["url"], flow
     finally:
         server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def bun_binary(tmp_path_factory):
+    """Bun, from the npm registry (its package carries the binary); None when it cannot be had."""
+    if shutil.which("bun"):
+        return shutil.which("bun")
+    if not shutil.which("npm"):
+        return None
+    prefix = tmp_path_factory.mktemp("bun")
+    # The registry may sit behind the machine's own TLS inspection, whose CA is in the system
+    # store (the test environment drops the variables that name it).
+    env = dict(os.environ, NODE_EXTRA_CA_CERTS="/etc/ssl/certs/ca-certificates.crt")
+    try:
+        r = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), "bun@1"],
+                           capture_output=True, text=True, timeout=50, env=env)
+    except subprocess.TimeoutExpired:
+        return None
+    path = prefix / "node_modules" / ".bin" / "bun"
+    return str(path) if r.returncode == 0 and path.exists() else None
+
+
+def test_bun_fetch_through_run(start_proxy, tmp_path, bun_binary):
+    """Bun follows HTTPS_PROXY and NODE_EXTRA_CA_CERTS: under run it goes through airlock."""
+    if bun_binary is None:
+        pytest.skip("bun is not installed and npm could not fetch it")
+    data_dir, env = _run_setup(start_proxy, tmp_path)
+    code = "const r = await fetch(process.argv[1]); console.log(await r.text())"
+    r = _run(env, bun_binary, "-e", code, "https://example.test/hello", timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "hello"), _show(r)
+    _wait_flow(data_dir, _ok_flow("example.test", "/hello"), "a flow record of Bun's fetch")
