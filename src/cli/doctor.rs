@@ -322,7 +322,7 @@ fn trust_fix(program: &str) -> &'static str {
 fn proxy_fix(probe: &Probe) -> &'static str {
     match probe.program {
         "node" => {
-            "Node before 22.21 ignores HTTPS_PROXY in fetch and https; use Node 22.21 or later (airlock run sets NODE_USE_ENV_PROXY=1), or run it in a jail (`sudo airlock run --jail -- …`)"
+            "Node before 22.21 ignores HTTPS_PROXY in fetch and https; use Node 22.21 or later (airlock run sets NODE_USE_ENV_PROXY=1), `airlock run --node-preload` (fetch only), or a jail (`sudo airlock run --jail -- …`)"
         }
         _ => "run it in a jail (`sudo airlock run --jail -- …`), which redirects every connection",
     }
