@@ -7,6 +7,7 @@ mod doctor;
 mod failure;
 mod jailed;
 mod lockdown;
+mod logs;
 mod rules;
 mod run;
 mod start;
@@ -66,6 +67,8 @@ enum Command {
         #[arg(value_name = "on|off")]
         state: String,
     },
+    /// Flows from the store, filtered (works while the proxy runs; --follow streams new ones)
+    Logs(logs::LogsArgs),
     /// LLM tokens and cost, summed per model, day or provider
     Usage {
         /// Only calls newer than this (30s, 15m, 24h, 7d)
@@ -208,6 +211,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Verify => verify::verify(&load(&cli.config, &base)?),
         Command::Doctor => doctor::doctor(&load(&cli.config, &base)?),
+        Command::Logs(args) => logs::logs(&load(&cli.config, &base)?, &args),
         Command::JailInside {
             socket,
             port,

@@ -88,7 +88,7 @@ pub fn usage(
 }
 
 /// `90s`, `15m`, `24h`, `7d`, `2w` (a bare number is seconds).
-fn parse_duration(text: &str) -> Option<chrono::Duration> {
+pub(super) fn parse_duration(text: &str) -> Option<chrono::Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -59,6 +59,19 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 CREATE INDEX IF NOT EXISTS llm_calls_timestamp ON llm_calls(timestamp);
 ";
 
+/// Which flows `airlock logs` asks for; `None` matches everything.
+#[derive(Debug, Default, Clone)]
+pub struct FlowQuery {
+    /// RFC 3339: flows that started at or after it.
+    pub since: Option<String>,
+    /// A glob over the bare host name (`*.github.com`).
+    pub host_glob: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<u16>,
+    pub action: Option<String>,
+    pub listener: Option<String>,
+}
+
 /// One group of `airlock usage`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UsageLine {
@@ -270,6 +283,79 @@ impl Store {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Flow records matching `q` stored after row `after`: the newest `limit` of them,
+    /// oldest first, each with its row number (to ask for what came after it).
+    pub fn flows(
+        &self,
+        q: &FlowQuery,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT rowid, record FROM flows
+                 WHERE rowid > ?1
+                   AND (?2 IS NULL OR timestamp >= ?2)
+                   AND (?3 IS NULL OR host GLOB ?3)
+                   AND (?4 IS NULL OR method = ?4)
+                   AND (?5 IS NULL OR status = ?5)
+                   AND (?6 IS NULL OR action = ?6)
+                   AND (?7 IS NULL OR listener = ?7)
+                 ORDER BY rowid DESC LIMIT ?8",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    after,
+                    q.since,
+                    q.host_glob,
+                    q.method,
+                    q.status,
+                    q.action,
+                    q.listener,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// LLM call records since `since` stored after row `after`: the newest `limit`, oldest
+    /// first, with their row numbers.
+    pub fn llm_calls(
+        &self,
+        since: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT rowid, record FROM llm_calls
+                 WHERE rowid > ?1 AND (?2 IS NULL OR timestamp >= ?2)
+                 ORDER BY rowid DESC LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![after, since, limit.min(i64::MAX as usize) as i64],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        out.reverse();
+        Ok(out)
     }
 
     /// Drops flows older than `days`.
