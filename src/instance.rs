@@ -109,6 +109,9 @@ pub struct InstanceState {
     pub blocked: u64,
     pub threats: u64,
     pub failed: u64,
+    /// The admin server's address, when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// The transparent listener (TCP) and the jail DNS (UDP, same port), when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transparent: Option<String>,

@@ -16,6 +16,7 @@
 //!   stderr) and `tls` (the CA, leaf certificates, roots);
 //! - `config` — values, validated; it imports nothing above it.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod detect;

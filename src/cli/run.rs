@@ -109,7 +109,10 @@ pub(super) struct Private {
 }
 
 impl Private {
-    pub(super) fn start(config: Config) -> Result<(Private, Bound), Failure> {
+    pub(super) fn start(mut config: Config) -> Result<(Private, Bound), Failure> {
+        // A private instance lives as long as one command: no admin server (it would take
+        // the default address from the instance the user starts later).
+        config.admin = None;
         // The command's terminal is the agent's: only warnings and worse from the proxy,
         // unless the config asks for more.
         crate::diag::init(match config.log_level {

@@ -2,55 +2,32 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Failure;
+use crate::admin::status::status_object;
 use crate::config::Config;
 use crate::instance::{Probe, probe};
-use crate::record::tail_lines;
 
 pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
-    let threats: Vec<Value> = tail_lines(&config.log_dir.join("threats.jsonl"), 5)
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let (running, pid, state) = match probe(&config.data_dir) {
-        Probe::Running { pid, state } => (true, Some(pid), state),
-        Probe::Stopped => (false, None, None),
+    // The running instance's own answer when its admin server is up, so that `status` and
+    // the API agree; the same computation locally otherwise.
+    let out = from_admin(config).unwrap_or_else(|| status_object(config, None));
+    let running = out["running"].as_bool().unwrap_or(false);
+    let pid = out["pid"].as_u64();
+    let threats: Vec<Value> = out["last_threats"].as_array().cloned().unwrap_or_default();
+    let state = match probe(&config.data_dir) {
+        Probe::Running { state, .. } => state,
+        Probe::Stopped => None,
     };
-    // Live counts from the store (the state file is refreshed only every quarter second).
-    let live = state.as_ref().and_then(|s| {
-        crate::record::store::Store::open_read_only(&config.store_path())
-            .and_then(|store| store.counts_since(&s.started_at))
-            .ok()
-    });
-    let counters = match (&state, live) {
-        (_, Some((requests, blocked, failed, threats))) => (requests, blocked, failed, threats),
-        (Some(s), None) => (s.requests, s.blocked, s.failed, s.threats),
-        (None, None) => (0, 0, 0, 0),
-    };
-    let uptime = state
-        .as_ref()
-        .map(|s| (chrono::Utc::now().timestamp() - s.started_unix).max(0));
-    let out = json!({
-        "running": running,
-        "pid": pid,
-        "listen": state.as_ref().map(|s| s.listen.clone()),
-        "uptime_secs": uptime,
-        "config_digest": state.as_ref().map(|s| s.config_digest.clone()),
-        "config_file": state.as_ref().and_then(|s| s.config_file.clone()),
-        "config_loaded_at": state.as_ref().map(|s| s.config_loaded_at.clone()),
-        "mitm": state.as_ref().map(|s| s.mitm),
-        "lockdown": state.as_ref().is_some_and(|s| s.lockdown) || (running && crate::server::lockdown_path(config).exists()),
-        "data_dir": config.data_dir.display().to_string(),
-        "counters": {
-            "requests": counters.0,
-            "blocked": counters.1,
-            "failed": counters.2,
-            "threats": counters.3,
-        },
-        "last_threats": threats,
-    });
+    let count = |k: &str| out["counters"][k].as_u64().unwrap_or(0);
+    let counters = (
+        count("requests"),
+        count("blocked"),
+        count("failed"),
+        count("threats"),
+    );
+    let uptime = out["uptime_secs"].as_i64();
     if as_json {
         println!("{out}");
         return Ok(ExitCode::SUCCESS);
@@ -110,4 +87,35 @@ fn human_duration(secs: i64) -> String {
     } else {
         format!("{s}s")
     }
+}
+
+/// `/api/status` of the running instance, when its admin server answers on loopback.
+fn from_admin(config: &Config) -> Option<Value> {
+    use std::io::{Read, Write};
+    let Probe::Running {
+        state: Some(state), ..
+    } = probe(&config.data_dir)
+    else {
+        return None;
+    };
+    let addr: std::net::SocketAddr = state.admin.as_deref()?.parse().ok()?;
+    let timeout = std::time::Duration::from_secs(2);
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    conn.set_read_timeout(Some(timeout)).ok()?;
+    let token = crate::admin::token(config).ok().flatten();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        conn,
+        "GET /api/status HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
 }

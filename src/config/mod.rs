@@ -114,6 +114,9 @@ struct RawConfig {
     proxy_host: Option<String>,
     proxy_port: Option<u16>,
     transparent_port: Option<u16>,
+    /// Absent: the default admin server; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    admin: Option<Option<RawAdmin>>,
     data_dir: Option<PathBuf>,
     log_dir: Option<PathBuf>,
     log: Option<LogLevelValue>,
@@ -173,6 +176,69 @@ struct RawLimits {
     header_timeout: Option<u64>,
     connect_timeout: Option<u64>,
     request_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    token_env: Option<String>,
+}
+
+/// Tells a key given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The admin server (`admin`): health, metrics, the JSON API and the dashboard.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// The variable holding the bearer token the API requires (required off loopback).
+    pub token_env: Option<String>,
+    /// Written in the config: a port in use is then an error, not a warning.
+    pub explicit: bool,
+}
+
+/// The admin server's address when the config says nothing.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8889";
+
+fn admin_settings(
+    raw: Option<Option<RawAdmin>>,
+) -> Result<Option<AdminSettings>, (String, String)> {
+    let raw = match raw {
+        None => {
+            return Ok(Some(AdminSettings {
+                listen: DEFAULT_ADMIN.parse().expect("a valid address"),
+                token_env: None,
+                explicit: false,
+            }));
+        }
+        Some(None) => return Ok(None),
+        Some(Some(raw)) => raw,
+    };
+    let listen = match &raw.listen {
+        Some(text) => parse_listen(text).map_err(|m| ("admin.listen".to_string(), m))?,
+        None => DEFAULT_ADMIN.parse().expect("a valid address"),
+    };
+    let token_env = raw.token_env.filter(|v| !v.trim().is_empty());
+    if !listen.ip().is_loopback() && token_env.is_none() {
+        return Err((
+            "admin.token_env".to_string(),
+            format!(
+                "the admin server on {listen} is reachable from other machines: name a variable holding a bearer token in admin.token_env, or listen on 127.0.0.1"
+            ),
+        ));
+    }
+    Ok(Some(AdminSettings {
+        listen,
+        token_env,
+        explicit: raw.listen.is_some(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +344,8 @@ pub struct StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The admin server, or none (`admin: null`).
+    pub admin: Option<AdminSettings>,
     /// The transparent listener (`transparent_port`, Linux): connections a jail's rules
     /// redirect. Always on loopback: the kernel rules bring the traffic there.
     pub transparent: Option<SocketAddr>,
@@ -336,6 +404,10 @@ impl Config {
     }
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("airlock.db")
+    }
+    /// Where `airlock lockdown on` and SIGUSR1 leave lockdown on (it survives a restart).
+    pub fn lockdown_path(&self) -> PathBuf {
+        self.data_dir.join("lockdown")
     }
 
     /// Loads `file` (or the embedded defaults when `None`) and applies `overrides`.
@@ -446,6 +518,7 @@ impl Config {
             budgets,
             overrides: overrides.clone(),
             listen,
+            admin: admin_settings(raw.admin).map_err(|(k, m)| key_err(&k, m))?,
             transparent: raw
                 .transparent_port
                 .map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))),

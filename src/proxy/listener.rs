@@ -46,7 +46,10 @@ pub async fn accept_loop(ctx: Arc<ProxyContext>, listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
+        let open = ctx.pipeline.records.metrics.open_connections.clone();
+        open.inc();
         ctx.tasks.clone().spawn(async move {
+            let _counted = OpenConnection(open);
             let activity = ConnActivity::default();
             let io = IdleIo::new(stream, activity.clone(), ctx.config.limits.idle_timeout);
             let svc_ctx = ctx.clone();
@@ -56,5 +59,14 @@ pub async fn accept_loop(ctx: Arc<ProxyContext>, listener: TcpListener) {
             serve_http1(&ctx, TokioIo::new(io), service, peer, "http", None).await;
             drop(permit);
         });
+    }
+}
+
+/// Counts a client connection as open until it is dropped.
+struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

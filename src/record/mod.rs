@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod jsonl;
+pub mod metrics;
 pub mod store;
 
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ pub struct RecordSink {
     /// `log` (0, 1, 2): a reload may change it.
     log: Arc<std::sync::atomic::AtomicU8>,
     pub counters: Arc<Counters>,
+    /// The Prometheus metrics, counted from the records.
+    pub metrics: Arc<metrics::Metrics>,
     dedup: Arc<Mutex<Dedup>>,
 }
 
@@ -106,10 +109,12 @@ impl RecordSink {
             Err(e) => tracing::warn!(error = %e, "store retention failed"),
         }
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+        let metrics = Arc::new(metrics::Metrics::new());
         let thread = std::thread::Builder::new()
             .name("airlock-records".into())
             .spawn({
                 let max_mb = config.store.max_mb;
+                let metrics = metrics.clone();
                 move || {
                     write_loop(
                         rx,
@@ -120,6 +125,7 @@ impl RecordSink {
                         },
                         store,
                         max_mb,
+                        &metrics,
                     )
                 }
             })
@@ -132,6 +138,7 @@ impl RecordSink {
                 tx: tx.clone(),
                 log: Arc::new(std::sync::atomic::AtomicU8::new(log_level(config.log))),
                 counters: Arc::new(Counters::default()),
+                metrics,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -168,6 +175,7 @@ impl RecordSink {
             }
             _ => {}
         }
+        self.metrics.flow(&flow);
         self.send(Message::Flow(Box::new(flow)));
     }
 
@@ -184,6 +192,7 @@ impl RecordSink {
 
     /// An LLM call's record.
     pub fn llm(&self, record: LlmRecord) {
+        self.metrics.llm(&record);
         self.send(Message::Llm(Box::new(record)));
     }
 
@@ -210,11 +219,13 @@ impl RecordSink {
             dedup.seen.insert(key, now);
         }
         self.counters.threats.fetch_add(1, Ordering::Relaxed);
+        self.metrics.threat(&threat);
         self.send(Message::Threat(Box::new(threat)));
         true
     }
 
     fn send(&self, msg: Message) {
+        self.metrics.store_queue.inc();
         // A full channel means the disk is slower than the traffic: wait for it (back-pressure)
         // rather than lose an audit record.
         match self.tx.try_send(msg) {
@@ -256,7 +267,13 @@ struct Files {
     llm: RotatingJsonl,
 }
 
-fn write_loop(rx: Receiver<Message>, mut files: Files, mut store: Store, max_mb: u64) {
+fn write_loop(
+    rx: Receiver<Message>,
+    mut files: Files,
+    mut store: Store,
+    max_mb: u64,
+    metrics: &metrics::Metrics,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     let mut since_check = SIZE_CHECK_EVERY;
@@ -280,7 +297,8 @@ fn write_loop(rx: Receiver<Message>, mut files: Files, mut store: Store, max_mb:
             std::thread::sleep(GROUP_STEP);
         }
         since_check += batch.len() as u64;
-        write_batch(&mut batch, &mut files, &mut store);
+        metrics.store_queue.dec_by(batch.len() as i64);
+        write_batch(&mut batch, &mut files, &mut store, metrics);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -288,7 +306,7 @@ fn write_loop(rx: Receiver<Message>, mut files: Files, mut store: Store, max_mb:
             batch.push(m);
         }
     }
-    write_batch(&mut batch, &mut files, &mut store);
+    write_batch(&mut batch, &mut files, &mut store, metrics);
 }
 
 /// Moves what is queued into `batch` (up to a full batch); true when a shutdown was asked.
@@ -304,7 +322,12 @@ fn drain(rx: &Receiver<Message>, batch: &mut Vec<Message>) -> bool {
     false
 }
 
-fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
+fn write_batch(
+    batch: &mut Vec<Message>,
+    files: &mut Files,
+    store: &mut Store,
+    metrics: &metrics::Metrics,
+) {
     if batch.is_empty() {
         return;
     }
@@ -335,6 +358,7 @@ fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
     if !flows.is_empty() {
         let refs: Vec<(&FlowRecord, &str)> = flows.iter().map(|(f, j)| (*f, j.as_str())).collect();
         if let Err(e) = store.insert_flows(&refs) {
+            metrics.store_dropped.inc_by(refs.len() as u64);
             tracing::error!(error = %e, "cannot write flows to the store");
         }
     }
@@ -342,12 +366,14 @@ fn write_batch(batch: &mut Vec<Message>, files: &mut Files, store: &mut Store) {
         let refs: Vec<(&ThreatRecord, &str)> =
             threats.iter().map(|(t, j)| (*t, j.as_str())).collect();
         if let Err(e) = store.insert_threats(&refs) {
+            metrics.store_dropped.inc_by(refs.len() as u64);
             tracing::error!(error = %e, "cannot write threats to the store");
         }
     }
     if !llm.is_empty() {
         let refs: Vec<(&LlmRecord, &str)> = llm.iter().map(|(r, j)| (*r, j.as_str())).collect();
         if let Err(e) = store.insert_llm(&refs) {
+            metrics.store_dropped.inc_by(refs.len() as u64);
             tracing::error!(error = %e, "cannot write LLM calls to the store");
         }
     }

@@ -19,5 +19,5 @@ pub fn lockdown_on(ctx: &ProxyContext, config: &Config) {
 
 /// Where `airlock lockdown on` and SIGUSR1 leave lockdown on (it survives a restart).
 pub fn lockdown_path(config: &Config) -> std::path::PathBuf {
-    config.data_dir.join("lockdown")
+    config.lockdown_path()
 }

@@ -73,6 +73,15 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen on {addr} for the admin server: {source}; change admin.listen, or set admin: null"
+    )]
+    AdminBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -129,6 +138,7 @@ struct Listeners {
     listen: SocketAddr,
     gateways: Vec<(Arc<GatewayConfig>, TcpListener, SocketAddr)>,
     jail: Option<JailSockets>,
+    admin: Option<(TcpListener, SocketAddr)>,
 }
 
 /// The transparent listener, the jail DNS on the same port, and the UDP catcher.
@@ -196,11 +206,40 @@ async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         Some(addr) => Some(bind_jail(addr).await?),
         None => None,
     };
+    let admin = match &config.admin {
+        Some(settings) => match TcpListener::bind(settings.listen).await {
+            Ok(tcp) => {
+                let bound = tcp.local_addr().map_err(|source| ServeError::AdminBind {
+                    addr: settings.listen,
+                    source,
+                })?;
+                Some((tcp, bound))
+            }
+            // The default address taken (another instance on another data directory): this
+            // one runs without an admin server rather than not at all.
+            Err(e) if !settings.explicit => {
+                tracing::warn!(
+                    addr = %settings.listen,
+                    error = %e,
+                    "the admin server's default address is taken: running without it (set admin.listen to another address)"
+                );
+                None
+            }
+            Err(source) => {
+                return Err(ServeError::AdminBind {
+                    addr: settings.listen,
+                    source,
+                });
+            }
+        },
+        None => None,
+    };
     Ok(Listeners {
         proxy,
         listen,
         gateways,
         jail,
+        admin,
     })
 }
 
@@ -222,7 +261,7 @@ fn boot_line(
                 listen: bound.to_string(),
             })
             .collect(),
-        admin: None,
+        admin: listeners.admin.as_ref().map(|(_, a)| a.to_string()),
         mitm: config.enable_mitm,
         log: config.log.name(),
         ca: tls.ca.cert_path().display().to_string(),
@@ -237,6 +276,7 @@ struct StateFile<'a> {
     lock: &'a InstanceLock,
     config: &'a Config,
     listen: SocketAddr,
+    admin: Option<SocketAddr>,
     jail: Option<JailPorts>,
     started_at: String,
     last: Option<InstanceState>,
@@ -261,6 +301,7 @@ impl StateFile<'_> {
             blocked: counters.blocked.load(Ordering::Relaxed),
             threats: counters.threats.load(Ordering::Relaxed),
             failed: counters.failed.load(Ordering::Relaxed),
+            admin: self.admin.map(|a| a.to_string()),
             transparent: self.jail.map(|j| j.transparent.to_string()),
             bypass_udp: self.jail.map(|j| j.bypass_udp.to_string()),
         }
@@ -294,10 +335,12 @@ async fn run(
     // supervisor sees the boot line must stop the proxy gracefully, not kill it.
     let mut signals = SignalWaiter::new(opts.stop);
     // Gateways bind before the boot line too: it names the ports they really got.
+    let admin_token = crate::admin::token(&config)?;
     let mut listeners = bind(&config).await?;
     let listen = listeners.listen;
     let jail_sockets = listeners.jail.take();
     let jail_ports = jail_sockets.as_ref().map(|j| j.ports);
+    let admin_addr = listeners.admin.as_ref().map(|(_, a)| *a);
     let boot = boot_line(&config, &tls, &listeners, jail_ports);
     crate::diag::release(opts.print_boot.then_some(boot.as_str()));
     tracing::info!(listen = %listen, data_dir = %config.data_dir.display(), "airlock is listening");
@@ -307,6 +350,7 @@ async fn run(
         lock,
         config: &config,
         listen,
+        admin: admin_addr,
         jail: jail_ports,
         started_at: started_at.clone(),
         last: None,
@@ -360,6 +404,21 @@ async fn run(
         proxy_listen: listen,
     });
     let mut accepts = accept(&ctx, listeners.proxy, listeners.gateways);
+    if let Some((tcp, addr)) = listeners.admin.take() {
+        if admin_token.is_some() {
+            tracing::info!(admin = %addr, "the admin server requires a bearer token (admin.token_env)");
+        }
+        let state = Arc::new(crate::admin::AdminState {
+            config: config.clone(),
+            records: records.clone(),
+            tls: ctx.tls.clone(),
+            token: admin_token,
+        });
+        let mut shutdown = shutdown_rx.clone();
+        accepts.push(tokio::spawn(crate::admin::serve(tcp, state, async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })));
+    }
     if let Some(jail) = jail_sockets {
         tracing::info!(
             transparent = %jail.ports.transparent,

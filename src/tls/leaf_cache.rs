@@ -1,6 +1,7 @@
 //! Per-host server configurations for intercepted TLS, issued on demand and cached.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ pub struct LeafCertCache {
     provider: Arc<CryptoProvider>,
     keylog: Option<Arc<KeyLogSink>>,
     entries: Mutex<HashMap<LeafKey, (Instant, Arc<ServerConfig>)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl LeafCertCache {
@@ -38,6 +41,8 @@ impl LeafCertCache {
             provider,
             keylog,
             entries: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -52,8 +57,10 @@ impl LeafCertCache {
         if let Some((made, config)) = self.entries.lock().expect("leaf cache").get(&key)
             && made.elapsed() < RENEW_AFTER
         {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(config.clone());
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         // Issued outside the lock: signing takes a while and other hosts need not wait.
         let config = Arc::new(self.build(&key.0, http1_only)?);
         let mut entries = self.entries.lock().expect("leaf cache");
@@ -62,6 +69,14 @@ impl LeafCertCache {
         }
         entries.insert(key, (Instant::now(), config.clone()));
         Ok(config)
+    }
+
+    /// (hits, misses) of the cache since start, for `/metrics`.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     fn build(&self, host: &str, http1_only: bool) -> Result<ServerConfig, CaError> {

@@ -77,6 +77,8 @@ def base_config(certs: Certs, up: Upstreams) -> dict:
     """What almost every proxy in the suite needs: trust the upstream CA, map test names."""
     return {
         "upstream_ca": [str(certs.upstream_ca_path)],
+        # Every proxy of the suite its own admin port (the default 127.0.0.1:8889 is one).
+        "admin": {"listen": "127.0.0.1:0"},
         # the local upstreams live on loopback, which the destination guard refuses by default
         "allow_private": ["127.0.0.0/8"],
         "resolve": {

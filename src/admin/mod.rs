@@ -1,0 +1,297 @@
+//! The admin server (`admin.listen`, default 127.0.0.1:8889; `admin: null` turns it off):
+//! `/healthz`, `/readyz`, `/metrics` (OpenMetrics text), and the JSON API of SPEC 6b
+//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending`). Off loopback
+//! every route but the health checks needs `Authorization: Bearer <admin.token_env's value>`.
+
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::record::RecordSink;
+use crate::record::store::{FlowQuery, Store, UsageBy};
+use crate::tls::TlsContext;
+
+/// What the handlers read.
+pub struct AdminState {
+    pub config: Arc<Config>,
+    pub records: RecordSink,
+    pub tls: Arc<TlsContext>,
+    /// The bearer token required, when one is configured.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "admin.token_env names {var}, which is not set or empty: export the bearer token in it, or set admin: null"
+    )]
+    NoToken { var: String },
+}
+
+/// The bearer token of `admin.token_env`, if configured; an unset variable is an error.
+pub fn token(config: &Config) -> Result<Option<String>, AdminError> {
+    let Some(admin) = &config.admin else {
+        return Ok(None);
+    };
+    let Some(var) = &admin.token_env else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+        _ => Err(AdminError::NoToken { var: var.clone() }),
+    }
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/status", get(api_status))
+        .route("/api/flows", get(api_flows))
+        .route("/api/threats", get(api_threats))
+        .route("/api/usage", get(api_usage))
+        .route("/api/pending", get(api_pending))
+        .with_state(state)
+}
+
+/// Serves until `stop` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AdminState>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::warn!(error = %e, "the admin server stopped");
+    }
+}
+
+fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(serde_json::json!({"error": "unauthorized", "detail": "send Authorization: Bearer <the token in admin.token_env>"})),
+    )
+        .into_response()
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({"error": "store", "detail": e.to_string()})),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let mut text = state.records.metrics.encode();
+    let (hits, misses) = state.tls.leaf_cache.stats();
+    for (name, help, value) in [
+        (
+            "airlock_leaf_cache_hits",
+            "Intercepted TLS sessions served a cached leaf certificate",
+            hits,
+        ),
+        (
+            "airlock_leaf_cache_misses",
+            "Leaf certificates issued (cache misses)",
+            misses,
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP {name} {help}.\n# TYPE {name} counter\n{name}_total {value}\n"
+        ));
+    }
+    text.push_str("# EOF\n");
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &state.records.counters;
+    let live = (
+        c.requests.load(Relaxed),
+        c.blocked.load(Relaxed),
+        c.failed.load(Relaxed),
+        c.threats.load(Relaxed),
+    );
+    Json(status::status_object(&state.config, Some(live))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct FlowParams {
+    limit: Option<usize>,
+    host: Option<String>,
+    action: Option<String>,
+    method: Option<String>,
+    status: Option<u16>,
+    listener: Option<String>,
+}
+
+/// Newest first (SPEC 6b).
+async fn api_flows(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<FlowParams>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let query = FlowQuery {
+        since: None,
+        host_glob: p.host.map(|h| h.to_ascii_lowercase()),
+        method: p.method.map(|m| m.to_ascii_uppercase()),
+        status: p.status,
+        action: p.action,
+        listener: p.listener,
+    };
+    let limit = p.limit.unwrap_or(100).min(10_000);
+    let config = state.config.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        read_store(&config).and_then(|store| match store {
+            Some(s) => s.flows(&query, 0, limit).map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        })
+    })
+    .await;
+    match rows {
+        Ok(Ok(rows)) => Json(newest_first(rows)).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LimitParams {
+    limit: Option<usize>,
+}
+
+async fn api_threats(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<LimitParams>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let limit = p.limit.unwrap_or(100).min(10_000);
+    let lines = crate::record::tail_lines(&state.config.log_dir.join("threats.jsonl"), limit);
+    let mut out: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    out.reverse();
+    Json(out).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct UsageParams {
+    by: Option<String>,
+}
+
+async fn api_usage(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<UsageParams>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let by = match p.by.as_deref().unwrap_or("model") {
+        "model" => UsageBy::Model,
+        "day" => UsageBy::Day,
+        "provider" => UsageBy::Provider,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": "bad-request", "detail": format!("by must be model, day or provider, got {other:?}")})),
+            )
+                .into_response();
+        }
+    };
+    let config = state.config.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        read_store(&config).and_then(|store| match store {
+            Some(s) => s.usage(None, by).map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        })
+    })
+    .await;
+    match lines {
+        Ok(Ok(lines)) => Json(lines).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+/// Requests held by `ask` rules: none can be held yet (`action: ask` is not built).
+async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    Json(Vec::<Value>::new()).into_response()
+}
+
+fn read_store(config: &Config) -> Result<Option<Store>, String> {
+    let path = config.store_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    Store::open_read_only(&path)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+fn newest_first(rows: Vec<(i64, String)>) -> Vec<Value> {
+    rows.into_iter()
+        .rev()
+        .filter_map(|(_, record)| serde_json::from_str(&record).ok())
+        .collect()
+}
+
+/// The address the admin server should bind, when it is on.
+pub fn address(config: &Config) -> Option<SocketAddr> {
+    config.admin.as_ref().map(|a| a.listen)
+}
