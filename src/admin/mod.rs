@@ -1,7 +1,9 @@
 //! The admin server (`admin.listen`, default 127.0.0.1:8889; `admin: null` turns it off):
-//! `/healthz`, `/readyz`, `/metrics` (OpenMetrics text), and the JSON API of SPEC 6b
-//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending`). Off loopback
-//! every route but the health checks needs `Authorization: Bearer <admin.token_env's value>`.
+//! `/healthz`, `/readyz`, `/metrics` (OpenMetrics text), the JSON API of SPEC 6b
+//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending`), the live
+//! records as server-sent events (`/api/events`), and the dashboard at `/` (its page, script
+//! and style compiled in). Off loopback every API route needs `Authorization: Bearer
+//! <admin.token_env's value>`; the page takes the token from its URL fragment (`#token=…`).
 
 pub mod status;
 
@@ -28,6 +30,8 @@ pub struct AdminState {
     pub tls: Arc<TlsContext>,
     /// The bearer token required, when one is configured.
     pub token: Option<String>,
+    /// Flips to true when the proxy stops: open event streams end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/threats", get(api_threats))
         .route("/api/usage", get(api_usage))
         .route("/api/pending", get(api_pending))
+        .route("/api/events", get(api_events))
+        .route("/", get(dashboard_page))
+        .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard.css", get(dashboard_css))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .with_state(state)
 }
 
@@ -157,7 +166,9 @@ async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
         c.failed.load(Relaxed),
         c.threats.load(Relaxed),
     );
-    Json(status::status_object(&state.config, Some(live))).into_response()
+    let mut object = status::status_object(&state.config, Some(live));
+    object["ca_fingerprint"] = Value::String(ca_fingerprint(&state.tls));
+    Json(object).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,4 +305,100 @@ fn newest_first(rows: Vec<(i64, String)>) -> Vec<Value> {
 /// The address the admin server should bind, when it is on.
 pub fn address(config: &Config) -> Option<SocketAddr> {
     config.admin.as_ref().map(|a| a.listen)
+}
+
+/// The CA certificate's SHA-256, as `AB:CD:…`.
+fn ca_fingerprint(tls: &TlsContext) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, tls.ca.cert_der().as_ref());
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The dashboard's page and assets, compiled in: no CDN, nothing fetched from elsewhere.
+const PAGE: &str = include_str!("dashboard/index.html");
+const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const STYLE: &str = include_str!("dashboard/dashboard.css");
+/// Only this server's own script, style and API: the page works offline and nothing
+/// injected into a record (a hostile URL, a snippet) can run as code.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn dashboard_page() -> Response {
+    asset("text/html; charset=utf-8", PAGE)
+}
+
+async fn dashboard_js() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn dashboard_css() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+#[derive(Debug, Deserialize)]
+struct EventParams {
+    /// EventSource cannot send headers: the token may come as a parameter here.
+    access_token: Option<String>,
+}
+
+/// Flow and threat records as they are recorded (server-sent events `flow` and `threat`,
+/// each the record's JSON line).
+async fn api_events(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<EventParams>,
+) -> Response {
+    let by_param = match (&state.token, &p.access_token) {
+        (Some(token), Some(given)) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+        _ => false,
+    };
+    if !by_param && !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    use crate::record::LiveRecord;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let receiver = state.records.live.subscribe();
+    let shutdown = state.shutdown.clone();
+    let stream =
+        futures_util::stream::unfold((receiver, shutdown), |(mut rx, mut stop)| async move {
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait_for(|s| *s) => return None,
+                };
+                match next {
+                    Ok(record) => {
+                        let event = match record {
+                            LiveRecord::Flow(json) => Event::default().event("flow").data(&*json),
+                            LiveRecord::Threat(json) => {
+                                Event::default().event("threat").data(&*json)
+                            }
+                        };
+                        return Some((Ok::<_, std::convert::Infallible>(event), (rx, stop)));
+                    }
+                    // A slow reader skips what it missed rather than holding the proxy back.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

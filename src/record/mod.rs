@@ -38,6 +38,13 @@ enum Message {
     Shutdown,
 }
 
+/// A record as the live views get it: its JSON line.
+#[derive(Debug, Clone)]
+pub enum LiveRecord {
+    Flow(Arc<str>),
+    Threat(Arc<str>),
+}
+
 /// Running totals shown by `status`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -56,6 +63,9 @@ pub struct RecordSink {
     pub counters: Arc<Counters>,
     /// The Prometheus metrics, counted from the records.
     pub metrics: Arc<metrics::Metrics>,
+    /// Flow and threat records as they are recorded, for live views (the dashboard); sent
+    /// only while someone listens.
+    pub live: tokio::sync::broadcast::Sender<LiveRecord>,
     dedup: Arc<Mutex<Dedup>>,
 }
 
@@ -139,6 +149,7 @@ impl RecordSink {
                 log: Arc::new(std::sync::atomic::AtomicU8::new(log_level(config.log))),
                 counters: Arc::new(Counters::default()),
                 metrics,
+                live: tokio::sync::broadcast::channel(1024).0,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -176,6 +187,11 @@ impl RecordSink {
             _ => {}
         }
         self.metrics.flow(&flow);
+        if self.live.receiver_count() > 0
+            && let Ok(json) = serde_json::to_string(&flow)
+        {
+            let _ = self.live.send(LiveRecord::Flow(Arc::from(json)));
+        }
         self.send(Message::Flow(Box::new(flow)));
     }
 
@@ -220,6 +236,11 @@ impl RecordSink {
         }
         self.counters.threats.fetch_add(1, Ordering::Relaxed);
         self.metrics.threat(&threat);
+        if self.live.receiver_count() > 0
+            && let Ok(json) = serde_json::to_string(&threat)
+        {
+            let _ = self.live.send(LiveRecord::Threat(Arc::from(json)));
+        }
         self.send(Message::Threat(Box::new(threat)));
         true
     }

@@ -413,6 +413,7 @@ async fn run(
             records: records.clone(),
             tls: ctx.tls.clone(),
             token: admin_token,
+            shutdown: shutdown_rx.clone(),
         });
         let mut shutdown = shutdown_rx.clone();
         accepts.push(tokio::spawn(crate::admin::serve(tcp, state, async move {

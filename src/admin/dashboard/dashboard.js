@@ -1,0 +1,144 @@
+// airlock's dashboard: status, live flows (server-sent events), threats, LLM spend.
+// Everything comes from this admin server's own API; no other origin is contacted.
+"use strict";
+
+const MAX_ROWS = 500;
+const flows = [];
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const auth = token ? { Authorization: "Bearer " + token } : {};
+
+function $(id) { return document.getElementById(id); }
+
+async function api(path) {
+  const r = await fetch(path, { headers: auth });
+  if (!r.ok) throw new Error(path + ": " + r.status);
+  return r.json();
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text == null ? "-" : String(text);
+  row.appendChild(td);
+}
+
+function time(ts) { return (ts || "").replace("T", " ").slice(0, 19); }
+
+function matches(f) {
+  const host = $("f-host").value.trim().toLowerCase();
+  const action = $("f-action").value;
+  const listener = $("f-listener").value.trim();
+  if (action && f.action !== action) return false;
+  if (listener && f.listener !== listener) return false;
+  if (host) {
+    const re = new RegExp("^" + host.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
+    if (!re.test(f.host || "")) return false;
+  }
+  return true;
+}
+
+function renderFlows() {
+  const body = $("flows").tBodies[0];
+  body.replaceChildren();
+  for (const f of flows) {
+    if (!matches(f)) continue;
+    const row = document.createElement("tr");
+    row.className = f.action;
+    row.dataset.id = f.id;
+    cell(row, time(f.timestamp));
+    cell(row, f.listener);
+    cell(row, f.method);
+    cell(row, f.status);
+    cell(row, f.action);
+    cell(row, f.url);
+    row.addEventListener("click", () => showFlow(f));
+    body.appendChild(row);
+  }
+}
+
+function showFlow(f) {
+  const detail = $("flow-detail");
+  detail.hidden = false;
+  detail.textContent = JSON.stringify({
+    url: f.url, status: f.status, action: f.action, reason: f.reason,
+    request_headers: f.request_headers, scan: f.scan,
+  }, null, 2);
+}
+
+function addFlow(f) {
+  flows.unshift(f);
+  if (flows.length > MAX_ROWS) flows.length = MAX_ROWS;
+}
+
+function addThreat(t, atTop) {
+  const body = $("threats").tBodies[0];
+  const row = document.createElement("tr");
+  row.className = t.action;
+  cell(row, time(t.timestamp));
+  cell(row, t.threat_type);
+  cell(row, t.pattern);
+  cell(row, t.action);
+  cell(row, t.dest);
+  cell(row, t.snippet);
+  if (atTop) body.prepend(row); else body.appendChild(row);
+}
+
+function bars(el, lines) {
+  el.replaceChildren();
+  const max = Math.max(0, ...lines.map(l => l.cost_usd || 0));
+  if (!lines.length) { el.textContent = "no LLM calls recorded"; return; }
+  for (const l of lines) {
+    const row = document.createElement("div");
+    row.className = "row";
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = l.key;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = (max > 0 ? Math.max(2, 240 * (l.cost_usd || 0) / max) : 2) + "px";
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = "$" + (l.cost_usd || 0).toFixed(4) + " · " + l.calls + " calls";
+    row.append(label, bar, value);
+    el.appendChild(row);
+  }
+}
+
+async function refreshStatus() {
+  const s = await api("/api/status");
+  $("st-running").textContent = s.running ? "running" : "stopped";
+  $("st-uptime").textContent = s.uptime_secs == null ? "-" : s.uptime_secs + " s";
+  $("st-lockdown").textContent = s.lockdown ? "ON" : "off";
+  $("st-requests").textContent = s.counters.requests;
+  $("st-blocked").textContent = s.counters.blocked;
+  $("st-threats").textContent = s.counters.threats;
+  $("st-config").textContent = (s.config_digest || "").slice(0, 12);
+  $("st-ca").textContent = (s.ca_fingerprint || "").slice(0, 23);
+}
+
+async function refreshSpend() {
+  bars($("spend-model"), await api("/api/usage?by=model"));
+  bars($("spend-day"), await api("/api/usage?by=day"));
+}
+
+function live() {
+  const url = "/api/events" + (token ? "?access_token=" + encodeURIComponent(token) : "");
+  const events = new EventSource(url);
+  events.addEventListener("open", () => { $("live-state").textContent = "live"; });
+  events.addEventListener("error", () => { $("live-state").textContent = "reconnecting…"; });
+  events.addEventListener("flow", e => { addFlow(JSON.parse(e.data)); renderFlows(); });
+  events.addEventListener("threat", e => { addThreat(JSON.parse(e.data), true); refreshStatus().catch(() => {}); });
+}
+
+async function start() {
+  for (const id of ["f-host", "f-action", "f-listener"]) $(id).addEventListener("input", renderFlows);
+  const [recent, threats] = await Promise.all([api("/api/flows?limit=200"), api("/api/threats?limit=100")]);
+  for (const f of recent.reverse()) addFlow(f);
+  renderFlows();
+  for (const t of threats) addThreat(t, false);
+  live();
+  await Promise.all([refreshStatus(), refreshSpend()]);
+  document.body.dataset.ready = "1";
+  setInterval(() => { refreshStatus().catch(() => {}); refreshSpend().catch(() => {}); }, 5000);
+}
+
+start().catch(e => { $("live-state").textContent = "error: " + e.message; });
