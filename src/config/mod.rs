@@ -372,6 +372,8 @@ pub struct Config {
     /// Hosts still reachable in lockdown.
     pub lockdown_allow: HostSet,
     pub budgets: Vec<policy::BudgetSetting>,
+    /// LLM spend limits (`budgets` with a source, listener or total scope).
+    pub llm_budgets: Vec<policy::LlmBudget>,
     /// The command-line values this was loaded with (a reload applies them again).
     pub overrides: Overrides,
     /// The file this came from, if any.
@@ -504,7 +506,7 @@ impl Config {
             .map_err(|(k, m)| key_err(&k, m))?;
         let lockdown_allow = HostSet::new(raw.lockdown_allow.as_deref().unwrap_or(&[]))
             .map_err(|m| key_err("lockdown_allow", m))?;
-        let budgets = policy::build_budgets(raw.budgets.unwrap_or_default())
+        let (budgets, llm_budgets) = policy::build_budgets(raw.budgets.unwrap_or_default())
             .map_err(|(k, m)| key_err(&k, m))?;
 
         Ok(Config {
@@ -516,6 +518,7 @@ impl Config {
             allow_private,
             lockdown_allow,
             budgets,
+            llm_budgets,
             overrides: overrides.clone(),
             listen,
             admin: admin_settings(raw.admin).map_err(|(k, m)| key_err(&k, m))?,

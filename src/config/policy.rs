@@ -72,11 +72,40 @@ struct RawInject {
     value_file: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A host's request bytes (`host`, `max_request_bytes_per_hour`), or LLM spend for one scope
+/// (`source`, `listener` or `total: true`, with any of the `max_llm_*` limits).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBudget {
-    host: String,
-    max_request_bytes_per_hour: u64,
+    host: Option<String>,
+    max_request_bytes_per_hour: Option<u64>,
+    source: Option<String>,
+    listener: Option<String>,
+    total: Option<bool>,
+    max_llm_cost_usd_per_hour: Option<f64>,
+    max_llm_cost_usd_per_day: Option<f64>,
+    max_llm_tokens_per_hour: Option<u64>,
+    max_llm_tokens_per_day: Option<u64>,
+}
+
+/// Whose LLM spend a budget limits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmScope {
+    /// Calls from one client address (`source.ip`).
+    Source(IpAddr),
+    /// Calls through one listener ("proxy" or a gateway's name).
+    Listener(String),
+    Total,
+}
+
+/// An LLM spend budget: past any of its limits, LLM calls in its scope are refused (429).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmBudget {
+    pub scope: LlmScope,
+    pub cost_per_hour: Option<f64>,
+    pub cost_per_day: Option<f64>,
+    pub tokens_per_hour: Option<u64>,
+    pub tokens_per_day: Option<u64>,
 }
 
 /// `policy`, validated.
@@ -317,22 +346,103 @@ pub(super) fn build_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteSetting>, (Str
     Ok(out)
 }
 
-pub(super) fn build_budgets(raw: Vec<RawBudget>) -> Result<Vec<BudgetSetting>, (String, String)> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if b.max_request_bytes_per_hour == 0 {
+pub(super) fn build_budgets(
+    raw: Vec<RawBudget>,
+) -> Result<(Vec<BudgetSetting>, Vec<LlmBudget>), (String, String)> {
+    let mut hosts = Vec::new();
+    let mut llm = Vec::new();
+    for (i, b) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("budgets[{i}].{k}");
+        let any_llm = b.max_llm_cost_usd_per_hour.is_some()
+            || b.max_llm_cost_usd_per_day.is_some()
+            || b.max_llm_tokens_per_hour.is_some()
+            || b.max_llm_tokens_per_day.is_some();
+        if let Some(host) = b.host {
+            if any_llm || b.source.is_some() || b.listener.is_some() || b.total.is_some() {
                 return Err((
-                    format!("budgets[{i}].max_request_bytes_per_hour"),
+                    key("host"),
+                    "a budget is either a host's request bytes or an LLM spend limit for a source, a listener or the total, not both".into(),
+                ));
+            }
+            let Some(max) = b.max_request_bytes_per_hour else {
+                return Err((
+                    key("max_request_bytes_per_hour"),
+                    "a host budget needs it".into(),
+                ));
+            };
+            if max == 0 {
+                return Err((
+                    key("max_request_bytes_per_hour"),
                     "must be greater than 0".into(),
                 ));
             }
-            Ok(BudgetSetting {
-                host: b.host.trim().to_ascii_lowercase(),
-                max_request_bytes_per_hour: b.max_request_bytes_per_hour,
-            })
-        })
-        .collect()
+            hosts.push(BudgetSetting {
+                host: host.trim().to_ascii_lowercase(),
+                max_request_bytes_per_hour: max,
+            });
+            continue;
+        }
+        if b.max_request_bytes_per_hour.is_some() {
+            return Err((
+                key("host"),
+                "max_request_bytes_per_hour needs a host".into(),
+            ));
+        }
+        let scope = match (b.source, b.listener, b.total) {
+            (Some(ip), None, None) => LlmScope::Source(
+                ip.trim()
+                    .parse()
+                    .map_err(|_| (key("source"), format!("expected an IP address, got {ip:?}")))?,
+            ),
+            (None, Some(name), None) => LlmScope::Listener(name),
+            (None, None, Some(true)) => LlmScope::Total,
+            (None, None, Some(false)) => {
+                return Err((key("total"), "only `total: true` means anything".into()));
+            }
+            (None, None, None) => {
+                return Err((
+                    key("host"),
+                    "a budget needs a host (request bytes) or a scope for LLM spend: source, listener or total: true".into(),
+                ));
+            }
+            _ => {
+                return Err((
+                    key("source"),
+                    "give one scope: source, listener or total: true".into(),
+                ));
+            }
+        };
+        if !any_llm {
+            return Err((
+                key("max_llm_cost_usd_per_hour"),
+                "an LLM budget needs at least one of max_llm_cost_usd_per_hour, max_llm_cost_usd_per_day, max_llm_tokens_per_hour, max_llm_tokens_per_day".into(),
+            ));
+        }
+        for (name, v) in [
+            ("max_llm_cost_usd_per_hour", b.max_llm_cost_usd_per_hour),
+            ("max_llm_cost_usd_per_day", b.max_llm_cost_usd_per_day),
+        ] {
+            if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
+                return Err((key(name), "must be a positive number of US dollars".into()));
+            }
+        }
+        for (name, v) in [
+            ("max_llm_tokens_per_hour", b.max_llm_tokens_per_hour),
+            ("max_llm_tokens_per_day", b.max_llm_tokens_per_day),
+        ] {
+            if v == Some(0) {
+                return Err((key(name), "must be greater than 0".into()));
+            }
+        }
+        llm.push(LlmBudget {
+            scope,
+            cost_per_hour: b.max_llm_cost_usd_per_hour,
+            cost_per_day: b.max_llm_cost_usd_per_day,
+            tokens_per_hour: b.max_llm_tokens_per_hour,
+            tokens_per_day: b.max_llm_tokens_per_day,
+        });
+    }
+    Ok((hosts, llm))
 }
 
 pub(super) fn build_cidrs(raw: Vec<String>) -> Result<Vec<Cidr>, (String, String)> {

@@ -301,6 +301,41 @@ pub fn request(
     }
 }
 
+/// The LLM spend budgets, before an LLM call goes upstream: past a limit the call is refused
+/// with the provider's own error (429, so its SDK reports a rate limit) and a POLICY threat
+/// (rule `budget:llm`).
+pub fn llm_budget(
+    guards: &Guards,
+    live: &Live,
+    tracker: &FlowTracker,
+    exchange: &Exchange,
+    provider: airlock_llm::Provider,
+) -> Option<Response<ProxyBody>> {
+    let reason = guards.llm_spend.check(
+        &live.config.llm_budgets,
+        exchange.client_ip,
+        &exchange.listener,
+    )?;
+    let ctx = tracker.threat_context();
+    let info = block(
+        tracker,
+        &ctx,
+        Threat::policy(LLM_BUDGET_RULE, "policy"),
+        BlockInfo {
+            rank: 0,
+            kind: "policy",
+            rule: LLM_BUDGET_RULE.to_string(),
+            reason: format!("policy: {reason}"),
+            detail: "an LLM spend limit in `budgets`".to_string(),
+        },
+    );
+    tracker.set_status(429);
+    Some(super::respond::llm_limit_response(provider, &info))
+}
+
+/// The rule an LLM budget block names.
+pub const LLM_BUDGET_RULE: &str = "budget:llm";
+
 /// The budget check for a body whose length was not known up front: `read` bytes of it
 /// have arrived (held for scanning, or all of it).
 pub fn budget(

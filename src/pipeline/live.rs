@@ -88,6 +88,8 @@ pub struct Guards {
     /// The kill switch (`airlock lockdown`, SIGUSR1).
     pub lockdown: Arc<AtomicBool>,
     pub budgets: Arc<BudgetLedger>,
+    /// LLM spend, for the LLM `budgets`.
+    pub llm_spend: Arc<crate::policy::LlmLedger>,
 }
 
 impl Guards {

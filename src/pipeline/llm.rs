@@ -39,6 +39,8 @@ pub struct LlmCall {
     prices: Arc<PriceTable>,
     source: String,
     listener: String,
+    /// Where the call's spend is counted for the LLM budgets.
+    spend: Arc<crate::policy::LlmLedger>,
     state: Mutex<CallState>,
 }
 
@@ -62,6 +64,7 @@ impl LlmCall {
         prices: Arc<PriceTable>,
         source: String,
         listener: String,
+        spend: Arc<crate::policy::LlmLedger>,
     ) -> Option<Arc<LlmCall>> {
         let path = path_and_query.split('?').next().unwrap_or("/");
         let kind = airlock_llm::call_kind(provider, method, path)?;
@@ -79,8 +82,13 @@ impl LlmCall {
             prices,
             source,
             listener,
+            spend,
             state: Mutex::new(CallState::default()),
         }))
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CallState> {
@@ -137,6 +145,14 @@ impl Drop for LlmCall {
         } else {
             None
         };
+        if let Ok(ip) = self.source.parse() {
+            let tokens = usage.input_tokens.unwrap_or(0)
+                + usage.output_tokens.unwrap_or(0)
+                + usage.cache_read_tokens.unwrap_or(0)
+                + usage.cache_write_tokens.unwrap_or(0);
+            self.spend
+                .record(ip, &self.listener, cost.unwrap_or(0.0), tokens);
+        }
         let ctx = self.tracker.threat_context();
         self.tracker.sink().llm(LlmRecord {
             timestamp: now_rfc3339(),

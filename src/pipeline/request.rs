@@ -120,6 +120,18 @@ where
         drain_unread(body).await;
         return Err(refusal);
     }
+    if let Some(call) = &llm
+        && let Some(refusal) = decide::llm_budget(
+            &pipeline.guards,
+            &live,
+            &tracker,
+            &exchange,
+            call.provider(),
+        )
+    {
+        drain_unread(body).await;
+        return Err(refusal);
+    }
     if detector.scans_outbound()
         && let Some(info) = scan_head(
             &detector,
@@ -254,10 +266,10 @@ fn llm_call(
         pipeline.prices.clone(),
         exchange.client_ip.to_string(),
         exchange.listener.to_string(),
+        pipeline.guards.llm_spend.clone(),
     )
 }
 
-/// Scans the URL and headers; records what was found. Returns the block, if one applies.
 /// A name a jail asked its DNS for (`as_sent`: its letters' case kept), scanned like a
 /// request's host (`hostname_exfil`, the credential rules): the block, if it is refused.
 pub fn scan_name(
@@ -274,6 +286,7 @@ pub fn scan_name(
     scan_head(detector, tracker, exchange, as_sent, "/", &HeaderMap::new())
 }
 
+/// Scans the URL and headers; records what was found. Returns the block, if one applies.
 fn scan_head(
     detector: &Detector,
     tracker: &FlowTracker,

@@ -66,3 +66,36 @@ pub fn blocked_response(info: &BlockInfo) -> Response<ProxyBody> {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+/// A refused LLM call in its provider's own error shape, status 429 (what the SDKs report as
+/// a rate limit), with airlock's block headers.
+pub fn llm_limit_response(
+    provider: airlock_llm::Provider,
+    info: &BlockInfo,
+) -> Response<ProxyBody> {
+    let message = format!("airlock: {}", info.reason);
+    let body = match provider {
+        airlock_llm::Provider::Anthropic => serde_json::json!({
+            "type": "error",
+            "error": {"type": "rate_limit_error", "message": message},
+        }),
+        airlock_llm::Provider::OpenAi => serde_json::json!({
+            "error": {"message": message, "type": "insufficient_quota", "param": null, "code": "insufficient_quota"},
+        }),
+        airlock_llm::Provider::Google => serde_json::json!({
+            "error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"},
+        }),
+    };
+    let mut resp = Response::new(full_body(body.to_string()));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(BLOCK_REASON_HEADER, HeaderValue::from_static(info.kind));
+    if let Ok(v) = HeaderValue::from_str(&info.rule) {
+        h.insert(RULE_HEADER, v);
+    }
+    resp
+}

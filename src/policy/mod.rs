@@ -16,7 +16,7 @@ mod routes;
 mod rule;
 mod verdict;
 
-pub use budget::BudgetLedger;
+pub use budget::{BudgetLedger, LlmLedger};
 pub use engine::Policy;
 pub use facts::Facts;
 pub use routes::{route_for, route_path_verdict};
