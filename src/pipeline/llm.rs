@@ -61,10 +61,9 @@ impl LlmCall {
         method: &str,
         path_and_query: &str,
         tracker: Arc<FlowTracker>,
-        prices: Arc<PriceTable>,
+        pipeline: &super::Pipeline,
         source: String,
         listener: String,
-        spend: Arc<crate::policy::LlmLedger>,
     ) -> Option<Arc<LlmCall>> {
         let path = path_and_query.split('?').next().unwrap_or("/");
         let kind = airlock_llm::call_kind(provider, method, path)?;
@@ -79,10 +78,10 @@ impl LlmCall {
             path: path_and_query.to_string(),
             started: Instant::now(),
             tracker,
-            prices,
+            prices: pipeline.prices.clone(),
             source,
             listener,
-            spend,
+            spend: pipeline.guards.llm_spend.clone(),
             state: Mutex::new(CallState::default()),
         }))
     }

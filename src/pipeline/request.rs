@@ -263,10 +263,9 @@ fn llm_call(
         method,
         path,
         tracker.clone(),
-        pipeline.prices.clone(),
+        pipeline,
         exchange.client_ip.to_string(),
         exchange.listener.to_string(),
-        pipeline.guards.llm_spend.clone(),
     )
 }
 
