@@ -85,6 +85,25 @@ const DAY: Duration = Duration::from_secs(86_400);
 impl LlmLedger {
     /// A finished call's spend.
     pub fn record(&self, source: IpAddr, listener: &str, cost: f64, tokens: u64) {
+        self.record_ago(Duration::ZERO, source, listener, cost, tokens);
+    }
+
+    /// A call's spend `ago` before now (calls from the store, at start: a restart does not
+    /// forgive the day's spend).
+    pub fn record_ago(
+        &self,
+        ago: Duration,
+        source: IpAddr,
+        listener: &str,
+        cost: f64,
+        tokens: u64,
+    ) {
+        let Some(at) = Instant::now().checked_sub(ago) else {
+            return;
+        };
+        if ago > DAY {
+            return;
+        }
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         while calls
@@ -93,13 +112,18 @@ impl LlmLedger {
         {
             calls.pop_front();
         }
-        calls.push_back(SpentCall {
-            at: now,
-            source,
-            listener: listener.to_string(),
-            cost,
-            tokens,
-        });
+        // Kept in time order: an older call goes before the newer ones.
+        let index = calls.partition_point(|c| c.at <= at);
+        calls.insert(
+            index,
+            SpentCall {
+                at,
+                source,
+                listener: listener.to_string(),
+                cost,
+                tokens,
+            },
+        );
     }
 
     /// The first budget a new call from `source` through `listener` would break, with what

@@ -359,6 +359,9 @@ async fn run(
     guards
         .lockdown
         .store(lockdown_path(&config).exists(), Ordering::Relaxed);
+    if !config.llm_budgets.is_empty() {
+        seed_llm_spend(&config, &guards.llm_spend);
+    }
     // Announced at once (the detection engines take a moment to build): `status` right
     // after the boot line finds a running instance.
     state.update(state.snapshot(None, guards.locked_down(), &records));
@@ -516,4 +519,45 @@ fn prices(config: &Config) -> airlock_llm::PriceTable {
             },
         )
     }))
+}
+
+/// The last day's LLM calls from the store, into the spend ledger of the LLM budgets.
+fn seed_llm_spend(config: &Config, ledger: &crate::policy::LlmLedger) {
+    let path = config.store_path();
+    let since = crate::record::events::rfc3339(chrono::Utc::now() - chrono::Duration::days(1));
+    let calls = match crate::record::store::Store::open_read_only(&path)
+        .and_then(|s| s.llm_calls(Some(&since), 0, usize::MAX))
+    {
+        Ok(calls) => calls,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the day's LLM calls: the LLM budgets start from zero");
+            return;
+        }
+    };
+    let now = chrono::Utc::now();
+    for (_, record) in calls {
+        let Ok(call) = serde_json::from_str::<crate::record::events::LlmRecord>(&record) else {
+            continue;
+        };
+        let (Ok(at), Ok(source)) = (
+            chrono::DateTime::parse_from_rfc3339(&call.timestamp),
+            call.source.parse(),
+        ) else {
+            continue;
+        };
+        let ago = (now - at.with_timezone(&chrono::Utc))
+            .to_std()
+            .unwrap_or_default();
+        let tokens = call.input_tokens
+            + call.output_tokens
+            + call.cache_read_tokens
+            + call.cache_write_tokens;
+        ledger.record_ago(
+            ago,
+            source,
+            &call.listener,
+            call.cost_usd.unwrap_or(0.0),
+            tokens,
+        );
+    }
 }

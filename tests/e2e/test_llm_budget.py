@@ -2,6 +2,8 @@
 are refused with the provider's own error shape (429), and a POLICY threat `budget:llm` is
 written."""
 
+import time
+
 import anthropic
 import httpx
 import openai
@@ -95,3 +97,15 @@ def test_bad_llm_budgets_are_refused_with_their_key(tmp_path, budget, key):
     path.write_text(json.dumps({"budgets": [budget]}))
     r = airlock("config", "check", path)
     assert r.returncode == 2 and key in r.stderr, (budget, r.stderr)
+
+
+def test_a_restart_does_not_forgive_the_days_spend(llm_gateway, llm_up):
+    budget = {"budgets": [{"total": True, "max_llm_tokens_per_day": 1000}]}
+    p = llm_gateway(budget)
+    _claude(p, llm_up)  # 1,100 tokens
+    wait_for(lambda: read_jsonl(p.data_dir / "logs" / "llm.jsonl"), what="the call's record")
+    time.sleep(0.3)  # the store is written in batches
+    p.stop()
+    again = llm_gateway(budget, data_dir=p.data_dir)
+    with pytest.raises(anthropic.RateLimitError):
+        _claude(again, llm_up)
