@@ -1,4 +1,4 @@
-//! `airlock start [--listen] [--no-mitm] [--log] [--detach]`
+//! `airlock start [--listen] [--no-mitm] [--log] [--detach] [--console]`
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -29,6 +29,9 @@ pub struct StartArgs {
     /// Run in the background; returns once the proxy listens
     #[arg(long)]
     detach: bool,
+    /// Print one line per request on stdout: time METHOD URL status action
+    #[arg(long)]
+    console: bool,
 }
 
 pub fn start(
@@ -40,6 +43,7 @@ pub fn start(
         listen: args.listen.clone(),
         no_mitm: args.no_mitm,
         log: args.log,
+        console: args.console,
         ..base
     };
     // Validate everything before binding anything (and before detaching: errors belong to

@@ -389,6 +389,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub no_mitm: bool,
     pub log: Option<u64>,
+    /// `start --console`: a line per request on stdout.
+    pub console: bool,
 }
 
 impl Config {

@@ -125,6 +125,7 @@ impl RecordSink {
             .spawn({
                 let max_mb = config.store.max_mb;
                 let metrics = metrics.clone();
+                let console = config.overrides.console;
                 move || {
                     write_loop(
                         rx,
@@ -136,6 +137,7 @@ impl RecordSink {
                         store,
                         max_mb,
                         &metrics,
+                        console,
                     )
                 }
             })
@@ -294,6 +296,7 @@ fn write_loop(
     mut store: Store,
     max_mb: u64,
     metrics: &metrics::Metrics,
+    console: bool,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
@@ -319,6 +322,9 @@ fn write_loop(
         }
         since_check += batch.len() as u64;
         metrics.store_queue.dec_by(batch.len() as i64);
+        if console {
+            print_console(&batch);
+        }
         write_batch(&mut batch, &mut files, &mut store, metrics);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
@@ -328,6 +334,26 @@ fn write_loop(
         }
     }
     write_batch(&mut batch, &mut files, &mut store, metrics);
+}
+
+/// `start --console`: one line per request, `time METHOD URL status action`.
+fn print_console(batch: &[Message]) {
+    let mut out = std::io::stdout().lock();
+    for msg in batch {
+        if let Message::Flow(f) = msg {
+            let status = f.status.map_or("-".to_string(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "{} {} {} {} {}",
+                f.timestamp,
+                f.method.as_deref().unwrap_or("-"),
+                f.url.as_deref().unwrap_or("-"),
+                status,
+                f.action.as_str()
+            );
+        }
+    }
+    let _ = out.flush();
 }
 
 /// Moves what is queued into `batch` (up to a full batch); true when a shutdown was asked.

@@ -27,6 +27,8 @@ const { chromium } = require("playwright-core");
       ca: await page.textContent("#st-ca"),
       spend: await page.textContent("#spend-model"),
     };
+    const shots = process.env.DASHBOARD_SHOTS;
+    if (shots) await page.screenshot({ path: shots + "/dashboard-loaded.png", fullPage: true });
     console.log("READY " + JSON.stringify(out.initial));
     const row = await page.waitForSelector(`#flows tbody tr:has-text("${marker}")`, { timeout: 15000 });
     await row.click();
@@ -34,6 +36,7 @@ const { chromium } = require("playwright-core");
     await page.fill("#f-action", "").catch(() => {});
     await page.selectOption("#f-action", "blocked");
     out.filtered = await page.$$eval("#flows tbody tr", rows => rows.map(r => r.className));
+    if (shots) await page.screenshot({ path: shots + "/dashboard-live-detail-filtered.png", fullPage: true });
   } finally {
     await browser.close();
   }

@@ -72,6 +72,19 @@ def test_metrics_count_what_the_records_hold(proxy):
     assert s["airlock_store_dropped_total"] == 0
     assert "airlock_store_queue_depth" in s
     assert TOKEN not in r.text
+    # The official parser reads it, and its counters match the traffic sent.
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    requests = {
+        s.labels["action"]: s.value
+        for s in families["airlock_requests"].samples
+        if s.name == "airlock_requests_total" and s.labels["listener"] == "proxy"
+    }
+    assert requests.get("allowed", 0) >= 1 and requests.get("blocked", 0) >= 1, requests
+    assert families["airlock_requests"].type == "counter"
+    assert families["airlock_request_duration_seconds"].type == "histogram"
+    assert families["airlock_open_connections"].type == "gauge"
 
 
 def test_api_flows_threats_status_agree_with_the_cli(proxy):

@@ -52,9 +52,12 @@ def test_dashboard_in_a_browser(llm_gateway, llm_up, playwright_modules):
         model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": reply.prompt()}]
     )
     time.sleep(0.5)  # the store is written in batches
+    # Screenshots are kept as artifacts of the run (git ignores the directory).
+    shots = Path(__file__).with_name("artifacts")
+    shots.mkdir(exist_ok=True)
     driver = subprocess.Popen(
         ["node", str(DRIVER), admin, "live=1"],
-        env=dict(os.environ, NODE_PATH=playwright_modules),
+        env=dict(os.environ, NODE_PATH=playwright_modules, DASHBOARD_SHOTS=str(shots)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -85,3 +88,4 @@ def test_dashboard_in_a_browser(llm_gateway, llm_up, playwright_modules):
     assert result["console"] == [], result["console"]
     page = json.dumps(result) + json.dumps(shown)
     assert TOKEN not in page, "a secret on the dashboard"
+    assert (shots / "dashboard-live-detail-filtered.png").stat().st_size > 1000

@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import time
+from pathlib import Path
 
 from e2e_helpers import AIRLOCK_BIN, airlock, cli_env, curl
 from llm_fixtures import *  # noqa: F401,F403
@@ -135,3 +136,39 @@ def test_logs_llm_lists_the_calls(llm_gateway, llm_up):
     r = airlock("logs", "--llm", "--json", env=cli_env(p))
     calls = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     assert calls and calls[-1]["input_tokens"] == 123 and calls[-1]["output_tokens"] == 45, calls
+
+
+def test_start_console_prints_a_line_per_request(start_proxy):
+    cfg = start_proxy.base_config()
+    path = start_proxy.write_config(cfg)
+    proc = subprocess.Popen(
+        [AIRLOCK_BIN, "start", "--console", "--data-dir", str(start_proxy.new_data_dir()), "--config", str(path),
+         "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        boot = json.loads(proc.stderr.readline())
+        port = int(boot["listen"].rsplit(":", 1)[1])
+
+        class P:
+            pass
+
+        p = P()
+        p.url = f"http://127.0.0.1:{port}"
+        p.port = port
+        p.ca_path = Path(boot["ca"])
+        assert curl(["https://example.test/hello?console=1"], proxy=p, cacert=p.ca_path).status == 200
+        deadline = time.time() + 10
+        seen = b""
+        while time.time() < deadline and b"console=1" not in seen:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 65536)
+        line = [line for line in seen.decode().splitlines() if "console=1" in line]
+        assert line, seen
+        when, method, url, status, action = line[0].split(" ")
+        assert (method, url, status, action) == ("GET", "https://example.test/hello?console=1", "200", "allowed"), line
+        assert when.startswith("20") and "T" in when
+    finally:
+        proc.terminate()
+        proc.wait(10)
