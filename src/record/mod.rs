@@ -66,6 +66,9 @@ pub struct RecordSink {
     /// Flow and threat records as they are recorded, for live views (the dashboard); sent
     /// only while someone listens.
     pub live: tokio::sync::broadcast::Sender<LiveRecord>,
+    /// The JSONL files, shared with the writer: when its queue is full, a record is appended
+    /// here by its sender instead (the store misses it, and the miss is counted).
+    files: Arc<Mutex<Files>>,
     dedup: Arc<Mutex<Dedup>>,
 }
 
@@ -120,26 +123,19 @@ impl RecordSink {
         }
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
         let metrics = Arc::new(metrics::Metrics::new());
+        let files = Arc::new(Mutex::new(Files {
+            flows,
+            threats,
+            llm,
+        }));
         let thread = std::thread::Builder::new()
             .name("airlock-records".into())
             .spawn({
                 let max_mb = config.store.max_mb;
                 let metrics = metrics.clone();
                 let console = config.overrides.console;
-                move || {
-                    write_loop(
-                        rx,
-                        Files {
-                            flows,
-                            threats,
-                            llm,
-                        },
-                        store,
-                        max_mb,
-                        &metrics,
-                        console,
-                    )
-                }
+                let files = files.clone();
+                move || write_loop(rx, &files, store, max_mb, &metrics, console)
             })
             .map_err(|source| RecordError::Open {
                 path: flows_path.display().to_string(),
@@ -152,6 +148,7 @@ impl RecordSink {
                 counters: Arc::new(Counters::default()),
                 metrics,
                 live: tokio::sync::broadcast::channel(1024).0,
+                files,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -249,16 +246,51 @@ impl RecordSink {
 
     fn send(&self, msg: Message) {
         self.metrics.store_queue.inc();
-        // A full channel means the disk is slower than the traffic: wait for it (back-pressure)
-        // rather than lose an audit record.
+        // A full queue means the store is slower than the traffic. The request path does not
+        // wait for it: the record goes straight to its audit file, and the store's miss is
+        // counted (`airlock_store_dropped_total`).
         match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(msg)) => {
-                let _ = self.tx.send(msg);
+                self.metrics.store_queue.dec();
+                self.overflow(msg);
             }
             Err(TrySendError::Disconnected(_)) => {
                 tracing::error!("the record writer has stopped; a record was lost");
             }
+        }
+    }
+}
+
+impl RecordSink {
+    /// A record the writer's queue had no room for: appended to its JSONL file here.
+    fn overflow(&self, msg: Message) {
+        let (line, file) = match &msg {
+            Message::Flow(f) => (serde_json::to_string(f), 0),
+            Message::Threat(t) => (serde_json::to_string(t), 1),
+            Message::Llm(r) => (serde_json::to_string(r), 2),
+            Message::Event(e) => {
+                if let Ok(line) = serde_json::to_string(e) {
+                    let mut err = std::io::stderr().lock();
+                    let _ = writeln!(err, "{line}");
+                }
+                return;
+            }
+            Message::Shutdown => return,
+        };
+        let Ok(line) = line else { return };
+        self.metrics.store_dropped.inc();
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let target = match file {
+            0 => &mut files.flows,
+            1 => &mut files.threats,
+            _ => &mut files.llm,
+        };
+        if let Err(e) = target
+            .write_line(line.as_bytes())
+            .and_then(|()| target.flush())
+        {
+            tracing::error!(error = %e, "cannot append a record to the audit log");
         }
     }
 }
@@ -292,7 +324,7 @@ struct Files {
 
 fn write_loop(
     rx: Receiver<Message>,
-    mut files: Files,
+    files: &Mutex<Files>,
     mut store: Store,
     max_mb: u64,
     metrics: &metrics::Metrics,
@@ -325,7 +357,7 @@ fn write_loop(
         if console {
             print_console(&batch);
         }
-        write_batch(&mut batch, &mut files, &mut store, metrics);
+        write_batch(&mut batch, files, &mut store, metrics);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -333,7 +365,7 @@ fn write_loop(
             batch.push(m);
         }
     }
-    write_batch(&mut batch, &mut files, &mut store, metrics);
+    write_batch(&mut batch, files, &mut store, metrics);
 }
 
 /// `start --console`: one line per request, `time METHOD URL status action`.
@@ -371,7 +403,7 @@ fn drain(rx: &Receiver<Message>, batch: &mut Vec<Message>) -> bool {
 
 fn write_batch(
     batch: &mut Vec<Message>,
-    files: &mut Files,
+    files: &Mutex<Files>,
     store: &mut Store,
     metrics: &metrics::Metrics,
 ) {
@@ -424,6 +456,7 @@ fn write_batch(
             tracing::error!(error = %e, "cannot write LLM calls to the store");
         }
     }
+    let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
     for (_, json) in &llm {
         if let Err(e) = files.llm.write_line(json.as_bytes()) {
             tracing::error!(error = %e, "cannot append to llm.jsonl");
@@ -450,6 +483,7 @@ fn write_batch(
     if let Err(e) = files.flows.flush() {
         tracing::error!(error = %e, "cannot write flows.jsonl");
     }
+    drop(files);
     if !events.is_empty() {
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(&events);
@@ -468,4 +502,35 @@ pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    #[test]
+    fn a_record_the_queue_has_no_room_for_still_reaches_its_audit_file() {
+        let dir = std::env::temp_dir().join(format!("airlock-overflow-{}", uuid::Uuid::now_v7()));
+        let overrides = Overrides {
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let config = Config::load(None, &overrides).unwrap();
+        let (sink, writer) = RecordSink::start(&config).unwrap();
+        let flow = FlowRecord {
+            url: Some("https://overflow.example/".into()),
+            ..Default::default()
+        };
+        sink.overflow(Message::Flow(Box::new(flow)));
+        let text = std::fs::read_to_string(config.log_dir.join("flows.jsonl")).unwrap();
+        assert!(text.contains("overflow.example"), "{text}");
+        assert!(
+            sink.metrics
+                .encode()
+                .contains("airlock_store_dropped_total 1")
+        );
+        writer.finish();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
