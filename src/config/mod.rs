@@ -790,8 +790,30 @@ mod tests {
     }
 
     #[test]
+    fn admin_settings() {
+        let default = load_str("{}").unwrap().admin.unwrap();
+        assert_eq!(default.listen.to_string(), DEFAULT_ADMIN);
+        assert!(!default.explicit);
+        assert!(load_str("admin: null").unwrap().admin.is_none());
+        let set = load_str("admin: {listen: 127.0.0.1:9999}")
+            .unwrap()
+            .admin
+            .unwrap();
+        assert!(set.explicit && set.listen.port() == 9999);
+        assert_eq!(
+            key_of(load_str("admin: {listen: 0.0.0.0:9999}").unwrap_err()),
+            "admin.token_env"
+        );
+        assert!(load_str("admin: {listen: 0.0.0.0:9999, token_env: T}").is_ok());
+        assert_eq!(
+            key_of(load_str("admin: {port: 1}").unwrap_err()),
+            "admin.port"
+        );
+    }
+
+    #[test]
     fn later_capabilities_keys_are_refused_until_they_exist() {
-        assert_eq!(key_of(load_str("admin: {}").unwrap_err()), "admin");
+        assert_eq!(key_of(load_str("alerts: {}").unwrap_err()), "alerts");
         assert_eq!(
             key_of(load_str("connect_ports: [443]").unwrap_err()),
             "connect_ports"
