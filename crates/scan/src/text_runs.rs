@@ -6,6 +6,7 @@
 /// `min_len` bytes in `hay`, in order. Text is one run broken at most by a multi-byte
 /// character; random binary data holds a run of 8 once in ~2,000 bytes, so the tokeniser
 /// skips nearly all of it (a credential in a binary body, as in a protobuf string, is a run).
+#[inline(always)]
 pub(crate) fn for_each_text_run(hay: &[u8], min_len: usize, mut f: impl FnMut(usize, usize)) {
     debug_assert!((1..=64).contains(&min_len));
     let n = hay.len();

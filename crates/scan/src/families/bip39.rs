@@ -82,7 +82,7 @@ pub fn bip39_word_index(word: &[u8]) -> Option<u16> {
 }
 
 /// Separator bytes between the words of a phrase (digits come from list numbers).
-fn gap_byte(b: u8) -> bool {
+pub(crate) fn gap_byte(b: u8) -> bool {
     matches!(
         b,
         b' ' | b'\t'

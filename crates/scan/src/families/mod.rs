@@ -6,8 +6,9 @@
 //!   Bitcoin addresses (`financial`), cryptocurrency private keys and seed phrases (`crypto_keys`), and e-mail
 //!   addresses and phone numbers (`pii`). One pass over the bytes: a 256-entry class table
 //!   splits the text into alphanumeric tokens, and only tokens of a candidate's shape are looked
-//!   at further (`@` is found with `memchr`). [`FamilyStream`] runs it over a stream with
-//!   carry-over, like [`crate::StreamScanner`].
+//!   at further (`@` is found with `memchr`). Stretches that cannot hold a candidate (most of
+//!   prose, code and JSON) are skipped untokenised, from 64-byte masks (`skip.rs`).
+//!   [`FamilyStream`] runs it over a stream with carry-over, like [`crate::StreamScanner`].
 //! - [`check_hostname`] (`hostname_exfil`) scores the labels of a hostname or DNS name.
 //! - [`check_url_path`] (`url_entropy`) looks at the segments and query values of a URL.
 //!
@@ -19,10 +20,13 @@ mod address;
 mod bip39;
 mod card;
 mod crypto;
+#[cfg(test)]
+mod differential;
 mod encoded;
 mod hostname;
 mod iban;
 mod pii;
+mod skip;
 mod stream;
 mod testvalues;
 mod tokens;
@@ -252,6 +256,9 @@ pub const CARRY: usize = MAX_SPAN + LOOKAHEAD + 2 * bip39::MAX_GAP + 8;
 pub struct FamilyScanner {
     families: FamilySet,
     report_test_values: bool,
+    /// Walk every token, skipping nothing (what the skipping is checked against).
+    #[cfg(test)]
+    every_token: bool,
 }
 
 impl FamilyScanner {
@@ -260,6 +267,8 @@ impl FamilyScanner {
         FamilyScanner {
             families,
             report_test_values: false,
+            #[cfg(test)]
+            every_token: false,
         }
     }
 
@@ -290,6 +299,28 @@ impl FamilyScanner {
     /// [`LOOKAHEAD`] bytes of a window end that is not the stream's end is left for the next
     /// window (which must then start at most [`CARRY`] bytes before this one's end).
     pub fn scan_window(&self, hay: &[u8], edges: Edges, out: &mut Vec<FamilyFinding>) {
+        #[cfg(test)]
+        if self.every_token {
+            self.scan_window_as::<false>(hay, edges, out);
+            return;
+        }
+        self.scan_window_as::<true>(hay, edges, out);
+    }
+
+    /// This scanner walking every token of every run of text, without skipping what cannot
+    /// hold a candidate (`skip.rs`): the reference the skipping is checked against.
+    #[cfg(test)]
+    pub(crate) fn every_token(mut self) -> FamilyScanner {
+        self.every_token = true;
+        self
+    }
+
+    fn scan_window_as<const SKIP: bool>(
+        &self,
+        hay: &[u8],
+        edges: Edges,
+        out: &mut Vec<FamilyFinding>,
+    ) {
         if self.is_empty() || hay.is_empty() {
             return;
         }
@@ -305,55 +336,34 @@ impl FamilyScanner {
         if pii {
             pii::scan_emails(&ctx, out);
         }
-        let mut seeds = bip39::SeedRuns::new(&ctx);
-        let digits = fin || pii;
+        let mut walk = Walk {
+            ctx: &ctx,
+            seeds: bip39::SeedRuns::new(&ctx),
+            fin,
+            crypto,
+            pii,
+            resume: 0,
+        };
+        let want = skip::Want {
+            digits: fin,
+            all_digits: pii,
+            long: crypto,
+            seeds: crypto,
+        };
+        let mut scratch = skip::Scratch::default();
         let n = hay.len();
-        // Bytes before `resume` were consumed by a number parsed as a whole (a grouped card,
-        // a phone number): their digit tokens are not candidates of their own.
-        let mut resume = 0;
         // Only runs of text can hold a candidate: in a binary body, the rest is skipped.
         tokens::for_each_text_run(hay, tokens::MIN_TEXT_RUN, |a, b| {
-            tokens::for_each_token(&hay[a..b], |start, end, bits| {
-                let (start, end) = (a + start, a + end);
-                let len = end - start;
-                if crypto {
-                    if bits & !(LOWER | LOWER_NON_HEX) == 0 && len <= 9 {
-                        seeds.word(start, end, out);
-                    } else if bits & !DIGIT == 0 && len <= 2 {
-                        // Numbered lists ("1. abandon 2. ability"): part of the separator.
-                        seeds.number(start, end);
-                    } else {
-                        seeds.other_token(out);
-                    }
-                    match len {
-                        51 | 52 => crypto::wif(&ctx, start, end, out),
-                        100..=115 => crypto::xprv(&ctx, start, end, out),
-                        64 | 66 if bits & UPPER_NON_HEX == 0 => crypto::eth(&ctx, start, end, out),
-                        _ => {}
-                    }
-                }
-                if start < resume {
-                    return;
-                }
-                if digits && bits == DIGIT {
-                    let mut consumed = end;
-                    if fin {
-                        consumed = consumed.max(card::scan(&ctx, start, out));
-                    }
-                    if pii {
-                        consumed = consumed.max(pii::scan_phone(&ctx, start, out));
-                    }
-                    resume = consumed;
-                } else if fin && len >= 4 && bits & UPPER != 0 && bits & DIGIT != 0 {
-                    iban::scan(&ctx, start, end, out);
-                }
-                if fin && matches!(len, 26..=35 | 42 | 62) && bits & DIGIT != 0 {
-                    address::scan(&ctx, start, end, out);
-                }
-            });
+            if !SKIP {
+                tokens::for_each_token(&hay[a..b], |start, end, bits| {
+                    walk.token(a + start, a + end, bits, out);
+                });
+                return;
+            }
+            walk.run(a, b, want, &mut scratch, out);
         });
         if crypto {
-            seeds.finish(out);
+            walk.seeds.finish(out);
         }
         // Emails came first, the rest in token order.
         out[first..].sort_by_key(|f| (f.start, f.end));
@@ -367,6 +377,87 @@ impl FamilyScanner {
                 }
             }
             out.truncate(kept);
+        }
+    }
+}
+
+/// The walk over the tokens of one window, in order.
+struct Walk<'a, 'h> {
+    ctx: &'a Ctx<'h>,
+    seeds: bip39::SeedRuns<'a, 'h>,
+    fin: bool,
+    crypto: bool,
+    pii: bool,
+    /// Bytes before `resume` were consumed by a number parsed as a whole (a grouped card,
+    /// a phone number): their digit tokens are not candidates of their own.
+    resume: usize,
+}
+
+impl Walk<'_, '_> {
+    /// The run of text `a..b` of the window: of it, only what could hold a candidate
+    /// (`skip.rs`). Not inlined: the loop over the runs of a binary body stays small.
+    #[inline(never)]
+    fn run(
+        &mut self,
+        a: usize,
+        b: usize,
+        want: skip::Want,
+        scratch: &mut skip::Scratch,
+        out: &mut Vec<FamilyFinding>,
+    ) {
+        let hay = self.ctx.hay;
+        skip::for_each_range(&hay[a..b], want, scratch, |s, e| {
+            let (s, e) = (a + s, a + e);
+            tokens::for_each_token(&hay[s..e], |start, end, bits| {
+                self.token(s + start, s + end, bits, out);
+            });
+            // A skipped stretch: where a breaker ends the seed runs.
+            if self.crypto {
+                self.seeds.other_token(out);
+            }
+        });
+    }
+
+    /// The token `start..end` of the window, holding the classes `bits`.
+    #[inline(always)]
+    fn token(&mut self, start: usize, end: usize, bits: u8, out: &mut Vec<FamilyFinding>) {
+        let ctx = self.ctx;
+        let (fin, crypto, pii) = (self.fin, self.crypto, self.pii);
+        let len = end - start;
+        if crypto {
+            let seeds = &mut self.seeds;
+            if bits & !(LOWER | LOWER_NON_HEX) == 0 && len <= 9 {
+                seeds.word(start, end, out);
+            } else if bits & !DIGIT == 0 && len <= 2 {
+                // Numbered lists ("1. abandon 2. ability"): part of the separator.
+                seeds.number(start, end);
+            } else {
+                seeds.other_token(out);
+            }
+            match len {
+                51 | 52 => crypto::wif(ctx, start, end, out),
+                100..=115 => crypto::xprv(ctx, start, end, out),
+                64 | 66 if bits & UPPER_NON_HEX == 0 => crypto::eth(ctx, start, end, out),
+                _ => {}
+            }
+        }
+        if start < self.resume {
+            return;
+        }
+        if (fin || pii) && bits == DIGIT {
+            let mut consumed = end;
+            if fin {
+                consumed = consumed.max(card::scan(ctx, start, out));
+            }
+            if pii {
+                consumed = consumed.max(pii::scan_phone(ctx, start, out));
+            }
+            self.resume = consumed;
+        } else if fin && len >= 4 && bits & UPPER != 0 && bits & DIGIT != 0 {
+            iban::scan(ctx, start, end, out);
+        }
+        if fin && matches!(len, 26..=35 | 42 | 62) && bits & DIGIT != 0 {
+            address::scan(ctx, start, end, out);
         }
     }
 }

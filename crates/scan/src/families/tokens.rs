@@ -6,9 +6,7 @@
 //! every one of them (that loop was most of the families' cost). On x86_64 the masks come from
 //! SSE2 compares (part of the base instruction set), elsewhere from the class table.
 
-#[cfg(any(test, not(target_arch = "x86_64")))]
-use super::CLASS;
-use super::{DIGIT, LOWER, LOWER_NON_HEX, UPPER, UPPER_NON_HEX};
+use super::{CLASS, DIGIT, LOWER, LOWER_NON_HEX, UPPER, UPPER_NON_HEX};
 
 /// One bit per byte of a block of at most 64 bytes, per class.
 #[derive(Default, Clone, Copy)]
@@ -107,10 +105,37 @@ pub(crate) const MIN_TEXT_RUN: usize = 8;
 
 pub(crate) use crate::text_runs::for_each_text_run;
 
+/// The longest text tokenised byte by byte.
+const SHORT: usize = 16;
+
 /// Calls `f(start, end, classes)` for every token of `hay`, in order.
 #[inline(always)]
 pub(crate) fn for_each_token(hay: &[u8], mut f: impl FnMut(usize, usize, u8)) {
     let n = hay.len();
+    if n <= SHORT {
+        // A token or two (what `skip.rs` hands on around a number): a byte loop is cheaper
+        // than a block's masks.
+        let mut i = 0;
+        while i < n {
+            let mut classes = CLASS[hay[i] as usize];
+            if classes == 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            i += 1;
+            while i < n {
+                let c = CLASS[hay[i] as usize];
+                if c == 0 {
+                    break;
+                }
+                classes |= c;
+                i += 1;
+            }
+            f(start, i, classes);
+        }
+        return;
+    }
     let mut base = 0;
     let mut open: Option<usize> = None;
     let mut classes = 0u8;
@@ -185,7 +210,9 @@ mod tests {
             seed
         };
         let alphabet = b"aAgG09 zZfF-_.\n\x80\xff\x7f/:";
-        for len in [0usize, 1, 5, 63, 64, 65, 127, 128, 129, 200, 1000] {
+        for len in [
+            0usize, 1, 5, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 1000,
+        ] {
             for _ in 0..50 {
                 let hay: Vec<u8> = (0..len)
                     .map(|_| {

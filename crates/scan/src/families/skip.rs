@@ -1,0 +1,868 @@
+//! What of a run of text the walk of [`super::FamilyScanner`] must see (`Walk::token` on every
+//! token, in order): every token that a rule other than the seed phrase could look at, and
+//! every stretch that could hold a seed phrase. The rest (most of prose, code and JSON) cannot
+//! hold a candidate and is skipped without being tokenised. Found from 64-byte class masks
+//! (AVX2 where the CPU has it, SSE2 otherwise), one pass over the run:
+//!
+//! - Tokens a rule of `financial` could look at: a number that could be or start a card (13
+//!   digits or more, or followed by a space or a dash and a digit), tokens with a digit of 4
+//!   bytes or more (IBANs, addresses). With `pii`, every token with a digit (phone numbers).
+//!   With `crypto_keys`, tokens of 51 bytes or more (WIF, extended and Ethereum keys).
+//! - A seed phrase is 12 or more list words joined by short gaps (`bip39.rs`). The walk's run
+//!   of joined words (`SeedRuns`) is certainly ended by a *breaker*: a token with a capital, a
+//!   digit next to a letter or in a number of 3 digits or more (not a list number), a run of
+//!   1–2 or 10+ lower-case letters (a word too short or too long), a byte that is neither a
+//!   letter, a digit nor a gap byte, 13 non-alphanumeric bytes in a row (a gap longer than
+//!   `MAX_GAP`), the end of the run of text. A stretch between two breakers is marked whole
+//!   when it holds 12 starts of lower-case tokens and 12 runs of lower-case letters in a row
+//!   that are list words, as `SeedRuns` reads them (looked up from the last of 12 back, as
+//!   `SeedRuns` does: prose is dismissed with about one look-up in 12 words).
+//!
+//! The marked bytes are widened to whole tokens and handed on in order (a short run, or one
+//! mostly marked, is handed on whole); at each skipped stretch
+//! the walk resets its seed runs, where a breaker would have reset them anyway (the first word
+//! after a breaker is never joined to the one before). Every test errs on the side of walking:
+//! a 9-letter word, an `\n` escape before a 2-letter word, a bad gap made of allowed bytes,
+//! runs of letters past a block's edge are not taken for breakers, runs of letters that are not
+//! words are looked up, a token is marked whenever a block's edge hides its length. Skipping
+//! changes no finding: `differential.rs` compares with the walk of every token.
+
+use super::bip39::{MAX_GAP, bip39_word_index};
+
+/// What the enabled families need the walk to see.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Want {
+    /// Tokens holding a digit that could be or start a card number, an IBAN or a Bitcoin
+    /// address (`financial`).
+    pub digits: bool,
+    /// Every token holding a digit (`pii`: phone numbers).
+    pub all_digits: bool,
+    /// Tokens of [`LONG_TOKEN`] bytes or more (`crypto_keys`).
+    pub long: bool,
+    /// Stretches that could hold a seed phrase (`crypto_keys`).
+    pub seeds: bool,
+}
+
+/// The shortest token a rule looks at without a digit in it: a WIF key (extended and Ethereum
+/// keys are longer; Bitcoin addresses, IBANs, cards and phone numbers have digits).
+pub(crate) const LONG_TOKEN: u32 = 51;
+/// Words of a phrase's shortest run.
+const MIN_WORDS: usize = 12;
+/// A run of this many non-alphanumeric bytes is a gap no phrase has.
+const LONG_GAP: u32 = MAX_GAP as u32 + 1;
+
+/// Per byte of a block of at most 64 bytes: its classes, and the bytes that end a run of seed
+/// words wherever they are (neither a letter, a digit nor a gap byte; in a run of text, only
+/// printable ASCII, tab and line breaks occur).
+#[derive(Default, Clone, Copy)]
+struct Masks {
+    alnum: u64,
+    digit: u64,
+    upper: u64,
+    lower: u64,
+    breaker: u64,
+    /// A space or a dash: what joins the groups of a card number.
+    sep: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn masks(block: &[u8]) -> Masks {
+    let mut padded = [0u8; 64];
+    let bytes = crate::text_runs::block64(block, &mut padded);
+    // SAFETY: SSE2 is part of every x86_64 target.
+    unsafe { masks_sse2(bytes) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn masks_sse2(bytes: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // Signed compares: bytes of 0x80 and above are negative, below every range here.
+    macro_rules! within {
+        ($v:expr, $lo:expr, $hi:expr) => {
+            _mm_and_si128(
+                _mm_cmpgt_epi8($v, _mm_set1_epi8($lo as i8 - 1)),
+                _mm_cmplt_epi8($v, _mm_set1_epi8($hi as i8 + 1)),
+            )
+        };
+    }
+    macro_rules! is {
+        ($v:expr, $b:expr) => {
+            _mm_cmpeq_epi8($v, _mm_set1_epi8($b as i8))
+        };
+    }
+    macro_rules! bits {
+        ($x:expr, $k:expr) => {
+            u64::from(_mm_movemask_epi8($x) as u16) << (16 * $k)
+        };
+    }
+    let mut m = Masks::default();
+    for k in 0..4 {
+        // SAFETY: `bytes` holds 64 bytes, so the 16 read at 16 * k are in bounds.
+        let v = unsafe { _mm_loadu_si128(bytes.as_ptr().add(16 * k).cast::<__m128i>()) };
+        let digit = within!(v, b'0', b'9');
+        let upper = within!(v, b'A', b'Z');
+        let lower = within!(v, b'a', b'z');
+        // The printable bytes that are not letters, digits or `gap_byte`s:
+        // ! $ % & + / < = > ? @ ^ _ ` { } ~
+        let breaker = _mm_or_si128(
+            _mm_or_si128(
+                _mm_or_si128(within!(v, b'$', b'&'), within!(v, b'<', b'@')),
+                _mm_or_si128(within!(v, b'^', b'`'), within!(v, b'}', b'~')),
+            ),
+            _mm_or_si128(
+                _mm_or_si128(is!(v, b'!'), is!(v, b'+')),
+                _mm_or_si128(is!(v, b'/'), is!(v, b'{')),
+            ),
+        );
+        m.digit |= bits!(digit, k);
+        m.upper |= bits!(upper, k);
+        m.lower |= bits!(lower, k);
+        m.breaker |= bits!(breaker, k);
+        m.sep |= bits!(_mm_or_si128(is!(v, b' '), is!(v, b'-')), k);
+    }
+    m.alnum = m.digit | m.upper | m.lower;
+    m
+}
+
+/// [`masks`] with AVX2: 32 bytes a compare.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn masks_avx2(block: &[u8]) -> Masks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let mut padded = [0u8; 64];
+    let bytes = crate::text_runs::block64(block, &mut padded);
+    // Signed compares: bytes of 0x80 and above are negative, below every range here.
+    macro_rules! within {
+        ($v:expr, $lo:expr, $hi:expr) => {
+            _mm256_and_si256(
+                _mm256_cmpgt_epi8($v, _mm256_set1_epi8($lo as i8 - 1)),
+                _mm256_cmpgt_epi8(_mm256_set1_epi8($hi as i8 + 1), $v),
+            )
+        };
+    }
+    macro_rules! is {
+        ($v:expr, $b:expr) => {
+            _mm256_cmpeq_epi8($v, _mm256_set1_epi8($b as i8))
+        };
+    }
+    macro_rules! bits {
+        ($x:expr, $k:expr) => {
+            u64::from(_mm256_movemask_epi8($x) as u32) << (32 * $k)
+        };
+    }
+    let mut m = Masks::default();
+    for k in 0..2 {
+        // SAFETY: `bytes` holds 64 bytes, so the 32 read at 32 * k are in bounds.
+        let v = unsafe { _mm256_loadu_si256(bytes.as_ptr().add(32 * k).cast::<__m256i>()) };
+        let digit = within!(v, b'0', b'9');
+        let upper = within!(v, b'A', b'Z');
+        let lower = within!(v, b'a', b'z');
+        let breaker = _mm256_or_si256(
+            _mm256_or_si256(
+                _mm256_or_si256(within!(v, b'$', b'&'), within!(v, b'<', b'@')),
+                _mm256_or_si256(within!(v, b'^', b'`'), within!(v, b'}', b'~')),
+            ),
+            _mm256_or_si256(
+                _mm256_or_si256(is!(v, b'!'), is!(v, b'+')),
+                _mm256_or_si256(is!(v, b'/'), is!(v, b'{')),
+            ),
+        );
+        m.digit |= bits!(digit, k);
+        m.upper |= bits!(upper, k);
+        m.lower |= bits!(lower, k);
+        m.breaker |= bits!(breaker, k);
+        m.sep |= bits!(_mm256_or_si256(is!(v, b' '), is!(v, b'-')), k);
+    }
+    m.alnum = m.digit | m.upper | m.lower;
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn masks(block: &[u8]) -> Masks {
+    let mut m = Masks::default();
+    for (k, &b) in block.iter().enumerate() {
+        let bit = |yes: bool| u64::from(yes) << k;
+        m.alnum |= bit(b.is_ascii_alphanumeric());
+        m.digit |= bit(b.is_ascii_digit());
+        m.upper |= bit(b.is_ascii_uppercase());
+        m.lower |= bit(b.is_ascii_lowercase());
+        m.breaker |= bit(is_breaker_byte(b));
+        m.sep |= bit(b == b' ' || b == b'-');
+    }
+    m
+}
+
+/// A printable byte that is neither a letter, a digit nor a gap byte of a seed phrase.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn is_breaker_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b.is_ascii_alphanumeric() && !super::bip39::gap_byte(b)
+}
+
+/// Bit `i`: bits `i .. i + k` of `m` are all set (`1 <= k <= 64`; runs reaching past the
+/// block's end are not seen).
+#[inline(always)]
+fn runs_from(m: u64, k: u32) -> u64 {
+    // `acc`: the starts of runs of `acc_len` set bits; `p`: of `p_len` (powers of two).
+    let (mut acc, mut acc_len) = (u64::MAX, 0);
+    let (mut p, mut p_len) = (m, 1);
+    let mut k = k;
+    loop {
+        if k & 1 == 1 {
+            acc &= p >> acc_len;
+            acc_len += p_len;
+        }
+        k >>= 1;
+        if k == 0 {
+            break;
+        }
+        p &= p >> p_len;
+        p_len *= 2;
+    }
+    acc
+}
+
+/// Bits `i` of `cur` with bit `i - s` of the stream (`cur` after `prev`), `1 <= s <= 63`.
+#[inline(always)]
+fn back(cur: u64, prev: u64, s: u32) -> u64 {
+    (cur << s) | (prev >> (64 - s))
+}
+
+/// Bits below `i` (`i <= 64`).
+#[inline(always)]
+fn below(i: u32) -> u64 {
+    if i >= 64 { u64::MAX } else { (1u64 << i) - 1 }
+}
+
+/// Sets bits `s..e` of `marks`.
+#[inline(always)]
+fn mark(marks: &mut [u64], s: usize, e: usize) {
+    if s >= e {
+        return;
+    }
+    let (ws, we) = (s / 64, (e - 1) / 64);
+    let lo = !below((s % 64) as u32);
+    let hi = below(((e - 1) % 64) as u32 + 1);
+    if ws == we {
+        marks[ws] |= lo & hi;
+    } else {
+        marks[ws] |= lo;
+        for m in &mut marks[ws + 1..we] {
+            *m = u64::MAX;
+        }
+        marks[we] |= hi;
+    }
+}
+
+/// The first set bit of `marks` at or after `from`.
+#[inline(always)]
+fn next_set(marks: &[u64], from: usize) -> Option<usize> {
+    let mut w = from / 64;
+    let mut bits = *marks.get(w)? & !below((from % 64) as u32);
+    loop {
+        if bits != 0 {
+            return Some(64 * w + bits.trailing_zeros() as usize);
+        }
+        w += 1;
+        bits = *marks.get(w)?;
+    }
+}
+
+/// The first clear bit of `bits` at or after `from` (`64 * bits.len()` if none).
+#[inline(always)]
+fn next_clear(bits: &[u64], from: usize) -> usize {
+    let mut w = from / 64;
+    let Some(&b) = bits.get(w) else {
+        return from;
+    };
+    let mut m = !b & !below((from % 64) as u32);
+    loop {
+        if m != 0 {
+            return 64 * w + m.trailing_zeros() as usize;
+        }
+        w += 1;
+        match bits.get(w) {
+            Some(&b) => m = !b,
+            None => return 64 * w,
+        }
+    }
+}
+
+/// Scratch space of [`for_each_range`], kept from one run to the next.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// One bit per byte of the run: what the walk must see.
+    marks: Vec<u64>,
+    /// One bit per byte of the run: lower-case letters.
+    lower: Vec<u64>,
+    /// One bit per byte of the run: letters and digits.
+    alnum: Vec<u64>,
+    /// Stretches between two breakers with 12 starts of lower-case tokens or more.
+    stretches: Vec<(usize, usize)>,
+    /// What the walk must see, in whole tokens.
+    ranges: Vec<(usize, usize)>,
+}
+
+/// Fills `scratch.ranges` with what the walk must see of `run`, a run of text.
+fn plan(run: &[u8], want: Want, scratch: &mut Scratch) {
+    #[cfg(target_arch = "x86_64")]
+    if *AVX2 && !baseline_forced() {
+        // SAFETY: the CPU has the features `plan_avx2` is compiled for.
+        unsafe { plan_avx2(run, want, scratch) };
+        return;
+    }
+    plan_with::<false>(run, want, scratch);
+}
+
+#[cfg(test)]
+thread_local! {
+    static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Plans with the baseline masks and bit operations on this thread (`yes`), even where AVX2
+/// is there: for the tests of both.
+#[cfg(test)]
+pub(crate) fn force_baseline(yes: bool) {
+    BASELINE.with(|b| b.set(yes));
+}
+
+#[cfg(test)]
+fn baseline_forced() -> bool {
+    BASELINE.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn baseline_forced() -> bool {
+    false
+}
+
+/// Whether this CPU has AVX2 and the bit instructions (`popcnt`, `lzcnt`, `tzcnt`, `bzhi`) that
+/// [`plan_avx2`] is compiled for: nearly every x86_64 CPU since 2013.
+#[cfg(target_arch = "x86_64")]
+static AVX2: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("bmi1")
+        && is_x86_feature_detected!("bmi2")
+        && is_x86_feature_detected!("lzcnt")
+        && is_x86_feature_detected!("popcnt")
+});
+
+/// [`plan`] on a CPU with AVX2: masks of 32 bytes a compare, and bit counts and scans in one
+/// instruction each (without them, `count_ones` and `trailing_zeros` are loops of shifts).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+fn plan_avx2(run: &[u8], want: Want, scratch: &mut Scratch) {
+    plan_with::<true>(run, want, scratch);
+}
+
+#[inline(always)]
+fn plan_with<const AVX2: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
+    let n = run.len();
+    let blocks = n.div_ceil(64);
+    let Scratch {
+        marks,
+        lower,
+        alnum,
+        stretches,
+        ranges,
+    } = scratch;
+    stretches.clear();
+    marks.clear();
+    marks.resize(blocks, 0);
+    alnum.clear();
+    alnum.resize(blocks, 0);
+    lower.clear();
+    if want.seeds {
+        lower.resize(blocks, 0);
+    }
+    // The previous block's masks: none before the run (the byte before a run of text is not
+    // text, or it is before the window, where the walk starts too).
+    let mut prev = Masks::default();
+    let mut tail = 0usize;
+    // The stretch since the last breaker, and the starts of lower-case tokens in it.
+    let mut seg_start = 0usize;
+    let mut seg_words = 0usize;
+    for k in 0..blocks {
+        let base = 64 * k;
+        let len = (n - base).min(64) as u32;
+        let valid = below(len);
+        let block = &run[base..base + len as usize];
+        #[cfg(target_arch = "x86_64")]
+        let m = if AVX2 {
+            // SAFETY: only `plan_avx2`, compiled for AVX2 and called on a CPU that has it,
+            // asks for these masks.
+            unsafe { masks_avx2(block) }
+        } else {
+            masks(block)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let m = masks(block);
+        let mut x = 0;
+        if want.all_digits {
+            x |= m.digit;
+        } else if want.digits {
+            // A token with a digit of 3 bytes or less is looked at by no rule of `financial`
+            // (an IBAN has 15 bytes or more, an address 26), unless it is a number that a card
+            // number could start with: followed by a space or a dash and a digit. Marked: the
+            // digits in runs of 4 letters and digits or more (runs past the block's end are
+            // not seen: its last 3 bytes are taken as in one), and those followed by a
+            // separator and a digit (the block's last 2 bytes: taken as such).
+            let a = m.alnum;
+            let four = a & back(a, prev.alnum, 1) & back(a, prev.alnum, 2) & back(a, prev.alnum, 3);
+            let in_four = four | (four >> 1) | (four >> 2) | (four >> 3) | (0b111 << 61);
+            let grouped = ((m.sep >> 1) & (m.digit >> 2)) | (0b11 << 62);
+            x |= m.digit & (in_four | grouped);
+        }
+        // Alphanumeric bytes at the start of this block and at the end of the last ones.
+        let head = (!m.alnum).trailing_zeros();
+        if want.long {
+            // Every run of LONG_TOKEN alphanumeric bytes, within the block or reaching into it
+            // from before (then its part here is marked): widened to its token.
+            x |= runs_from(m.alnum, LONG_TOKEN);
+            if tail + head as usize >= LONG_TOKEN as usize {
+                x |= below(head);
+            }
+        }
+        tail = if head == 64 {
+            tail + 64
+        } else {
+            m.alnum.leading_ones() as usize
+        };
+        marks[k] |= x;
+        alnum[k] = m.alnum;
+        if want.seeds {
+            let l = m.lower;
+            lower[k] = l;
+            let gap = !m.alnum & valid;
+            let alpha = m.upper | l;
+            let prev_alpha = prev.upper | prev.lower;
+            // The first byte of every lower-case token (a word or not).
+            let words = l & !back(m.alnum, prev.alnum, 1);
+            let brk = m.upper
+                | m.breaker
+                // A digit next to a letter: a token of both.
+                | (m.digit & back(alpha, prev_alpha, 1))
+                | (alpha & back(m.digit, prev.digit, 1))
+                // Three digits: a number, not a list number.
+                | (m.digit & back(m.digit, prev.digit, 1) & back(m.digit, prev.digit, 2))
+                // The byte after a run of 1 or 2 lower-case letters.
+                | (!l & valid
+                    & back(l, prev.lower, 1)
+                    & !(back(l, prev.lower, 2) & back(l, prev.lower, 3)))
+                // The 10th of 10 lower-case letters (a run reaching past the block is not
+                // seen: a breaker less is walking more).
+                | (runs_from(l, 10) << 9)
+                | runs_from(gap, LONG_GAP);
+            if brk == 0 {
+                seg_words += words.count_ones() as usize;
+            } else {
+                // No byte is both a breaker and the start of a lower-case token.
+                debug_assert_eq!(brk & words, 0);
+                let first = brk.trailing_zeros();
+                seg_words += (words & below(first)).count_ones() as usize;
+                if seg_words >= MIN_WORDS {
+                    stretches.push((seg_start, base + first as usize));
+                }
+                let last = 63 - brk.leading_zeros();
+                // Stretches between two breakers of this block (rare: 12 words fill 47 bytes).
+                if last > first
+                    && (words & below(last) & !below(first + 1)).count_ones() as usize >= MIN_WORDS
+                {
+                    let mut rest = brk & !below(first + 1);
+                    let mut from = first;
+                    while rest != 0 {
+                        let to = rest.trailing_zeros();
+                        let inner = below(to) & !below(from + 1);
+                        if (words & inner).count_ones() as usize >= MIN_WORDS {
+                            stretches.push((base + from as usize + 1, base + to as usize));
+                        }
+                        from = to;
+                        rest &= rest - 1;
+                    }
+                }
+                seg_start = base + last as usize + 1;
+                seg_words = (words & !below(last + 1)).count_ones() as usize;
+            }
+        }
+        prev = m;
+    }
+    // The end of the run ends the last stretch.
+    if want.seeds && seg_words >= MIN_WORDS {
+        stretches.push((seg_start, n));
+    }
+    for &(s, e) in stretches.iter() {
+        if (Letters { run, lower, s, e }).list_words_in_a_row() {
+            mark(marks, s, e);
+        }
+    }
+    // The marked stretches, widened to whole tokens; the whole run where most of it is
+    // marked (where most tokens hold a digit, skipping the rest saves less than the walk's
+    // stops and starts cost).
+    ranges.clear();
+    if marks.iter().map(|m| m.count_ones() as usize).sum::<usize>() * 2 > n {
+        ranges.push((0, n));
+        return;
+    }
+    let is_alnum = |i: usize| alnum[i / 64] >> (i % 64) & 1 == 1;
+    let mut done = 0;
+    let mut marked = 0;
+    while let Some(mut s) = next_set(marks, done) {
+        let mut e = next_clear(marks, s).min(n);
+        // From the first byte of the token at `s` (`done` is a boundary already), to the end
+        // of the token at `e - 1`.
+        if is_alnum(s) {
+            s = run_start(alnum, s).max(done);
+        }
+        if is_alnum(e - 1) {
+            e = next_clear(alnum, e).min(n);
+        }
+        match ranges.last_mut() {
+            // Nothing but separators since the last one (no token): one walk.
+            Some(last) if next_set(alnum, done).is_none_or(|t| t >= s) => last.1 = e,
+            _ => ranges.push((s, e)),
+        }
+        marked += e - s;
+        done = e;
+    }
+    if (n - marked) < WHOLE_RUN_GAP * ranges.len() {
+        ranges.clear();
+        ranges.push((0, n));
+    }
+}
+
+/// Walk a run whole when its stretches skipped are shorter than this on average.
+const WHOLE_RUN_GAP: usize = 8;
+
+/// The runs of lower-case letters of a stretch `s..e` between two breakers that has 12 starts
+/// of lower-case tokens or more: it is marked when 12 of them in a row are words of the BIP-39
+/// list.
+///
+/// The words of a seed run are lower-case tokens, each one run of lower-case letters, with
+/// no other such run between two of them (a lower-case token is a word of the run or ends it):
+/// a run of 12 list words is 12 runs in a row that are list words, as `SeedRuns::word` reads
+/// them (after an `\n` escape). Runs of letters that are not words (in a token with a
+/// capital or a digit) are looked up all the same: looking up more is walking more.
+struct Letters<'a> {
+    run: &'a [u8],
+    lower: &'a [u64],
+    s: usize,
+    e: usize,
+}
+
+impl Letters<'_> {
+    /// The starts of runs of lower-case letters in block `k`, within `s..e`.
+    #[inline(always)]
+    fn starts(&self, k: usize) -> u64 {
+        let l = self.lower[k];
+        let prev = if k > 0 { self.lower[k - 1] } else { 0 };
+        let mut starts = l & !back(l, prev, 1);
+        if k == self.s / 64 {
+            starts &= !below((self.s % 64) as u32);
+        }
+        if k == (self.e - 1) / 64 {
+            starts &= below(((self.e - 1) % 64) as u32 + 1);
+        }
+        starts
+    }
+
+    /// The `n`th start (`n >= 1`) at `from` or after.
+    #[inline(always)]
+    fn nth(&self, from: usize, mut n: u32) -> Option<usize> {
+        let last = (self.e - 1) / 64;
+        let mut k = from / 64;
+        if k > last {
+            return None;
+        }
+        let mut m = self.starts(k) & !below((from % 64) as u32);
+        loop {
+            let c = m.count_ones();
+            if c >= n {
+                for _ in 1..n {
+                    m &= m - 1;
+                }
+                return Some(64 * k + m.trailing_zeros() as usize);
+            }
+            n -= c;
+            k += 1;
+            if k > last {
+                return None;
+            }
+            m = self.starts(k);
+        }
+    }
+
+    /// The start before `at` (`at` itself a start), if any.
+    #[inline(always)]
+    fn before(&self, at: usize) -> Option<usize> {
+        let first = self.s / 64;
+        let mut k = at / 64;
+        let mut m = self.starts(k) & below((at % 64) as u32);
+        while m == 0 {
+            if k == first {
+                return None;
+            }
+            k -= 1;
+            m = self.starts(k);
+        }
+        Some(64 * k + 63 - m.leading_zeros() as usize)
+    }
+
+    /// Whether the run of letters starting at `start` is a word of the list.
+    #[inline(always)]
+    fn is_word(&self, start: usize) -> bool {
+        let (run, lower) = (self.run, self.lower);
+        // The run's end: the first byte that is not a lower-case letter.
+        let mut k = start / 64;
+        let mut end = start + (!(lower[k] >> (start % 64))).trailing_zeros() as usize;
+        while end == 64 * (k + 1) && k + 1 < lower.len() {
+            k += 1;
+            end += (!lower[k]).trailing_zeros() as usize;
+        }
+        let end = end.min(run.len());
+        // `\nability` in a JSON string as sent: the escape is part of the separator.
+        let escaped =
+            start > 0 && run[start - 1] == b'\\' && matches!(run[start], b'n' | b't' | b'r');
+        bip39_word_index(&run[start + usize::from(escaped)..end]).is_some()
+    }
+
+    /// Whether 12 runs in a row are list words. Like `SeedRuns`, from the last of 12 back: a
+    /// miss rules out every window of 12 holding it, so most of prose is dismissed with one
+    /// look-up in 12 runs.
+    #[inline(always)]
+    fn list_words_in_a_row(&self) -> bool {
+        let mut from = self.s;
+        // Every start from `from` to `hits` is known to be a list word.
+        let mut hits = None;
+        while let Some(top) = self.nth(from, MIN_WORDS as u32) {
+            let mut at = top;
+            let mut count = 0;
+            loop {
+                if hits.is_some_and(|h| at <= h) {
+                    return true;
+                }
+                if !self.is_word(at) {
+                    from = at + 1;
+                    hits = (at < top).then_some(top);
+                    break;
+                }
+                count += 1;
+                if count == MIN_WORDS {
+                    return true;
+                }
+                match self.before(at) {
+                    Some(b) if b >= from => at = b,
+                    _ => return true,
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The longest run of text walked whole, without planning: a token or two.
+const SHORT_RUN: usize = 24;
+
+/// Calls `f(start, end)` with the stretches of `run` (a run of text, see
+/// [`crate::text_runs::for_each_text_run`]) that the walk must see, in order, each made of
+/// whole tokens (it starts and ends at a boundary of tokens).
+pub(crate) fn for_each_range(
+    run: &[u8],
+    want: Want,
+    scratch: &mut Scratch,
+    mut f: impl FnMut(usize, usize),
+) {
+    let n = run.len();
+    if n <= SHORT_RUN {
+        if n > 0 {
+            f(0, n);
+        }
+        return;
+    }
+    plan(run, want, scratch);
+    for &(s, e) in &scratch.ranges {
+        f(s, e);
+    }
+}
+
+/// The first bit of the run of set bits of `bits` that reaches `at`.
+#[inline(always)]
+fn run_start(bits: &[u64], at: usize) -> usize {
+    let mut w = at / 64;
+    let mut m = !bits[w] & below((at % 64) as u32);
+    while m == 0 {
+        if w == 0 {
+            return 0;
+        }
+        w -= 1;
+        m = !bits[w];
+    }
+    64 * w + 64 - m.leading_zeros() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tokens::for_each_token;
+    use super::super::{DIGIT, is_alnum};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scalar_masks(block: &[u8]) -> Masks {
+        let mut m = Masks::default();
+        for (k, &b) in block.iter().enumerate() {
+            let bit = |yes: bool| u64::from(yes) << k;
+            m.alnum |= bit(b.is_ascii_alphanumeric());
+            m.digit |= bit(b.is_ascii_digit());
+            m.upper |= bit(b.is_ascii_uppercase());
+            m.lower |= bit(b.is_ascii_lowercase());
+            m.breaker |= bit(is_breaker_byte(b));
+            m.sep |= bit(b == b' ' || b == b'-');
+        }
+        m
+    }
+
+    fn same(a: Masks, b: Masks) -> bool {
+        (a.alnum, a.digit, a.upper, a.lower, a.breaker, a.sep)
+            == (b.alnum, b.digit, b.upper, b.lower, b.breaker, b.sep)
+    }
+
+    #[test]
+    fn masks_of_every_byte_at_every_place() {
+        for len in 0..=64usize {
+            for b in 0..=255u8 {
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    let mut block = vec![b' '; len];
+                    if len > 0 {
+                        block[at] = b;
+                    }
+                    let want = scalar_masks(&block);
+                    assert!(same(masks(&block), want), "{b:#x} at {at} of {len}");
+                    #[cfg(target_arch = "x86_64")]
+                    if *AVX2 {
+                        // SAFETY: the CPU has AVX2.
+                        assert!(same(unsafe { masks_avx2(&block) }, want));
+                    }
+                }
+            }
+        }
+        // The breaker bytes are the printable bytes that end a seed run wherever they are.
+        let breakers: Vec<u8> = (0..=255u8).filter(|&b| is_breaker_byte(b)).collect();
+        assert_eq!(breakers, b"!$%&+/<=>?@^_`{}~");
+    }
+
+    #[test]
+    fn runs_within_a_block() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Long runs of set bits now and then.
+            let m = x | (x >> 3) | (x >> 9);
+            for k in 1..=64 {
+                let want = (0..64).fold(0u64, |acc, i| {
+                    let run = i + k <= 64 && (i..i + k).all(|j| m >> j & 1 == 1);
+                    acc | u64::from(run) << i
+                });
+                assert_eq!(runs_from(m, k as u32), want, "{m:#x} {k}");
+            }
+        }
+    }
+
+    /// A run of text: tokens of every length (some past 64 bytes), separators, breakers.
+    fn run_text() -> impl Strategy<Value = Vec<u8>> {
+        let token = (0u8..4, 1usize..140, any::<u64>()).prop_map(|(kind, len, seed)| {
+            let alphabet: &[u8] = match kind {
+                0 => b"abcdefghijklmnopqrstuvwxyz",
+                1 => b"0123456789",
+                2 => b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz",
+                _ => b"0123456789abcdefABCDEFxyz",
+            };
+            let mut x = seed | 1;
+            // Mostly short tokens, as in text.
+            let len = if seed % 4 == 0 { len } else { 1 + len % 12 };
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect::<Vec<u8>>()
+        });
+        let gap = prop::collection::vec(
+            prop::sample::select(b" \t\n\r,.\"'()[]|*\\#:;-!$%&+/<=>?@^_`{}~".to_vec()),
+            1..16,
+        );
+        prop::collection::vec((token, gap), 0..40).prop_map(|parts| {
+            let mut out = Vec::new();
+            for (t, g) in parts {
+                out.extend_from_slice(&t);
+                out.extend_from_slice(&g);
+            }
+            out
+        })
+    }
+
+    /// The ranges of `run`: in order, apart, made of whole tokens, holding every token a rule
+    /// other than the seed phrase looks at; the same with both kinds of masks.
+    fn check_ranges(run: &[u8], want: Want) {
+        let ranges = |baseline: bool| {
+            force_baseline(baseline);
+            let mut scratch = Scratch::default();
+            let mut ranges = Vec::new();
+            for_each_range(run, want, &mut scratch, |s, e| ranges.push((s, e)));
+            force_baseline(false);
+            ranges
+        };
+        let got = ranges(false);
+        assert_eq!(got, ranges(true));
+        let alnum = |i: usize| is_alnum(run[i]);
+        let mut last = 0;
+        for &(s, e) in &got {
+            assert!(last <= s && s < e && e <= run.len(), "{got:?}");
+            assert!(s == 0 || !alnum(s - 1) || !alnum(s), "{s}");
+            assert!(e == run.len() || !alnum(e - 1) || !alnum(e), "{e}");
+            last = e;
+        }
+        for_each_token(run, |a, b, bits| {
+            let grouped = run.get(b).is_some_and(|&c| c == b' ' || c == b'-')
+                && run.get(b + 1).is_some_and(u8::is_ascii_digit);
+            let needed = (want.all_digits && bits & DIGIT != 0)
+                || (want.digits && bits & DIGIT != 0 && (b - a >= 4 || (bits == DIGIT && grouped)))
+                || (want.long && b - a >= LONG_TOKEN as usize);
+            if needed {
+                assert!(
+                    got.iter().any(|&(s, e)| s <= a && b <= e),
+                    "{a}..{b} not in {got:?}"
+                );
+            }
+        });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn ranges_hold_every_token_a_rule_looks_at(run in run_text()) {
+            for (digits, all_digits, long, seeds) in [
+                (true, false, true, true),
+                (true, true, true, true),
+                (true, false, false, false),
+                (true, true, false, false),
+                (false, false, true, false),
+                (false, false, true, true),
+                (false, false, false, true),
+            ] {
+                let want = Want { digits, all_digits, long, seeds };
+                check_ranges(&run, want);
+            }
+        }
+    }
+}
