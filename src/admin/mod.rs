@@ -228,7 +228,7 @@ async fn api_threats(
         return unauthorized();
     }
     let limit = p.limit.unwrap_or(100).min(10_000);
-    let lines = crate::record::tail_lines(&state.config.log_dir.join("threats.jsonl"), limit);
+    let lines = crate::record::tail_lines(&state.config.audit_file("threats"), limit);
     let mut out: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -10,7 +10,7 @@ use crate::record::tail_lines;
 /// `live`: the running instance's own counters (requests, blocked, failed, threats), which
 /// the admin server has in memory; otherwise they are counted in the store.
 pub fn status_object(config: &Config, live: Option<(u64, u64, u64, u64)>) -> Value {
-    let threats: Vec<Value> = tail_lines(&config.log_dir.join("threats.jsonl"), 5)
+    let threats: Vec<Value> = tail_lines(&config.audit_file("threats"), 5)
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();

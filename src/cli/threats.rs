@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::record::tail_lines;
 
 pub fn threats(config: &Config, limit: usize, as_json: bool) -> Result<ExitCode, Failure> {
-    let lines = tail_lines(&config.log_dir.join("threats.jsonl"), limit);
+    let lines = tail_lines(&config.audit_file("threats"), limit);
     if lines.is_empty() && !as_json {
         println!("no threats recorded");
     }

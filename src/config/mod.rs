@@ -76,6 +76,16 @@ impl LogMode {
     }
 }
 
+/// How the JSONL audit files rotate (`log_rotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogRotate {
+    /// `flows.jsonl`, rotated at 10 MB.
+    #[default]
+    Size,
+    /// `flows-YYYY-MM-DD.jsonl`, one file per UTC day.
+    Daily,
+}
+
 /// Diagnostics verbosity (`log_level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiagLevel {
@@ -121,6 +131,7 @@ struct RawConfig {
     log_dir: Option<PathBuf>,
     log: Option<LogLevelValue>,
     log_level: Option<String>,
+    log_rotate: Option<String>,
     enable_mitm: Option<bool>,
     passthrough_hosts: Option<Vec<String>>,
     http1_only_hosts: Option<Vec<String>>,
@@ -344,6 +355,7 @@ pub struct StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub log_rotate: LogRotate,
     /// The admin server, or none (`admin: null`).
     pub admin: Option<AdminSettings>,
     /// The transparent listener (`transparent_port`, Linux): connections a jail's rules
@@ -408,6 +420,17 @@ impl Config {
     }
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("airlock.db")
+    }
+    /// The JSONL audit file of `kind` (flows, threats, llm) being written now: `<kind>.jsonl`,
+    /// or with `log_rotate: daily` today's `<kind>-YYYY-MM-DD.jsonl`.
+    pub fn audit_file(&self, kind: &str) -> PathBuf {
+        match self.log_rotate {
+            LogRotate::Size => self.log_dir.join(format!("{kind}.jsonl")),
+            LogRotate::Daily => self.log_dir.join(format!(
+                "{kind}-{}.jsonl",
+                chrono::Utc::now().format("%Y-%m-%d")
+            )),
+        }
     }
     /// Where `airlock lockdown on` and SIGUSR1 leave lockdown on (it survives a restart).
     pub fn lockdown_path(&self) -> PathBuf {
@@ -523,6 +546,16 @@ impl Config {
             llm_budgets,
             overrides: overrides.clone(),
             listen,
+            log_rotate: match raw.log_rotate.as_deref() {
+                None | Some("size") => LogRotate::Size,
+                Some("daily") => LogRotate::Daily,
+                Some(other) => {
+                    return Err(key_err(
+                        "log_rotate",
+                        format!("must be size or daily, got {other:?}"),
+                    ));
+                }
+            },
             admin: admin_settings(raw.admin).map_err(|(k, m)| key_err(&k, m))?,
             transparent: raw
                 .transparent_port

@@ -14,6 +14,19 @@ pub struct RotatingJsonl {
     size: u64,
     max_bytes: u64,
     keep: usize,
+    /// `log_rotate: daily`: (directory, kind, the UTC day of the open file); a new file
+    /// `<kind>-YYYY-MM-DD.jsonl` each day, never rotated by size.
+    daily: Option<(PathBuf, String, String)>,
+}
+
+/// Today's date in UTC, as daily files are named.
+pub fn utc_day() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// The daily file of `kind` for `day` in `dir`.
+pub fn daily_path(dir: &Path, kind: &str, day: &str) -> PathBuf {
+    dir.join(format!("{kind}-{day}.jsonl"))
 }
 
 impl RotatingJsonl {
@@ -29,11 +42,29 @@ impl RotatingJsonl {
             size,
             max_bytes,
             keep,
+            daily: None,
         })
+    }
+
+    /// `log_rotate: daily`: `<dir>/<kind>-YYYY-MM-DD.jsonl`, a new file each UTC day.
+    pub fn open_daily(dir: &Path, kind: &str) -> io::Result<Self> {
+        let day = utc_day();
+        let mut file = RotatingJsonl::open(&daily_path(dir, kind, &day), u64::MAX, 0)?;
+        file.daily = Some((dir.to_path_buf(), kind.to_string(), day));
+        Ok(file)
     }
 
     /// Appends one line (`line` must not contain a newline; one is added).
     pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        if let Some((dir, kind, day)) = &self.daily {
+            let today = utc_day();
+            if *day != today {
+                // A new day: the old file is complete (a line never spans two files).
+                let next = RotatingJsonl::open_daily(dir, kind)?;
+                self.out.flush()?;
+                *self = next;
+            }
+        }
         let len = line.len() as u64 + 1;
         if self.size > 0 && self.size + len > self.max_bytes {
             self.rotate()?;

@@ -96,25 +96,22 @@ pub enum RecordError {
 
 impl RecordSink {
     pub fn start(config: &Config) -> Result<(RecordSink, RecordWriter), RecordError> {
-        let flows_path = config.log_dir.join("flows.jsonl");
-        let flows = RotatingJsonl::open(&flows_path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
-            .map_err(|source| RecordError::Open {
-                path: flows_path.display().to_string(),
+        let open = |kind: &str| {
+            let path = config.audit_file(kind);
+            let file = match config.log_rotate {
+                crate::config::LogRotate::Size => {
+                    RotatingJsonl::open(&path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
+                }
+                crate::config::LogRotate::Daily => RotatingJsonl::open_daily(&config.log_dir, kind),
+            };
+            file.map_err(|source| RecordError::Open {
+                path: path.display().to_string(),
                 source,
-            })?;
-        let threats_path = config.log_dir.join("threats.jsonl");
-        let threats =
-            RotatingJsonl::open(&threats_path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
-                .map_err(|source| RecordError::Open {
-                    path: threats_path.display().to_string(),
-                    source,
-                })?;
-        let llm_path = config.log_dir.join("llm.jsonl");
-        let llm = RotatingJsonl::open(&llm_path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
-            .map_err(|source| RecordError::Open {
-                path: llm_path.display().to_string(),
-                source,
-            })?;
+            })
+        };
+        let flows = open("flows")?;
+        let threats = open("threats")?;
+        let llm = open("llm")?;
         let store = Store::open(&config.store_path())?;
         match store.apply_retention(config.store.retention_days) {
             Ok(0) => {}
@@ -138,7 +135,7 @@ impl RecordSink {
                 move || write_loop(rx, &files, store, max_mb, &metrics, console)
             })
             .map_err(|source| RecordError::Open {
-                path: flows_path.display().to_string(),
+                path: config.audit_file("flows").display().to_string(),
                 source,
             })?;
         Ok((

@@ -172,3 +172,33 @@ def test_start_console_prints_a_line_per_request(start_proxy):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_log_rotate_daily_names_the_files_by_date(start_proxy):
+    from datetime import datetime, timezone
+
+    p = start_proxy({"log_rotate": "daily"})
+    _traffic(p)
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    logs = p.data_dir / "logs"
+    flows = wait_for(
+        lambda: [json.loads(line) for line in (logs / f"flows-{day}.jsonl").read_text().splitlines()]
+        if (logs / f"flows-{day}.jsonl").exists() else None,
+        what="today's flows file",
+    )
+    assert len(flows) >= 3, flows
+    assert not (logs / "flows.jsonl").exists(), "size-rotated file written too"
+    assert (logs / f"threats-{day}.jsonl").exists()
+    # The commands read the files the config names (the same config as the proxy's).
+    env = dict(cli_env(p), AIRLOCK_CONFIG=str(p.config_path))
+    r = airlock("threats", "--json", env=env)
+    assert r.returncode == 0 and "EXFIL" in r.stdout, r.stdout
+    r = airlock("logs", "--json", env=env)
+    assert len([line for line in r.stdout.splitlines() if line.strip()]) >= 3
+
+
+def test_log_rotate_refuses_other_values(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"log_rotate": "weekly"}))
+    r = airlock("config", "check", path)
+    assert r.returncode == 2 and "log_rotate" in r.stderr, r.stderr
