@@ -99,18 +99,9 @@ fn jailed(
     if verify {
         let exe = std::env::current_exe()
             .map_err(|e| Failure::runtime(format!("cannot find airlock's own binary: {e}")))?;
-        let out = jail
-            .command(&exe, None)
-            .arg("verify")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .map_err(|e| Failure::runtime(format!("cannot run the check in the jail: {e}")))?;
-        if !out.status.success() {
-            let said = String::from_utf8_lossy(&out.stdout).replace('\n', "; ");
-            return Err(Failure::runtime(format!(
-                "not starting {program:?}: inside the jail, airlock is not in the path ({said}). Pass --no-verify to start it anyway"
-            )));
-        }
+        let mut check = jail.command(&exe, None);
+        check.arg("verify");
+        verify_inside(check, &env, program)?;
     }
     let mut cmd = jail.command(Path::new(program), user);
     cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
@@ -225,18 +216,8 @@ fn unprivileged(
             }
         };
         if verify {
-            let mut check = jailed_command(&exe.display().to_string(), &["verify".to_string()]);
-            let out = check
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .map_err(|e| Failure::runtime(format!("cannot run the check in the jail: {e}")))?;
-            if !out.status.success() {
-                let said = String::from_utf8_lossy(&out.stdout).replace('\n', "; ");
-                return Err(Failure::runtime(format!(
-                    "not starting {program:?}: inside the jail, airlock is not in the path ({said}{}). Pass --no-verify to start it anyway",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            let check = jailed_command(&exe.display().to_string(), &["verify".to_string()]);
+            verify_inside(check, &env, program)?;
         }
         let mut cmd = jailed_command(program, args);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
@@ -269,6 +250,27 @@ pub fn inside(socket: &Path, port: u16, command: &[String]) -> Result<ExitCode, 
     let status = userns::inside(socket, port, program, args)
         .map_err(|e| Failure::runtime(format!("jail: cannot run {program:?}: {e}")))?;
     Ok(exit_code(status))
+}
+
+/// Runs `airlock verify` (`check`, already set to run inside the jail) with CMD's
+/// environment; its failure is the refusal to start CMD.
+fn verify_inside(
+    mut check: std::process::Command,
+    env: &[(String, String)],
+    program: &str,
+) -> Result<(), Failure> {
+    let out = check
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .map_err(|e| Failure::runtime(format!("cannot run the check in the jail: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stdout).replace('\n', "; ");
+    Err(Failure::runtime(format!(
+        "not starting {program:?}: inside the jail, airlock is not in the path ({said}{}). Pass --no-verify to start it anyway",
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
 }
 
 /// The user who ran `sudo airlock run --jail`, to run CMD as.

@@ -52,8 +52,17 @@ pub fn blocked_response(info: &BlockInfo) -> Response<ProxyBody> {
         "rule": info.rule,
         "detail": info.detail,
     });
+    block_response(StatusCode::FORBIDDEN, body, info)
+}
+
+/// A JSON refusal with airlock's block headers (the block's kind and rule).
+fn block_response(
+    status: StatusCode,
+    body: serde_json::Value,
+    info: &BlockInfo,
+) -> Response<ProxyBody> {
     let mut resp = Response::new(full_body(body.to_string()));
-    *resp.status_mut() = StatusCode::FORBIDDEN;
+    *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -86,16 +95,5 @@ pub fn llm_limit_response(
             "error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"},
         }),
     };
-    let mut resp = Response::new(full_body(body.to_string()));
-    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(BLOCK_REASON_HEADER, HeaderValue::from_static(info.kind));
-    if let Ok(v) = HeaderValue::from_str(&info.rule) {
-        h.insert(RULE_HEADER, v);
-    }
-    resp
+    block_response(StatusCode::TOO_MANY_REQUESTS, body, info)
 }
