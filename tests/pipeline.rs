@@ -42,6 +42,7 @@ impl Harness {
                 records,
                 prices: Arc::new(airlock_llm::PriceTable::with_overrides(std::iter::empty())),
                 gateway: None,
+                sessions: Default::default(),
             },
             writer: Some(writer),
         }

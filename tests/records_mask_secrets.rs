@@ -201,6 +201,7 @@ fn run_case(picked: &[(usize, (Place, Encoding))]) -> Result<(), TestCaseError> 
         records: records_sink,
         prices: Arc::new(airlock_llm::PriceTable::with_overrides(std::iter::empty())),
         gateway: None,
+        sessions: Default::default(),
     };
 
     let mut path = String::from("/v1/upload");

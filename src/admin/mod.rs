@@ -66,6 +66,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/threats", get(api_threats))
         .route("/api/usage", get(api_usage))
         .route("/api/pending", get(api_pending))
+        .route("/api/sessions", get(api_sessions))
+        .route("/api/sessions/{id}", get(api_session))
         .route("/api/events", get(api_events))
         .route("/", get(dashboard_page))
         .route("/dashboard.js", get(dashboard_js))
@@ -272,6 +274,67 @@ async fn api_usage(
     .await;
     match lines {
         Ok(Ok(lines)) => Json(lines).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionParams {
+    limit: Option<usize>,
+}
+
+/// LLM conversations, the most recently active first.
+async fn api_sessions(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<SessionParams>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let limit = p.limit.unwrap_or(50).min(1000);
+    let config = state.config.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        read_store(&config).and_then(|store| match store {
+            Some(s) => s.sessions(None, limit).map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
+        })
+    })
+    .await;
+    match rows {
+        Ok(Ok(rows)) => Json(rows).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+/// One conversation's transcript: its turns, oldest first, with their detections.
+async fn api_session(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let config = state.config.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        read_store(&config).and_then(|store| match store {
+            Some(s) => {
+                crate::record::conversations::session_view(&s, &id).map_err(|e| e.to_string())
+            }
+            None => Ok(None),
+        })
+    })
+    .await;
+    match view {
+        Ok(Ok(Some(v))) => Json(v).into_response(),
+        Ok(Ok(None)) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "not-found", "detail": "no such session"})),
+        )
+            .into_response(),
         Ok(Err(e)) => failed(e),
         Err(e) => failed(e),
     }

@@ -46,7 +46,8 @@ pub struct LogsArgs {
     /// Keep printing new records as they are stored (Ctrl-C ends)
     #[arg(long)]
     follow: bool,
-    /// LLM calls (provider, model, tokens, cost, latency) instead of flows
+    /// LLM calls as transcripts: what was asked and answered, tokens, cost, latency and
+    /// detections per call (a line per call when `store.conversations` is off)
     #[arg(long)]
     llm: bool,
 }
@@ -122,13 +123,33 @@ pub fn logs(config: &Config, args: &LogsArgs) -> Result<ExitCode, Failure> {
         for v in values.iter().flatten() {
             table.cells(v);
         }
+        let store = if args.llm { open(&path)? } else { None };
         for ((row, record), value) in rows.iter().zip(&values) {
             after = after.max(*row);
+            let turn = match (&store, value) {
+                (Some(store), Some(v)) => turn_of(store, v),
+                _ => None,
+            };
             if args.json {
-                println!("{record}");
+                match (value, turn) {
+                    (Some(v), Some(turn)) => {
+                        let mut v = v.clone();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("turn".into(), turn);
+                        }
+                        println!("{v}");
+                    }
+                    _ => println!("{record}"),
+                }
             } else if let Some(v) = value {
-                let line = if args.llm { llm_line(v) } else { table.line(v) };
-                println!("{line}");
+                if args.llm {
+                    println!("{}", llm_line(v));
+                    if let Some(turn) = turn {
+                        print!("{}", transcript(&turn));
+                    }
+                } else {
+                    println!("{}", table.line(v));
+                }
             }
         }
         first = false;
@@ -203,6 +224,88 @@ impl Table {
             line.push(')');
         }
         line
+    }
+}
+
+/// The turn of a call record, with its exchange's threats, when a transcript was kept.
+fn turn_of(store: &Store, call: &Value) -> Option<Value> {
+    let session = call.get("session")?.as_str()?;
+    let flow = call.get("flow_id")?.as_str()?;
+    let row = store.turn_of(session, flow).ok()??;
+    crate::record::conversations::with_threats(store, std::iter::once(row.as_str()))
+        .ok()?
+        .pop()
+}
+
+/// A turn for a terminal: what this call added to its session, the answer, and what
+/// detection found, indented under the call's line.
+fn transcript(turn: &Value) -> String {
+    let mut out = String::new();
+    let s = |k: &str| turn.get(k).and_then(Value::as_str).unwrap_or("");
+    let n = |k: &str| turn.get(k).and_then(Value::as_u64).unwrap_or(0);
+    out.push_str(&format!(
+        "  session {}  messages {}..{}\n",
+        s("session"),
+        n("messages_from") + 1,
+        n("messages_total")
+    ));
+    if let Some(system) = turn.get("system").and_then(Value::as_str) {
+        push_text(&mut out, "system", system);
+    }
+    if let Some(tools) = turn.get("tools").and_then(Value::as_array) {
+        let names: Vec<&str> = tools.iter().filter_map(Value::as_str).collect();
+        out.push_str(&format!("  tools: {}\n", names.join(", ")));
+    }
+    if turn.get("prompt_unreadable").and_then(Value::as_bool) == Some(true) {
+        out.push_str("  (the request was too large to keep: no messages)\n");
+    }
+    for m in turn
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("?");
+        push_parts(&mut out, role, m.get("parts"));
+    }
+    push_parts(&mut out, "answer", turn.get("answer"));
+    for t in turn
+        .get("threats")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("-");
+        out.push_str(&format!(
+            "  ! {} {} {} ({}): {}\n",
+            f("threat_type"),
+            f("pattern"),
+            f("action"),
+            f("direction"),
+            f("snippet")
+        ));
+    }
+    out
+}
+
+fn push_parts(out: &mut String, who: &str, parts: Option<&Value>) {
+    for p in parts.and_then(Value::as_array).into_iter().flatten() {
+        let kind = p.get("kind").and_then(Value::as_str).unwrap_or("text");
+        let text = p.get("text").and_then(Value::as_str).unwrap_or("");
+        let label = match (kind, p.get("name").and_then(Value::as_str)) {
+            ("text", _) => who.to_string(),
+            (k, Some(name)) => format!("{who} {k} {name}"),
+            (k, None) => format!("{who} {k}"),
+        };
+        push_text(out, &label, text);
+    }
+}
+
+fn push_text(out: &mut String, label: &str, text: &str) {
+    let mut lines = text.lines();
+    out.push_str(&format!("  {label}: {}\n", lines.next().unwrap_or("")));
+    for line in lines {
+        out.push_str(&format!("    {line}\n"));
     }
 }
 

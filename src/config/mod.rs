@@ -257,6 +257,7 @@ fn admin_settings(
 struct RawStore {
     retention_days: Option<u32>,
     max_mb: Option<u64>,
+    conversations: Option<bool>,
 }
 
 /// Connection limits and timeouts (`limits`).
@@ -349,6 +350,8 @@ impl Limits {
 pub struct StoreSettings {
     pub retention_days: u32,
     pub max_mb: u64,
+    /// Keep each LLM call's request and answer text, masked (`store.conversations`).
+    pub conversations: bool,
 }
 
 /// The validated, immutable configuration every component reads.
@@ -509,6 +512,7 @@ impl Config {
         let store = StoreSettings {
             retention_days: raw_store.retention_days.unwrap_or(30),
             max_mb: raw_store.max_mb.unwrap_or(1024),
+            conversations: raw_store.conversations.unwrap_or(true),
         };
 
         let detect = DetectSettings::build(

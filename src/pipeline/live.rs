@@ -108,6 +108,8 @@ pub struct Pipeline {
     pub prices: Arc<airlock_llm::PriceTable>,
     /// Set on a gateway's listener: its route tells which LLM provider a path goes to.
     pub gateway: Option<Arc<GatewayConfig>>,
+    /// The LLM conversations seen lately, for their transcripts.
+    pub sessions: Arc<super::conversation::Sessions>,
 }
 
 impl Pipeline {

@@ -41,6 +41,8 @@ pub struct LlmCall {
     listener: String,
     /// Where the call's spend is counted for the LLM budgets.
     spend: Arc<crate::policy::LlmLedger>,
+    /// Where its transcript goes, when `store.conversations` keeps them.
+    sessions: Option<Arc<super::conversation::Sessions>>,
     state: Mutex<CallState>,
 }
 
@@ -52,6 +54,7 @@ struct CallState {
     stream: Option<bool>,
     first_output: Option<Duration>,
     finished: Option<Duration>,
+    answer: Vec<airlock_llm::Part>,
 }
 
 impl LlmCall {
@@ -82,6 +85,12 @@ impl LlmCall {
             source,
             listener,
             spend: pipeline.guards.llm_spend.clone(),
+            sessions: pipeline
+                .live()
+                .config
+                .store
+                .conversations
+                .then(|| pipeline.sessions.clone()),
             state: Mutex::new(CallState::default()),
         }))
     }
@@ -115,6 +124,14 @@ impl LlmCall {
 
     fn set_usage(&self, usage: &Usage) {
         self.lock().usage = usage.clone();
+    }
+
+    fn keeps_answer(&self) -> bool {
+        self.sessions.is_some()
+    }
+
+    fn set_answer(&self, answer: Vec<airlock_llm::Part>) {
+        self.lock().answer = answer;
     }
 
     fn finish(&self, stream: bool) {
@@ -153,7 +170,7 @@ impl Drop for LlmCall {
                 .record(ip, &self.listener, cost.unwrap_or(0.0), tokens);
         }
         let ctx = self.tracker.threat_context();
-        self.tracker.sink().llm(LlmRecord {
+        let mut record = LlmRecord {
             timestamp: now_rfc3339(),
             provider: self.provider.as_str().to_string(),
             model: usage.model.clone(),
@@ -178,7 +195,13 @@ impl Drop for LlmCall {
             system_chars: request.system_chars,
             listener: self.listener.clone(),
             flow_id: ctx.flow_id,
+            session: None,
+        };
+        let turn = self.sessions.as_ref().map(|sessions| {
+            let prompt = airlock_llm::parse_prompt(self.provider, self.kind, &state.request);
+            super::conversation::turn(sessions, &self.tracker, &mut record, prompt, state.answer)
         });
+        self.tracker.sink().llm(record, turn);
     }
 }
 
@@ -233,9 +256,13 @@ impl AnswerTap {
         encoding: Option<&str>,
     ) -> Self {
         let mode = if sse {
+            let mut usage = Box::new(StreamUsage::new(call.provider, call.kind));
+            if call.keeps_answer() {
+                usage.keep_answer();
+            }
             Mode::Sse {
                 pending: Vec::new(),
-                usage: Box::new(StreamUsage::new(call.provider, call.kind)),
+                usage,
                 text: Box::new(AssistantText::new(detector.clone())),
             }
         } else {
@@ -285,6 +312,8 @@ impl AnswerTap {
                 {
                     // This event and everything after it stay here.
                     self.call.set_usage(usage.usage());
+                    self.call
+                        .set_answer(usage.take_answer().unwrap_or_default());
                     self.call.finish(true);
                     self.finalized = true;
                     out.push(Bytes::copy_from_slice(&pending[..release]));
@@ -349,6 +378,11 @@ impl Tap for AnswerTap {
                         tracing::debug!(%reason, "a finding at the end of an LLM stream");
                     }
                 }
+                if let Mode::Sse { usage, .. } = &mut self.mode
+                    && let Some(answer) = usage.take_answer()
+                {
+                    self.call.set_answer(answer);
+                }
                 self.call.finish(true);
             }
             Mode::Json { kept, decoder } => {
@@ -357,6 +391,11 @@ impl Tap for AnswerTap {
                 }
                 let usage = airlock_llm::parse_response(self.call.provider, self.call.kind, kept);
                 self.call.set_usage(&usage);
+                if self.call.keeps_answer() {
+                    let answer =
+                        airlock_llm::parse_answer(self.call.provider, self.call.kind, kept);
+                    self.call.set_answer(answer);
+                }
                 self.call.finish(false);
             }
         }
@@ -374,6 +413,11 @@ impl Tap for AnswerTap {
                 pending.clear();
             }
             if !self.finalized {
+                if let Mode::Sse { usage, .. } = &mut self.mode
+                    && let Some(answer) = usage.take_answer()
+                {
+                    self.call.set_answer(answer);
+                }
                 out.push(Bytes::from(airlock_llm::stream_error_event(
                     self.call.provider,
                     self.call.kind,

@@ -8,6 +8,7 @@
 //! responses; `live` holds the settings a reload swaps.
 
 pub mod body;
+pub mod conversation;
 pub mod decide;
 pub mod exchange;
 pub mod live;

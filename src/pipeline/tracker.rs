@@ -360,18 +360,25 @@ impl FlowTracker {
         self.sink.log_mode() >= LogMode::Full
     }
 
+    /// `text` as a log may show it: every credential detection finds in it, and every one
+    /// this exchange is known to carry, masked (the level-2 body events, the transcripts).
+    pub fn mask_text(&self, text: &[u8]) -> String {
+        let mut out = match &self.detector {
+            Some(d) => mask_preview(d, text),
+            None => String::from_utf8_lossy(text).into_owned(),
+        };
+        let known = self.known_secrets();
+        for secret in &known {
+            out = out.replace(String::from_utf8_lossy(&secret.0).as_ref(), MASK);
+        }
+        mask_known(&out, &known)
+    }
+
     /// Level-2 `egress_request` / `egress_response`, once the body is complete.
     pub fn body_event(&self, side: Side, preview: &[u8], total: u64, truncated: bool) {
+        let body = self.mask_text(preview);
         let s = self.lock();
         let host = s.record.host.clone().unwrap_or_default();
-        let mut body = match &self.detector {
-            Some(d) => mask_preview(d, preview),
-            None => String::from_utf8_lossy(preview).into_owned(),
-        };
-        for secret in &s.known_secrets {
-            body = body.replace(String::from_utf8_lossy(&secret.0).as_ref(), MASK);
-        }
-        body = mask_known(&body, &s.known_secrets);
         let event = match side {
             Side::Request => EgressEvent::Request {
                 timestamp: now_rfc3339(),

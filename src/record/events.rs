@@ -227,6 +227,46 @@ pub struct LlmRecord {
     /// "proxy" or the gateway's name.
     pub listener: String,
     pub flow_id: String,
+    /// The conversation this call belongs to (calls sharing their first messages), when
+    /// `store.conversations` keeps transcripts.
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+/// One LLM call as a turn of its session's transcript (the store's `conversations`), every
+/// text masked as the other records are. A turn keeps only what the session had not seen:
+/// the messages from `messages_from` on, and the system prompt and tools when they are new
+/// or changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TurnRecord {
+    pub session: String,
+    pub timestamp: String,
+    pub flow_id: String,
+    pub provider: String,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub source: String,
+    pub listener: String,
+    /// The index in the request's messages of the first one kept here.
+    pub messages_from: u64,
+    /// How many messages the request carried.
+    pub messages_total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    pub messages: Vec<airlock_llm::Message>,
+    pub answer: Vec<airlock_llm::Part>,
+    /// The request body was larger than what is kept for reading: no messages.
+    #[serde(default)]
+    pub prompt_unreadable: bool,
 }
 
 /// The first stderr line, always.

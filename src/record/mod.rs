@@ -2,6 +2,7 @@
 //! them to the JSONL audit files, the SQLite store and stderr. The request path never
 //! touches the disk.
 
+pub mod conversations;
 pub mod events;
 pub mod jsonl;
 pub mod metrics;
@@ -17,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, LogMode};
-use events::{EgressEvent, FlowAction, FlowRecord, LlmRecord, ThreatRecord};
+use events::{EgressEvent, FlowAction, FlowRecord, LlmRecord, ThreatRecord, TurnRecord};
 use jsonl::RotatingJsonl;
 use store::Store;
 
@@ -34,7 +35,7 @@ enum Message {
     Flow(Box<FlowRecord>),
     Threat(Box<ThreatRecord>),
     Event(Box<EgressEvent>),
-    Llm(Box<LlmRecord>),
+    Llm(Box<LlmRecord>, Option<Box<TurnRecord>>),
     Shutdown,
 }
 
@@ -202,10 +203,10 @@ impl RecordSink {
         }
     }
 
-    /// An LLM call's record.
-    pub fn llm(&self, record: LlmRecord) {
+    /// An LLM call's record, and its turn of a conversation when transcripts are kept.
+    pub fn llm(&self, record: LlmRecord, turn: Option<TurnRecord>) {
         self.metrics.llm(&record);
-        self.send(Message::Llm(Box::new(record)));
+        self.send(Message::Llm(Box::new(record), turn.map(Box::new)));
     }
 
     /// Records a threat unless the same (pattern, dest, direction) was recorded within the
@@ -265,7 +266,7 @@ impl RecordSink {
         let (line, file) = match &msg {
             Message::Flow(f) => (serde_json::to_string(f), 0),
             Message::Threat(t) => (serde_json::to_string(t), 1),
-            Message::Llm(r) => (serde_json::to_string(r), 2),
+            Message::Llm(r, _) => (serde_json::to_string(r), 2),
             Message::Event(e) => {
                 if let Ok(line) = serde_json::to_string(e) {
                     let mut err = std::io::stderr().lock();
@@ -385,6 +386,20 @@ fn print_console(batch: &[Message]) {
     let _ = out.flush();
 }
 
+/// The start of a session's first user message, for the list of sessions.
+fn session_title(turn: &TurnRecord) -> Option<String> {
+    if turn.messages_from != 0 {
+        return None;
+    }
+    let text = turn
+        .messages
+        .iter()
+        .filter(|m| m.role == "user")
+        .flat_map(|m| m.parts.iter())
+        .find(|p| p.kind == "text" && !p.text.trim().is_empty())?;
+    Some(text.text.trim().chars().take(120).collect())
+}
+
 /// Moves what is queued into `batch` (up to a full batch); true when a shutdown was asked.
 fn drain(rx: &Receiver<Message>, batch: &mut Vec<Message>) -> bool {
     while batch.len() < MAX_BATCH {
@@ -411,6 +426,7 @@ fn write_batch(
     let mut threats: Vec<(&ThreatRecord, String)> = Vec::new();
     let mut events: Vec<u8> = Vec::new();
     let mut llm: Vec<(&LlmRecord, String)> = Vec::new();
+    let mut turns: Vec<(&TurnRecord, String, Option<String>)> = Vec::new();
     for msg in batch.iter() {
         match msg {
             Message::Flow(f) => {
@@ -420,8 +436,12 @@ fn write_batch(
                 t,
                 serde_json::to_string(t).expect("threat records serialize"),
             )),
-            Message::Llm(r) => {
-                llm.push((r, serde_json::to_string(r).expect("llm records serialize")))
+            Message::Llm(r, turn) => {
+                llm.push((r, serde_json::to_string(r).expect("llm records serialize")));
+                if let Some(t) = turn {
+                    let json = serde_json::to_string(t).expect("turn records serialize");
+                    turns.push((t, json, session_title(t)));
+                }
             }
             Message::Event(e) => {
                 serde_json::to_writer(&mut events, e).expect("events serialize");
@@ -451,6 +471,16 @@ fn write_batch(
         if let Err(e) = store.insert_llm(&refs) {
             metrics.store_dropped.inc_by(refs.len() as u64);
             tracing::error!(error = %e, "cannot write LLM calls to the store");
+        }
+    }
+    if !turns.is_empty() {
+        let refs: Vec<(&TurnRecord, &str, Option<String>)> = turns
+            .iter()
+            .map(|(t, j, title)| (*t, j.as_str(), title.clone()))
+            .collect();
+        if let Err(e) = store.insert_turns(&refs) {
+            metrics.store_dropped.inc_by(refs.len() as u64);
+            tracing::error!(error = %e, "cannot write conversations to the store");
         }
     }
     let mut files = files.lock().unwrap_or_else(|p| p.into_inner());

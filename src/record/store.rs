@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::events::{FlowRecord, LlmRecord, ThreatRecord};
+use super::events::{FlowRecord, LlmRecord, ThreatRecord, TurnRecord};
 
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {source}")]
@@ -57,7 +57,44 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS llm_calls_timestamp ON llm_calls(timestamp);
+CREATE INDEX IF NOT EXISTS threats_flow ON threats(flow_id);
+CREATE TABLE IF NOT EXISTS conversations (
+    rowid INTEGER PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    session TEXT NOT NULL,
+    flow_id TEXT,
+    model TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd REAL,
+    source TEXT NOT NULL,
+    listener TEXT NOT NULL,
+    title TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_session ON conversations(session, rowid);
+CREATE INDEX IF NOT EXISTS conversations_timestamp ON conversations(timestamp);
 ";
+
+/// Turns listed for one session at most (the newest are kept).
+pub const SESSION_TURNS_MAX: usize = 1000;
+
+/// One conversation in the list of sessions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SessionSummary {
+    pub session: String,
+    pub started: String,
+    pub last: String,
+    pub turns: u64,
+    pub models: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub source: String,
+    pub listener: String,
+    /// The start of the session's first user message.
+    pub title: Option<String>,
+}
 
 /// Which flows `airlock logs` asks for; `None` matches everything.
 #[derive(Debug, Default, Clone)]
@@ -255,6 +292,168 @@ impl Store {
         tx.commit().map_err(err)
     }
 
+    /// Conversation turns (`store.conversations`). `title` is the start of the first user
+    /// message of a session's first turn.
+    pub fn insert_turns(
+        &mut self,
+        turns: &[(&TurnRecord, &str, Option<String>)],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO conversations (timestamp, session, flow_id, model, input_tokens,
+                     output_tokens, cost_usd, source, listener, title, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(err)?;
+            for (t, json, title) in turns {
+                stmt.execute(params![
+                    t.timestamp,
+                    t.session,
+                    t.flow_id,
+                    t.model,
+                    t.input_tokens as i64,
+                    t.output_tokens as i64,
+                    t.cost_usd,
+                    t.source,
+                    t.listener,
+                    title,
+                    json
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The sessions with a turn since `since`, the most recently active first.
+    pub fn sessions(
+        &self,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT session, MIN(timestamp), MAX(timestamp), COUNT(*),
+                        GROUP_CONCAT(DISTINCT model), SUM(input_tokens), SUM(output_tokens),
+                        TOTAL(cost_usd), MIN(source), MIN(listener),
+                        (SELECT c2.title FROM conversations c2 WHERE c2.session = c.session
+                           AND c2.title IS NOT NULL ORDER BY c2.rowid LIMIT 1)
+                 FROM conversations c
+                 WHERE ?1 IS NULL OR timestamp >= ?1
+                 GROUP BY session ORDER BY MAX(rowid) DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![since, limit.min(i64::MAX as usize) as i64], |r| {
+                Ok(SessionSummary {
+                    session: r.get(0)?,
+                    started: r.get(1)?,
+                    last: r.get(2)?,
+                    turns: r.get::<_, i64>(3)? as u64,
+                    models: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    input_tokens: r.get::<_, i64>(5)? as u64,
+                    output_tokens: r.get::<_, i64>(6)? as u64,
+                    cost_usd: r.get(7)?,
+                    source: r.get(8)?,
+                    listener: r.get(9)?,
+                    title: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The turns of one session, oldest first (the newest [`SESSION_TURNS_MAX`]).
+    pub fn session_turns(&self, session: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT record FROM conversations WHERE session = ?1
+                 ORDER BY rowid DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![session, SESSION_TURNS_MAX as i64], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Turns since `since` stored after row `after`, optionally of one session: the newest
+    /// `limit`, oldest first, with their row numbers.
+    pub fn turns(
+        &self,
+        since: Option<&str>,
+        session: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT rowid, record FROM conversations
+                 WHERE rowid > ?1 AND (?2 IS NULL OR timestamp >= ?2)
+                   AND (?3 IS NULL OR session = ?3)
+                 ORDER BY rowid DESC LIMIT ?4",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![after, since, session, limit.min(i64::MAX as usize) as i64],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The turn of `session` recorded for the exchange `flow_id`.
+    pub fn turn_of(&self, session: &str, flow_id: &str) -> Result<Option<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT record FROM conversations WHERE session = ?1 AND flow_id = ?2
+                 ORDER BY rowid DESC LIMIT 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query_map(params![session, flow_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.next().transpose().map_err(|e| self.err(e))
+    }
+
+    /// The threat records of the given flows, oldest first.
+    pub fn threats_of_flows(&self, flow_ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record FROM threats WHERE flow_id = ?1 ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        for id in flow_ids {
+            let rows = stmt
+                .query_map(params![id], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                out.push(row.map_err(|e| self.err(e))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// LLM usage since `since` (RFC 3339; all when `None`), grouped, largest cost first.
     pub fn usage(&self, since: Option<&str>, by: UsageBy) -> Result<Vec<UsageLine>, StoreError> {
         // Timestamps are RFC 3339 UTC: the day is their first ten characters.
@@ -382,6 +581,14 @@ impl Store {
                     )
                     .map(|m| n + m)
             })
+            .and_then(|n| {
+                self.conn
+                    .execute(
+                        "DELETE FROM conversations WHERE timestamp < ?1",
+                        params![super::events::rfc3339(cutoff)],
+                    )
+                    .map(|m| n + m)
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -403,6 +610,13 @@ impl Store {
             self.conn
                 .execute(
                     "DELETE FROM flows WHERE rowid IN (SELECT rowid FROM flows ORDER BY timestamp LIMIT (SELECT MAX(COUNT(*) / 10, 1) FROM flows))",
+                    [],
+                )
+                .map_err(|e| self.err(e))?;
+            // Transcripts are the largest rows: they go the same way.
+            self.conn
+                .execute(
+                    "DELETE FROM conversations WHERE rowid IN (SELECT rowid FROM conversations ORDER BY rowid LIMIT (SELECT MAX(COUNT(*) / 10, 1) FROM conversations))",
                     [],
                 )
                 .map_err(|e| self.err(e))?;

@@ -382,6 +382,7 @@ async fn run(
         records: records.clone(),
         prices: Arc::new(prices(&config)),
         gateway: None,
+        sessions: Arc::default(),
     };
     state.update(state.snapshot(
         Some(&pipeline.live()),

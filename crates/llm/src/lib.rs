@@ -15,6 +15,7 @@ mod price;
 mod provider;
 mod request;
 mod stream;
+mod transcript;
 mod usage;
 
 pub use error_event::stream_error_event;
@@ -22,4 +23,7 @@ pub use price::{BUILTIN_PRICES_YAML, Price, PriceError, PriceTable};
 pub use provider::{CallKind, Provider, call_kind, provider_for_gateway_path, provider_for_host};
 pub use request::{RequestInfo, parse_request};
 pub use stream::{EventInfo, StreamUsage};
+pub use transcript::{
+    ANSWER_CAP, AnswerBuilder, Message, Part, Prompt, TEXT_CAP, parse_answer, parse_prompt,
+};
 pub use usage::{Usage, parse_response};

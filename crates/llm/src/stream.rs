@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::error_event::{ResponsesContext, error_event};
 use crate::json::{count, string};
 use crate::provider::{CallKind, Provider};
+use crate::transcript::{AnswerBuilder, Part};
 use crate::usage::{Usage, apply_anthropic_usage, apply_gemini_doc, apply_openai_usage};
 
 /// What one event adds.
@@ -59,6 +60,8 @@ pub struct StreamUsage {
     /// Responses API: what a well-formed `response.failed` event needs.
     response_id: Option<String>,
     last_sequence: Option<u64>,
+    /// The answer reassembled, when asked for ([`StreamUsage::keep_answer`]).
+    answer: Option<Box<AnswerBuilder>>,
 }
 
 impl StreamUsage {
@@ -71,7 +74,18 @@ impl StreamUsage {
             error: None,
             response_id: None,
             last_sequence: None,
+            answer: None,
         }
+    }
+
+    /// Also reassembles the answer (text, thinking, tool calls) as events pass.
+    pub fn keep_answer(&mut self) {
+        self.answer = Some(Box::new(AnswerBuilder::new(self.provider, self.kind)));
+    }
+
+    /// The answer reassembled so far, when [`StreamUsage::keep_answer`] asked for it.
+    pub fn take_answer(&mut self) -> Option<Vec<Part>> {
+        self.answer.take().map(|a| a.finish())
     }
 
     /// Reads one event: updates the usage and returns the text it adds.
@@ -127,6 +141,9 @@ impl StreamUsage {
         let Ok(doc) = serde_json::from_str::<Value>(data) else {
             return;
         };
+        if let Some(answer) = &mut self.answer {
+            answer.on_doc(sse.event.as_deref(), &doc);
+        }
         match (self.provider, self.kind) {
             (Provider::Anthropic, _) => self.anthropic(sse.event.as_deref(), &doc, text, output),
             (Provider::OpenAi, CallKind::Responses) => {

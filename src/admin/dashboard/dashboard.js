@@ -1,4 +1,5 @@
-// airlock's dashboard: status, live flows (server-sent events), threats, LLM spend.
+// airlock's dashboard: status, live flows (server-sent events), threats, LLM conversations,
+// LLM spend.
 // Everything comes from this admin server's own API; no other origin is contacted.
 "use strict";
 
@@ -103,6 +104,83 @@ function bars(el, lines) {
   }
 }
 
+// ---------------------------------------------------------------- conversations
+
+let openSession = null;
+
+async function refreshSessions() {
+  const sessions = await api("/api/sessions?limit=100");
+  const body = $("sessions").tBodies[0];
+  body.replaceChildren();
+  if (!sessions.length) {
+    const row = document.createElement("tr");
+    cell(row, "no LLM conversation recorded");
+    body.appendChild(row);
+  }
+  for (const s of sessions) {
+    const row = document.createElement("tr");
+    row.dataset.session = s.session;
+    if (s.session === openSession) row.className = "open";
+    cell(row, time(s.last));
+    cell(row, s.title || "(no user message)");
+    cell(row, s.turns);
+    cell(row, s.models);
+    cell(row, s.input_tokens + " / " + s.output_tokens);
+    cell(row, "$" + (s.cost_usd || 0).toFixed(4));
+    cell(row, s.source + " · " + s.listener);
+    row.addEventListener("click", () => showSession(s.session).catch(e => { $("transcript").textContent = e.message; }));
+    body.appendChild(row);
+  }
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text != null) e.textContent = String(text);
+  return e;
+}
+
+function partBlock(who, p) {
+  const label = p.kind === "text" ? who : who + " · " + p.kind + (p.name ? " " + p.name : "");
+  const block = el("div", "msg " + (p.kind === "text" ? who : p.kind));
+  block.append(el("div", "who", label), el("pre", "text", p.text || (p.kind === "image" ? "[image]" : "")));
+  return block;
+}
+
+async function showSession(id) {
+  const view = await api("/api/sessions/" + encodeURIComponent(id));
+  openSession = id;
+  for (const row of $("sessions").tBodies[0].rows) row.classList.toggle("open", row.dataset.session === id);
+  const box = $("transcript");
+  box.replaceChildren(el("h3", null, "Session " + id));
+  view.turns.forEach((t, i) => {
+    const turn = el("article", "turn");
+    turn.dataset.turn = String(i + 1);
+    const cost = t.cost_usd == null ? "cost ?" : "$" + t.cost_usd.toFixed(4);
+    const ttft = t.ttft_ms == null ? "" : " · first token " + Math.round(t.ttft_ms) + " ms";
+    turn.appendChild(el("div", "turn-head",
+      "turn " + (i + 1) + " · " + time(t.timestamp) + " · " + (t.model || t.provider) + " · " +
+      t.input_tokens + " in / " + t.output_tokens + " out · " + cost + " · " +
+      Math.round(t.latency_ms) + " ms" + ttft + (t.status && t.status !== 200 ? " · HTTP " + t.status : "")));
+    if (t.system) {
+      const d = el("details", "system");
+      d.append(el("summary", null, "system prompt (" + t.system.length + " chars)"), el("pre", "text", t.system));
+      turn.appendChild(d);
+    }
+    if (t.tools && t.tools.length) turn.appendChild(el("div", "tools", "tools: " + t.tools.join(", ")));
+    if (t.prompt_unreadable) turn.appendChild(el("div", "muted", "the request was too large to keep"));
+    for (const m of t.messages) for (const p of m.parts) turn.appendChild(partBlock(m.role, p));
+    for (const p of t.answer) turn.appendChild(partBlock("answer", p));
+    for (const th of t.threats || []) {
+      turn.appendChild(el("div", "detection " + th.action,
+        "⚠ " + th.threat_type + " " + th.pattern + " · " + th.action + " · " + th.direction +
+        (th.location ? " · " + th.location : "") + " · " + th.snippet));
+    }
+    box.appendChild(turn);
+  });
+  box.hidden = false;
+}
+
 async function refreshStatus() {
   const s = await api("/api/status");
   $("st-running").textContent = s.running ? "running" : "stopped";
@@ -136,9 +214,10 @@ async function start() {
   renderFlows();
   for (const t of threats) addThreat(t, false);
   live();
-  await Promise.all([refreshStatus(), refreshSpend()]);
+  await Promise.all([refreshStatus(), refreshSpend(), refreshSessions()]);
   document.body.dataset.ready = "1";
   setInterval(() => { refreshStatus().catch(() => {}); refreshSpend().catch(() => {}); }, 5000);
+  setInterval(() => { refreshSessions().catch(() => {}); }, 3000);
 }
 
 start().catch(e => { $("live-state").textContent = "error: " + e.message; });
