@@ -350,7 +350,7 @@ async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -
 
 fn read_store(config: &Config) -> Result<Option<Store>, String> {
     let path = config.store_path();
-    if !path.exists() {
+    if !config.store.enabled || !path.exists() {
         return Ok(None);
     }
     Store::open_read_only(&path)

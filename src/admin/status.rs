@@ -20,11 +20,14 @@ pub fn status_object(config: &Config, live: Option<(u64, u64, u64, u64)>) -> Val
     };
     // Live counts from the store (the state file is refreshed only every quarter second).
     let live = live.or_else(|| {
-        state.as_ref().and_then(|s| {
-            crate::record::store::Store::open_read_only(&config.store_path())
-                .and_then(|store| store.counts_since(&s.started_at))
-                .ok()
-        })
+        state
+            .as_ref()
+            .filter(|_| config.store.enabled)
+            .and_then(|s| {
+                crate::record::store::Store::open_read_only(&config.store_path())
+                    .and_then(|store| store.counts_since(&s.started_at))
+                    .ok()
+            })
     });
     let counters = match (&state, live) {
         (_, Some((requests, blocked, failed, threats))) => (requests, blocked, failed, threats),

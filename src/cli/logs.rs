@@ -87,6 +87,9 @@ pub fn logs(config: &Config, args: &LogsArgs) -> Result<ExitCode, Failure> {
         action: args.action.clone(),
         listener: args.listener.clone(),
     };
+    if let Some(why) = config.store_off() {
+        return Err(Failure::runtime(why));
+    }
     let path = config.store_path();
     let mut table = Table::default();
     let mut after = 0i64;

@@ -35,6 +35,9 @@ pub fn usage(
         }
         None => None,
     };
+    if let Some(why) = config.store_off() {
+        return Err(Failure::runtime(why));
+    }
     let path = config.store_path();
     let lines = if path.exists() {
         let store = Store::open_read_only(&path).map_err(|e| Failure::runtime(e.to_string()))?;

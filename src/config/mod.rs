@@ -139,7 +139,9 @@ struct RawConfig {
     resolve: Option<BTreeMap<String, String>>,
     keylog_file: Option<PathBuf>,
     limits: Option<RawLimits>,
-    store: Option<RawStore>,
+    /// Absent: the default store; `null`: no SQLite store (the JSONL audit files only).
+    #[serde(default, deserialize_with = "present")]
+    store: Option<Option<RawStore>>,
     max_scan_bytes: Option<u64>,
     max_hold_bytes: Option<u64>,
     dedup_window_secs: Option<u64>,
@@ -348,6 +350,9 @@ impl Limits {
 /// SQLite store housekeeping (`store`).
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
+    /// False with `store: null`: records go to the JSONL audit files only, and what reads
+    /// the store (logs, usage, the API's lists, transcripts) has nothing to show.
+    pub enabled: bool,
     pub retention_days: u32,
     pub max_mb: u64,
     /// Keep each LLM call's request and answer text, masked (`store.conversations`).
@@ -423,6 +428,15 @@ impl Config {
     }
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("airlock.db")
+    }
+    /// Why the store cannot answer, when the config turned it off (`store: null`).
+    pub fn store_off(&self) -> Option<String> {
+        (!self.store.enabled).then(|| {
+            format!(
+                "the store is off (`store: null` in the config): the records are only in the JSONL files under {}; remove `store: null` to query them here",
+                self.log_dir.display()
+            )
+        })
     }
     /// The JSONL audit file of `kind` (flows, threats, llm) being written now: `<kind>.jsonl`,
     /// or with `log_rotate: daily` today's `<kind>-YYYY-MM-DD.jsonl`.
@@ -508,11 +522,13 @@ impl Config {
 
         let limits = Limits::build(raw.limits).map_err(|(k, m)| key_err(&k, m))?;
 
-        let raw_store = raw.store.unwrap_or_default();
+        let store_enabled = !matches!(raw.store, Some(None));
+        let raw_store = raw.store.flatten().unwrap_or_default();
         let store = StoreSettings {
+            enabled: store_enabled,
             retention_days: raw_store.retention_days.unwrap_or(30),
             max_mb: raw_store.max_mb.unwrap_or(1024),
-            conversations: raw_store.conversations.unwrap_or(true),
+            conversations: store_enabled && raw_store.conversations.unwrap_or(true),
         };
 
         let detect = DetectSettings::build(

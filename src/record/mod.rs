@@ -113,12 +113,17 @@ impl RecordSink {
         let flows = open("flows")?;
         let threats = open("threats")?;
         let llm = open("llm")?;
-        let store = Store::open(&config.store_path())?;
-        match store.apply_retention(config.store.retention_days) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "store retention applied"),
-            Err(e) => tracing::warn!(error = %e, "store retention failed"),
-        }
+        let store = if config.store.enabled {
+            let store = Store::open(&config.store_path())?;
+            match store.apply_retention(config.store.retention_days) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "store retention applied"),
+                Err(e) => tracing::warn!(error = %e, "store retention failed"),
+            }
+            Some(store)
+        } else {
+            None
+        };
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
         let metrics = Arc::new(metrics::Metrics::new());
         let files = Arc::new(Mutex::new(Files {
@@ -323,7 +328,7 @@ struct Files {
 fn write_loop(
     rx: Receiver<Message>,
     files: &Mutex<Files>,
-    mut store: Store,
+    mut store: Option<Store>,
     max_mb: u64,
     metrics: &metrics::Metrics,
     console: bool,
@@ -334,7 +339,9 @@ fn write_loop(
     while !stopping {
         if since_check >= SIZE_CHECK_EVERY {
             since_check = 0;
-            if let Err(e) = store.enforce_size(max_mb) {
+            if let Some(store) = &store
+                && let Err(e) = store.enforce_size(max_mb)
+            {
                 tracing::warn!(error = %e, "cannot apply store.max_mb");
             }
         }
@@ -355,7 +362,7 @@ fn write_loop(
         if console {
             print_console(&batch);
         }
-        write_batch(&mut batch, files, &mut store, metrics);
+        write_batch(&mut batch, files, store.as_mut(), metrics);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -363,7 +370,7 @@ fn write_loop(
             batch.push(m);
         }
     }
-    write_batch(&mut batch, files, &mut store, metrics);
+    write_batch(&mut batch, files, store.as_mut(), metrics);
 }
 
 /// `start --console`: one line per request, `time METHOD URL status action`.
@@ -416,7 +423,7 @@ fn drain(rx: &Receiver<Message>, batch: &mut Vec<Message>) -> bool {
 fn write_batch(
     batch: &mut Vec<Message>,
     files: &Mutex<Files>,
-    store: &mut Store,
+    store: Option<&mut Store>,
     metrics: &metrics::Metrics,
 ) {
     if batch.is_empty() {
@@ -451,6 +458,23 @@ fn write_batch(
         }
     }
     // The store first: whatever a reader finds in a JSONL file is already counted there.
+    if let Some(store) = store {
+        insert_batch(store, &flows, &threats, &llm, &turns, metrics);
+    }
+    write_files(files, &flows, &threats, &llm, &events);
+    batch.clear();
+}
+
+type Lines<'a, T> = [(&'a T, String)];
+
+fn insert_batch(
+    store: &mut Store,
+    flows: &Lines<'_, FlowRecord>,
+    threats: &Lines<'_, ThreatRecord>,
+    llm: &Lines<'_, LlmRecord>,
+    turns: &[(&TurnRecord, String, Option<String>)],
+    metrics: &metrics::Metrics,
+) {
     if !flows.is_empty() {
         let refs: Vec<(&FlowRecord, &str)> = flows.iter().map(|(f, j)| (*f, j.as_str())).collect();
         if let Err(e) = store.insert_flows(&refs) {
@@ -483,8 +507,17 @@ fn write_batch(
             tracing::error!(error = %e, "cannot write conversations to the store");
         }
     }
+}
+
+fn write_files(
+    files: &Mutex<Files>,
+    flows: &Lines<'_, FlowRecord>,
+    threats: &Lines<'_, ThreatRecord>,
+    llm: &Lines<'_, LlmRecord>,
+    events: &[u8],
+) {
     let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
-    for (_, json) in &llm {
+    for (_, json) in llm {
         if let Err(e) = files.llm.write_line(json.as_bytes()) {
             tracing::error!(error = %e, "cannot append to llm.jsonl");
         }
@@ -494,12 +527,12 @@ fn write_batch(
     {
         tracing::error!(error = %e, "cannot write llm.jsonl");
     }
-    for (_, json) in &threats {
+    for (_, json) in threats {
         if let Err(e) = files.threats.write_line(json.as_bytes()) {
             tracing::error!(error = %e, "cannot append to threats.jsonl");
         }
     }
-    for (_, json) in &flows {
+    for (_, json) in flows {
         if let Err(e) = files.flows.write_line(json.as_bytes()) {
             tracing::error!(error = %e, "cannot append to flows.jsonl");
         }
@@ -513,10 +546,9 @@ fn write_batch(
     drop(files);
     if !events.is_empty() {
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(&events);
+        let _ = err.write_all(events);
         let _ = err.flush();
     }
-    batch.clear();
 }
 
 /// Reads the last `n` JSON lines of a file (for `status` and `threats`), oldest first.

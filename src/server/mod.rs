@@ -524,6 +524,10 @@ fn prices(config: &Config) -> airlock_llm::PriceTable {
 
 /// The last day's LLM calls from the store, into the spend ledger of the LLM budgets.
 fn seed_llm_spend(config: &Config, ledger: &crate::policy::LlmLedger) {
+    if !config.store.enabled {
+        tracing::info!("the store is off: the LLM budgets start from zero");
+        return;
+    }
     let path = config.store_path();
     let since = crate::record::events::rfc3339(chrono::Utc::now() - chrono::Duration::days(1));
     let calls = match crate::record::store::Store::open_read_only(&path)

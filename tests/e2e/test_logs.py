@@ -202,3 +202,24 @@ def test_log_rotate_refuses_other_values(tmp_path):
     path.write_text(json.dumps({"log_rotate": "weekly"}))
     r = airlock("config", "check", path)
     assert r.returncode == 2 and "log_rotate" in r.stderr, r.stderr
+
+
+def test_store_null_keeps_the_audit_files_only(start_proxy):
+    p = start_proxy({"store": None})
+    assert _get(p, "https://example.test/hello?nostore=1").status == 200
+    flows = wait_for(lambda: read_jsonl(p.data_dir / "logs" / "flows.jsonl"), lambda f: len(f) >= 1,
+                     what="a flow in flows.jsonl", timeout=10)
+    assert flows[-1]["url"].endswith("?nostore=1")
+    assert not (p.data_dir / "airlock.db").exists()
+    env = dict(cli_env(p), AIRLOCK_CONFIG=str(p.config_path))
+    r = airlock("logs", env=env)
+    assert r.returncode == 1 and "store is off" in r.stderr and "flows" not in r.stdout, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = airlock("usage", env=env)
+    assert r.returncode == 1 and "store: null" in r.stderr, r.stderr
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{p.boot['admin']}/api/flows", timeout=5) as resp:
+        assert json.loads(resp.read()) == []
+    status = json.loads(airlock("status", "--json", env=env).stdout)
+    assert status["running"] and status["counters"]["requests"] >= 1, status
