@@ -36,6 +36,7 @@ impl InstanceLock {
             move |source| InstanceError::Io { path, source }
         };
         fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+        crate::config::restrict_dir(data_dir).map_err(io(data_dir))?;
         let pid_path = data_dir.join("airlock.pid");
         let file = OpenOptions::new()
             .read(true)

@@ -745,6 +745,11 @@ class Bench:
                 # requests, so each is evaluated in full.
                 rules = json.loads((LIB.parent / "data" / "policy-50.json").read_text())
                 proxies.append(Airlock(Path(self.args.airlock), self.work, self.certs, rules, "airlock+policy"))
+            elif name == "airlock-norec":
+                # Issue 12's recording cost: the same build with no SQLite store and no admin
+                # server (the JSONL audit files are still written), beside `airlock`.
+                proxies.append(Airlock(Path(self.args.airlock), self.work, self.certs,
+                                       {"store": None, "admin": None}, "airlock-norec"))
             elif name == "mitmdump":
                 proxies.append(Mitmdump(Path(self.args.mitmdump), self.work, self.certs))
             elif name == "squid":

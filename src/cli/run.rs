@@ -158,7 +158,15 @@ impl Private {
 
 /// The variables CMD gets: proxy and trust for every client airlock knows how to reach.
 pub(super) fn client_environment(config: &Config, listen: &str) -> Vec<(String, String)> {
-    let proxy_url = format!("http://{listen}");
+    // With proxy_auth the URL carries the credentials: that is where clients look for them.
+    let proxy_url = match config.proxy_auth.as_ref().map(|a| (a, a.password())) {
+        Some((auth, Ok(password))) => format!(
+            "http://{}:{}@{listen}",
+            userinfo_encode(&auth.username),
+            userinfo_encode(&password)
+        ),
+        _ => format!("http://{listen}"),
+    };
     let bundle = config.bundle_path().display().to_string();
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
@@ -205,4 +213,17 @@ pub(super) fn running_state(config: &Config) -> Option<InstanceState> {
             Probe::Running { .. } => return None,
         }
     }
+}
+
+/// Percent-encodes what may not stand as is in a URL's user or password.
+fn userinfo_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,4 +1,4 @@
-//! `airlock start [--listen] [--no-mitm] [--log] [--detach] [--console]`
+//! `airlock start [--listen] [--no-mitm] [--log] [--detach] [--console] [--insecure-open]`
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -32,6 +32,10 @@ pub struct StartArgs {
     /// Print one line per request on stdout: time METHOD URL status action
     #[arg(long)]
     console: bool,
+    /// Allow a listener other machines can reach without proxy_auth (anyone on the network
+    /// can then use the proxy)
+    #[arg(long)]
+    insecure_open: bool,
 }
 
 pub fn start(
@@ -44,6 +48,7 @@ pub fn start(
         no_mitm: args.no_mitm,
         log: args.log,
         console: args.console,
+        insecure_open: args.insecure_open,
         ..base
     };
     // Validate everything before binding anything (and before detaching: errors belong to

@@ -1,6 +1,7 @@
 //! Configuration: the raw file (serde, unknown keys refused) validated once into an immutable
 //! [`Config`]. Every key is optional; command-line flags are applied on top by [`Overrides`].
 
+mod access;
 mod detect;
 pub mod gateways;
 mod hosts;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use access::{PasswordSource, ProxyAuth};
 pub use detect::{DetectAction, DetectSettings};
 pub use gateways::{GatewayConfig, GatewayRoute, PROXY_LISTENER, PriceSetting, UpstreamBase};
 pub use hosts::HostSet;
@@ -151,6 +153,8 @@ struct RawConfig {
     policy: Option<policy::RawPolicy>,
     routes: Option<Vec<policy::RawRoute>>,
     allow_private: Option<Vec<String>>,
+    connect_ports: Option<Vec<u16>>,
+    proxy_auth: Option<access::RawProxyAuth>,
     lockdown_allow: Option<Vec<String>>,
     budgets: Option<Vec<policy::RawBudget>>,
 }
@@ -389,6 +393,10 @@ pub struct Config {
     pub routes: Vec<policy::RouteSetting>,
     /// Ranges the destination guard lets through.
     pub allow_private: Vec<policy::Cidr>,
+    /// Ports a CONNECT may name (`connect_ports`).
+    pub connect_ports: Vec<u16>,
+    /// The forward proxy's user (`proxy_auth`), if it needs one.
+    pub proxy_auth: Option<access::ProxyAuth>,
     /// Hosts still reachable in lockdown.
     pub lockdown_allow: HostSet,
     pub budgets: Vec<policy::BudgetSetting>,
@@ -411,6 +419,8 @@ pub struct Overrides {
     pub log: Option<u64>,
     /// `start --console`: a line per request on stdout.
     pub console: bool,
+    /// `start --insecure-open`: a non-loopback listener without `proxy_auth`.
+    pub insecure_open: bool,
 }
 
 impl Config {
@@ -549,6 +559,18 @@ impl Config {
             .map_err(|(k, m)| key_err(&k, m))?;
         let allow_private = policy::build_cidrs(raw.allow_private.unwrap_or_default())
             .map_err(|(k, m)| key_err(&k, m))?;
+        let connect_ports =
+            access::build_connect_ports(raw.connect_ports).map_err(|(k, m)| key_err(&k, m))?;
+        let proxy_auth = access::build_proxy_auth(raw.proxy_auth, &file_dir(source.as_deref()))
+            .map_err(|(k, m)| key_err(&k, m))?;
+        if !listen.ip().is_loopback() && proxy_auth.is_none() && !overrides.insecure_open {
+            return Err(key_err(
+                "proxy_auth",
+                format!(
+                    "the proxy on {listen} is reachable from other machines: set proxy_auth ({{username, password_env}}) so that only your agents can use it, listen on 127.0.0.1, or start with --insecure-open"
+                ),
+            ));
+        }
         let lockdown_allow = HostSet::new(raw.lockdown_allow.as_deref().unwrap_or(&[]))
             .map_err(|m| key_err("lockdown_allow", m))?;
         let (budgets, llm_budgets) = policy::build_budgets(raw.budgets.unwrap_or_default())
@@ -561,6 +583,8 @@ impl Config {
             policy,
             routes,
             allow_private,
+            connect_ports,
+            proxy_auth,
             lockdown_allow,
             budgets,
             llm_budgets,
@@ -776,6 +800,18 @@ fn absolute_from(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// Makes a directory of airlock's private (mode 0700): the CA key, the audit logs and the
+/// store are in it. A looser mode left by an older version is tightened, and said.
+pub fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        tracing::info!(dir = %dir.display(), from = format!("{mode:04o}"), "restricted to mode 0700");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,9 +903,49 @@ mod tests {
     #[test]
     fn later_capabilities_keys_are_refused_until_they_exist() {
         assert_eq!(key_of(load_str("alerts: {}").unwrap_err()), "alerts");
+    }
+
+    #[test]
+    fn connect_ports_and_proxy_auth() {
+        assert_eq!(load_str("{}").unwrap().connect_ports, vec![80, 443, 8443]);
         assert_eq!(
-            key_of(load_str("connect_ports: [443]").unwrap_err()),
+            load_str("connect_ports: [443, 22]").unwrap().connect_ports,
+            vec![443, 22]
+        );
+        assert_eq!(
+            key_of(load_str("connect_ports: [443, 0]").unwrap_err()),
+            "connect_ports[1]"
+        );
+        assert_eq!(
+            key_of(load_str("connect_ports: 443").unwrap_err()),
             "connect_ports"
+        );
+        let auth = load_str("proxy_auth: {username: agent, password_env: AIRLOCK_PW}")
+            .unwrap()
+            .proxy_auth
+            .unwrap();
+        assert_eq!(auth.username, "agent");
+        for (text, key) in [
+            ("proxy_auth: {username: agent}", "proxy_auth"),
+            ("proxy_auth: {password_env: X}", "proxy_auth.username"),
+            (
+                "proxy_auth: {username: 'a:b', password_env: X}",
+                "proxy_auth.username",
+            ),
+            (
+                "proxy_auth: {username: a, password_env: X, password_file: f}",
+                "proxy_auth",
+            ),
+            (
+                "proxy_auth: {username: a, password: x}",
+                "proxy_auth.password",
+            ),
+            ("proxy_host: 0.0.0.0", "proxy_auth"),
+        ] {
+            assert_eq!(key_of(load_str(text).unwrap_err()), key, "{text}");
+        }
+        assert!(
+            load_str("{proxy_host: 0.0.0.0, proxy_auth: {username: a, password_env: X}}").is_ok()
         );
     }
 

@@ -416,6 +416,26 @@ pub fn destination(tracker: &FlowTracker, reason: String) -> Response<ProxyBody>
     )
 }
 
+/// A CONNECT to a port `connect_ports` does not list: 403 `destination`, rule `connect_ports`.
+pub fn connect_port(
+    tracker: &FlowTracker,
+    host: &str,
+    port: u16,
+    allowed: &[u16],
+) -> Response<ProxyBody> {
+    let list: Vec<String> = allowed.iter().map(u16::to_string).collect();
+    refuse(
+        tracker,
+        "destination",
+        "connect_ports",
+        format!("CONNECT to {host}:{port}: port {port} is not in connect_ports"),
+        format!(
+            "tunnels may go to ports {} only; add {port} to connect_ports to allow it",
+            list.join(", ")
+        ),
+    )
+}
+
 /// Inside a tunnel the CONNECT target is the destination: a request whose URI authority or
 /// Host header names another host is refused (it would otherwise smuggle itself to another
 /// virtual host under the tunnel's name).

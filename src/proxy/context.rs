@@ -35,6 +35,9 @@ pub struct ProxyContext {
     pub listener_name: Arc<str>,
     /// The forward proxy's address (for messages on gateway listeners).
     pub proxy_listen: SocketAddr,
+    /// `user:password` a client must present in `Proxy-Authorization: Basic` (`proxy_auth`);
+    /// none on gateway listeners, which are reverse proxies.
+    pub proxy_credential: Option<Arc<[u8]>>,
 }
 
 impl ProxyContext {
@@ -58,6 +61,7 @@ impl ProxyContext {
             shutdown: self.shutdown.clone(),
             listener_name: Arc::from(gateway.name.as_str()),
             proxy_listen: self.proxy_listen,
+            proxy_credential: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub async fn handle_request(
             in_flight,
         ));
     }
+    if let Some(refusal) = check_proxy_auth(&ctx, client, &req) {
+        return Ok(refusal);
+    }
     if req.method() == http::Method::CONNECT {
         // The tunnel keeps the connection busy for as long as it is open.
         return Ok(tunnel::handle_connect(ctx, client, req, in_flight).await);
@@ -73,4 +76,88 @@ async fn absolute_form(
         port,
     };
     forward::forward(ctx, exchange, req).await
+}
+
+/// `proxy_auth`: a request to forward (or a CONNECT) without the right `Proxy-Authorization:
+/// Basic` gets 407 with `Proxy-Authenticate`, and a flow record. Requests for airlock itself
+/// (origin-form: the hello page, the CA) need none; requests inside a tunnel were
+/// authenticated by its CONNECT.
+fn check_proxy_auth(
+    ctx: &ProxyContext,
+    client: SocketAddr,
+    req: &Request<Incoming>,
+) -> Option<Response<ProxyBody>> {
+    let expected = ctx.proxy_credential.as_ref()?;
+    let uri = req.uri();
+    if req.method() != http::Method::CONNECT && uri.scheme().is_none() {
+        return None;
+    }
+    let presented = req
+        .headers()
+        .get_all(http::header::PROXY_AUTHORIZATION)
+        .iter()
+        .filter_map(|v| basic_credential(v.as_bytes()))
+        .collect::<Vec<_>>();
+    if presented.iter().any(|p| constant_time_eq(p, expected)) {
+        return None;
+    }
+    let reason = if presented.is_empty() {
+        "proxy authentication required: send Proxy-Authorization: Basic with the proxy_auth user (http://USER:PASSWORD@HOST:PORT as the proxy URL)"
+    } else {
+        "wrong proxy credentials: check the user and password of proxy_auth"
+    };
+    let host = uri.host().map(|h| {
+        (
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+            uri.port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                }),
+        )
+    });
+    let scheme = match (req.method() == http::Method::CONNECT, uri.scheme_str()) {
+        (true, _) => "tcp",
+        (false, Some(s)) => s,
+        (false, None) => "http",
+    };
+    let tracker = ctx.connection_record(
+        client.ip(),
+        Some(req.method().as_str()),
+        scheme,
+        host.as_ref().map(|(h, p)| (h.as_str(), *p)),
+    );
+    tracker.set_status(407);
+    tracker.escalate(crate::record::events::FlowAction::Blocked, reason);
+    let mut response = error_response(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "proxy-auth",
+        reason,
+    );
+    response.headers_mut().insert(
+        http::header::PROXY_AUTHENTICATE,
+        http::HeaderValue::from_static("Basic realm=\"airlock\""),
+    );
+    Some(response)
+}
+
+/// The `user:password` bytes of a `Basic` credential.
+fn basic_credential(value: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, token) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()
+}
+
+/// Equal without telling by its timing where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

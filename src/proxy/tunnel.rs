@@ -24,9 +24,11 @@ pub async fn handle_connect(
     req: Request<Incoming>,
     in_flight: InFlight,
 ) -> Response<ProxyBody> {
+    // Authority-form is host:port alone: a userinfo (`user@host`) is not a target.
     let target = req
         .uri()
         .authority()
+        .filter(|a| !a.as_str().contains('@'))
         .and_then(|a| Some((a.host().to_string(), a.port_u16()?)));
     let Some((host, port)) = target else {
         let reason = format!(
@@ -41,6 +43,21 @@ pub async fn handle_connect(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
+
+    if !host_is_well_formed(&host) {
+        let reason = format!(
+            "CONNECT target {:?} is not a host name or an IP address",
+            truncate(&host, 80)
+        );
+        let tracker = ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", None);
+        tracker.fail(Some(400), &reason);
+        return error_response(StatusCode::BAD_REQUEST, "bad-request", &reason);
+    }
+    if !ctx.config.connect_ports.contains(&port) && host != decide::CANARY_HOST {
+        let tracker =
+            ctx.connection_record(client.ip(), Some("CONNECT"), "tcp", Some((&host, port)));
+        return decide::connect_port(&tracker, &host, port, &ctx.config.connect_ports);
+    }
 
     if ctx.is_self(&host, port) && !host.eq_ignore_ascii_case(LOCAL_HOST) {
         let reason =
@@ -130,6 +147,59 @@ pub async fn open_blind(
         Err(e) => {
             tracker.fail(Some(e.status().as_u16()), e.to_string());
             Err(error_response(e.status(), e.kind(), &e.to_string()))
+        }
+    }
+}
+
+/// A DNS name (labels of letters, digits, `-` and `_`, 1 to 63 long, 253 in all) or an IP
+/// address: what a CONNECT may name.
+fn host_is_well_formed(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_well_formed;
+
+    #[test]
+    fn connect_targets_must_be_names_or_addresses() {
+        for ok in [
+            "example.com",
+            "a-b.example.com.",
+            "10.0.0.1",
+            "::1",
+            "xn--bcher-kva.example",
+            "_dmarc.example.com",
+        ] {
+            assert!(host_is_well_formed(ok), "{ok}");
+        }
+        let long_label = "a".repeat(64);
+        let long_name = ["abcdefghij"; 26].join(".");
+        for bad in [
+            "",
+            "a..b",
+            "a b",
+            "exa%mple.com",
+            long_label.as_str(),
+            long_name.as_str(),
+            "ex@mple.com",
+        ] {
+            assert!(!host_is_well_formed(bad), "{bad}");
         }
     }
 }

@@ -110,6 +110,12 @@ impl RecordSink {
                 source,
             })
         };
+        std::fs::create_dir_all(&config.log_dir)
+            .and_then(|()| crate::config::restrict_dir(&config.log_dir))
+            .map_err(|source| RecordError::Open {
+                path: config.log_dir.display().to_string(),
+                source,
+            })?;
         let flows = open("flows")?;
         let threats = open("threats")?;
         let llm = open("llm")?;
@@ -567,6 +573,86 @@ pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::Overrides;
+
+    /// The store's write ceiling (issue 12): flows a second the writer thread stores, JSONL
+    /// files included, with producers as fast as they go; and SQLite's insert alone. Run by
+    /// hand in release: `cargo test --release -q -- --ignored --nocapture store_write_ceiling`.
+    #[test]
+    #[ignore]
+    fn store_write_ceiling() {
+        const N: usize = 300_000;
+        let dir = std::env::temp_dir().join(format!("airlock-ceiling-{}", uuid::Uuid::now_v7()));
+        let overrides = Overrides {
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let config = Config::load(None, &overrides).unwrap();
+        let flow = |i: usize| {
+            let mut headers = std::collections::BTreeMap::new();
+            headers.insert("host".to_string(), "api.example.com".to_string());
+            headers.insert("user-agent".to_string(), "python-requests/2.32".to_string());
+            headers.insert("accept".to_string(), "*/*".to_string());
+            FlowRecord {
+                timestamp: events::now_rfc3339(),
+                id: uuid::Uuid::now_v7().to_string(),
+                listener: "proxy".into(),
+                method: Some("GET".into()),
+                url: Some(format!("https://api.example.com/v1/items/{i}?page=2")),
+                host: Some("api.example.com".into()),
+                status: Some(200),
+                request_headers: headers,
+                ..Default::default()
+            }
+        };
+        let (sink, writer) = RecordSink::start(&config).unwrap();
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for t in 0..2 {
+                let sink = sink.clone();
+                s.spawn(move || {
+                    for i in 0..N / 2 {
+                        sink.flow(flow(t * N + i));
+                    }
+                });
+            }
+        });
+        writer.finish();
+        let elapsed = started.elapsed().as_secs_f64();
+        let dropped = sink
+            .metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with("airlock_store_dropped_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0) as usize;
+        let stored = N - dropped;
+        println!(
+            "store write ceiling: 2 threads sent {N} flows as fast as they could, for {elapsed:.2} s; the writer stored {stored} in SQLite + JSONL ({:.0} flows/s), the {dropped} that found its queue full went to the JSONL files directly (counted as store drops)",
+            stored as f64 / elapsed
+        );
+
+        let mut store = Store::open(&dir.join("ceiling.db")).unwrap();
+        let flows: Vec<FlowRecord> = (0..N).map(flow).collect();
+        let lines: Vec<String> = flows
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        let started = Instant::now();
+        for (chunk, json) in flows.chunks(MAX_BATCH).zip(lines.chunks(MAX_BATCH)) {
+            let refs: Vec<(&FlowRecord, &str)> = chunk
+                .iter()
+                .zip(json)
+                .map(|(f, j)| (f, j.as_str()))
+                .collect();
+            store.insert_flows(&refs).unwrap();
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "store write ceiling: SQLite insert alone, batches of {MAX_BATCH}: {:.0} flows/s",
+            N as f64 / elapsed
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_record_the_queue_has_no_room_for_still_reaches_its_audit_file() {

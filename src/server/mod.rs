@@ -82,6 +82,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error("{0}")]
+    ProxyAuth(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -336,6 +338,17 @@ async fn run(
     let mut signals = SignalWaiter::new(opts.stop);
     // Gateways bind before the boot line too: it names the ports they really got.
     let admin_token = crate::admin::token(&config)?;
+    let proxy_credential = match &config.proxy_auth {
+        Some(auth) => Some(Arc::<[u8]>::from(
+            format!(
+                "{}:{}",
+                auth.username,
+                auth.password().map_err(ServeError::ProxyAuth)?
+            )
+            .into_bytes(),
+        )),
+        None => None,
+    };
     let mut listeners = bind(&config).await?;
     let listen = listeners.listen;
     let jail_sockets = listeners.jail.take();
@@ -406,7 +419,13 @@ async fn run(
         shutdown: shutdown_rx.clone(),
         listener_name: Arc::from(PROXY_LISTENER),
         proxy_listen: listen,
+        proxy_credential,
     });
+    if config.proxy_auth.is_some() {
+        tracing::info!(listen = %listen, "the proxy requires proxy_auth (Proxy-Authorization: Basic)");
+    } else if !listen.ip().is_loopback() {
+        tracing::warn!(listen = %listen, "--insecure-open: the proxy is open to anyone who can reach {listen}");
+    }
     let mut accepts = accept(&ctx, listeners.proxy, listeners.gateways);
     if let Some((tcp, addr)) = listeners.admin.take() {
         if admin_token.is_some() {

@@ -33,6 +33,10 @@ pub enum CaError {
         "the CA in {path} cannot be used: {reason}; remove the ca/ directory to generate a new one"
     )]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "the CA key {path} is readable by other users (mode {mode:04o}), who may have copied it; if you are sure nobody did, run chmod 600 {path}, otherwise remove the ca/ directory to generate a new CA (clients must then trust the new one)"
+    )]
+    KeyExposed { path: PathBuf, mode: u32 },
     #[error("cannot issue a certificate for {host:?}: {reason}")]
     Leaf { host: String, reason: String },
 }
@@ -137,11 +141,13 @@ impl CertificateAuthority {
 }
 
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), CaError> {
-    fs::create_dir_all(dir).map_err(|source| CaError::Io {
-        action: "create",
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    fs::create_dir_all(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+        .map_err(|source| CaError::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     let invalid = |reason: String| CaError::Invalid {
         path: cert_path.to_path_buf(),
         reason,
@@ -200,18 +206,13 @@ fn enforce_key_mode(key_path: &Path) -> Result<(), CaError> {
         path: key_path.to_path_buf(),
         source,
     })?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(
-            path = %key_path.display(),
-            "CA key was readable by others; restricting it to mode 0600"
-        );
-        fs::set_permissions(key_path, fs::Permissions::from_mode(0o600)).map_err(|source| {
-            CaError::Io {
-                action: "restrict permissions of",
-                path: key_path.to_path_buf(),
-                source,
-            }
-        })?;
+    // Tightening it now would hide that it was exposed: the operator decides.
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CaError::KeyExposed {
+            path: key_path.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -250,6 +251,22 @@ mod tests {
         let (chain, _key) = second.issue_leaf("127.0.0.1").unwrap();
         assert_eq!(chain.len(), 2, "the leaf, then the CA");
         assert_eq!(&chain[1], second.cert_der());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused() {
+        let dir = std::env::temp_dir().join(format!("airlock-ca-{}", uuid::Uuid::now_v7()));
+        CertificateAuthority::load_or_create(&dir).unwrap();
+        let key = dir.join("airlock-ca.key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = CertificateAuthority::load_or_create(&dir).err().unwrap();
+        assert!(err.to_string().contains("mode 0644"), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -81,6 +81,9 @@ def base_config(certs: Certs, up: Upstreams) -> dict:
         "admin": {"listen": "127.0.0.1:0"},
         # the local upstreams live on loopback, which the destination guard refuses by default
         "allow_private": ["127.0.0.0/8"],
+        # CONNECT goes to connect_ports only (default 80, 443, 8443): the local upstreams'
+        # ports too, for tests that name them in a tunnel.
+        "connect_ports": [80, 443, 8443, up.http_port, up.https_port, up.h2_port, up.rogue_port],
         "resolve": {
             "example.test:80": f"127.0.0.1:{up.http_port}",
             "example.test:443": f"127.0.0.1:{up.https_port}",

@@ -35,8 +35,8 @@ def test_untrusted_upstream_with_requests(proxy):
 
 
 def test_connect_to_closed_port_no_mitm(start_proxy):
-    p = start_proxy(mitm=False)
     port = closed_port()
+    p = start_proxy({"connect_ports": [443, port]}, mitm=False)
     sock, resp = connect_tunnel(p.port, f"127.0.0.1:{port}")
     sock.close()
     assert resp.status == 502, f"CONNECT to a closed port answered {resp.status}"
@@ -45,8 +45,9 @@ def test_connect_to_closed_port_no_mitm(start_proxy):
     assert_serving(p)
 
 
-def test_connect_to_closed_port_with_mitm(proxy):
+def test_connect_to_closed_port_with_mitm(start_proxy):
     port = closed_port()
+    proxy = start_proxy({"connect_ports": [443, port]})
     res = curl(f"https://127.0.0.1:{port}/hello", proxy=proxy, cacert=proxy.ca_path)
     assert res.status == 502, f"expected the request inside the tunnel to get 502, got {res.status} (CONNECT {res.connect_status}) {res.stderr}"
     _reason_of(res.body)
