@@ -1,10 +1,12 @@
 //! The admin server (`admin.listen`, default 127.0.0.1:8889; `admin: null` turns it off):
 //! `/healthz`, `/readyz`, `/metrics` (OpenMetrics text), the JSON API of SPEC 6b
-//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending`), the live
+//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending` and the
+//! answers to it), the live
 //! records as server-sent events (`/api/events`), and the dashboard at `/` (its page, script
 //! and style compiled in). Off loopback every API route needs `Authorization: Bearer
 //! <admin.token_env's value>`; the page takes the token from its URL fragment (`#token=…`).
 
+pub mod pending;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +34,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// Flips to true when the proxy stops: open event streams end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The requests `ask` rules hold.
+    pub pending: Arc<crate::pipeline::pending::PendingRequests>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +69,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/flows", get(api_flows))
         .route("/api/threats", get(api_threats))
         .route("/api/usage", get(api_usage))
-        .route("/api/pending", get(api_pending))
+        .route("/api/pending", get(pending::list))
+        .route("/api/pending/{id}/approve", post(pending::approve))
+        .route("/api/pending/{id}/deny", post(pending::deny))
         .route("/api/events", get(api_events))
         .route("/", get(dashboard_page))
         .route("/dashboard.js", get(dashboard_js))
@@ -167,6 +173,7 @@ async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
         c.threats.load(Relaxed),
     );
     let mut object = status::status_object(&state.config, Some(live));
+    object["pending"] = Value::from(state.pending.len());
     object["ca_fingerprint"] = Value::String(ca_fingerprint(&state.tls));
     Json(object).into_response()
 }
@@ -277,14 +284,6 @@ async fn api_usage(
     }
 }
 
-/// Requests held by `ask` rules: none can be held yet (`action: ask` is not built).
-async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    Json(Vec::<Value>::new()).into_response()
-}
-
 fn read_store(config: &Config) -> Result<Option<Store>, String> {
     let path = config.store_path();
     if !path.exists() {
@@ -358,7 +357,8 @@ struct EventParams {
 }
 
 /// Flow and threat records as they are recorded (server-sent events `flow` and `threat`,
-/// each the record's JSON line).
+/// each the record's JSON line), and the list of held requests each time it changes
+/// (`pending`, the JSON array of `/api/pending`).
 async fn api_events(
     State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
@@ -375,12 +375,23 @@ async fn api_events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let receiver = state.records.live.subscribe();
     let shutdown = state.shutdown.clone();
-    let stream =
-        futures_util::stream::unfold((receiver, shutdown), |(mut rx, mut stop)| async move {
+    let held = (state.pending.clone(), state.pending.subscribe());
+    let stream = futures_util::stream::unfold(
+        (receiver, shutdown, held),
+        |(mut rx, mut stop, mut held)| async move {
             loop {
                 let next = tokio::select! {
-                    r = rx.recv() => r,
+                    r = rx.recv() => Some(r),
+                    changed = held.1.changed() => match changed {
+                        Ok(()) => None,
+                        Err(_) => return None,
+                    },
                     _ = stop.wait_for(|s| *s) => return None,
+                };
+                let Some(next) = next else {
+                    let list = serde_json::to_string(&held.0.list()).unwrap_or_default();
+                    let event = Event::default().event("pending").data(list);
+                    return Some((Ok(event), (rx, stop, held)));
                 };
                 match next {
                     Ok(record) => {
@@ -390,14 +401,18 @@ async fn api_events(
                                 Event::default().event("threat").data(&*json)
                             }
                         };
-                        return Some((Ok::<_, std::convert::Infallible>(event), (rx, stop)));
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(event),
+                            (rx, stop, held),
+                        ));
                     }
                     // A slow reader skips what it missed rather than holding the proxy back.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        });
+        },
+    );
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()

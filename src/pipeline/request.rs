@@ -1,6 +1,6 @@
 //! The request phase of one exchange: the flow record opens, the destination is checked
 //! against what the request claims, lockdown, policy, routes and budgets decide, the head
-//! is scanned, the route's credential goes in, and the body is tapped — metered, scanned
+//! is scanned, a request an `ask` rule matched waits for a person, the route's credential goes in, and the body is tapped — metered, scanned
 //! (its first `max_hold_bytes` held until scanned), charged, read for an LLM call. What
 //! leaves is the request for the upstream and the [`Forwarding`] the response phase needs.
 
@@ -107,7 +107,7 @@ where
         body.size_hint().exact()
     };
     let method = parts.method.as_str();
-    if let Some(refusal) = decide::request(
+    let asked = match decide::request(
         &pipeline.guards,
         &live,
         &tracker,
@@ -117,9 +117,13 @@ where
         &headers,
         body_size,
     ) {
-        drain_unread(body).await;
-        return Err(refusal);
-    }
+        decide::Gate::Pass => None,
+        decide::Gate::Ask { rule } => Some(rule),
+        decide::Gate::Refuse(refusal) => {
+            drain_unread(body).await;
+            return Err(refusal);
+        }
+    };
     if let Some(call) = &llm
         && let Some(refusal) = decide::llm_budget(
             &pipeline.guards,
@@ -144,6 +148,22 @@ where
     {
         drain_unread(body).await;
         return Err(blocked_response(&info));
+    }
+    // Held after the head's other checks (nobody is asked about a request they refuse) and
+    // before a byte of the body is read or the route's credential goes in.
+    if let Some(rule) = asked
+        && let Some(refusal) = decide::ask(
+            &pipeline.guards,
+            &live,
+            &tracker,
+            &exchange,
+            &rule,
+            body_size,
+        )
+        .await
+    {
+        drain_unread(body).await;
+        return Err(refusal);
     }
     inject_route_credential(&live, &tracker, &exchange, &mut headers);
     if tracker.wants_bodies() {
