@@ -333,6 +333,7 @@ enum NotApproved {
 /// `policy.ask_timeout_secs` passes. Approved, it goes on as if allowed (lockdown, switched
 /// on meanwhile, still refuses it; its budget is charged now); anything else is a policy
 /// block naming the rule, denied by a person or by the clock. Only this exchange waits.
+/// `client_gone` resolves when the client went away (the hold is dropped then).
 pub async fn ask(
     guards: &Guards,
     live: &Live,
@@ -340,6 +341,7 @@ pub async fn ask(
     exchange: &Exchange,
     rule: &str,
     body_size: Option<u64>,
+    client_gone: impl std::future::Future<Output = ()>,
 ) -> Option<Response<ProxyBody>> {
     let ctx = tracker.threat_context();
     let timeout = live.config.policy.ask_timeout;
@@ -366,7 +368,19 @@ pub async fn ask(
                 rule,
                 over: false,
             };
-            let answer = tokio::time::timeout(timeout, hold.answer()).await;
+            let answer = tokio::select! {
+                answer = tokio::time::timeout(timeout, hold.answer()) => answer,
+                // Nobody to answer: the hold goes, and `waiting` marks the flow.
+                () = client_gone => {
+                    drop(hold);
+                    drop(waiting);
+                    return Some(super::respond::error_response(
+                        http::StatusCode::BAD_REQUEST,
+                        "client-gone",
+                        "the client went away while the request was held",
+                    ));
+                }
+            };
             waiting.over = true;
             match answer {
                 Ok(Some(Decision::Approved)) => Ok(()),

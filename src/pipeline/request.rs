@@ -10,10 +10,10 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either};
 use hyper::upgrade::OnUpgrade;
 
-use super::body::{BoxError, ProxyBody, TapBody};
+use super::body::{BoxError, Outlet, ProxyBody, Tap, TapBody};
 use super::decide;
 use super::exchange::{Exchange, Side};
 use super::live::{Live, Pipeline};
@@ -150,21 +150,37 @@ where
         return Err(blocked_response(&info));
     }
     // Held after the head's other checks (nobody is asked about a request they refuse) and
-    // before a byte of the body is read or the route's credential goes in.
-    if let Some(rule) = asked
-        && let Some(refusal) = decide::ask(
-            &pipeline.guards,
-            &live,
-            &tracker,
-            &exchange,
-            &rule,
-            body_size,
-        )
-        .await
-    {
-        drain_unread(body).await;
-        return Err(refusal);
-    }
+    // before anything goes upstream or the route's credential goes in.
+    let body = match asked {
+        None => Either::Left(body),
+        Some(rule) => {
+            // The body is read ahead while it waits, no further than scanning holds anyway:
+            // a client that goes away mid-body is seen, and its hold dropped.
+            let mut body = TapBody::new(body, ReadAhead);
+            let limit = usize::try_from(detector.settings.max_hold_bytes).unwrap_or(usize::MAX);
+            let client_gone = async {
+                body.fill(limit).await;
+                if !body.broke_off() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let refusal = decide::ask(
+                &pipeline.guards,
+                &live,
+                &tracker,
+                &exchange,
+                &rule,
+                body_size,
+                client_gone,
+            )
+            .await;
+            if let Some(refusal) = refusal {
+                drain_unread(body).await;
+                return Err(refusal);
+            }
+            Either::Right(body)
+        }
+    };
     inject_route_credential(&live, &tracker, &exchange, &mut headers);
     if tracker.wants_bodies() {
         tracker.set_forwarded_headers(&headers);
@@ -482,6 +498,15 @@ where
         body = TapBody::new(body, PromptTap::new(call.clone())).boxed();
     }
     Ok(body)
+}
+
+/// A held request's body, read ahead as it arrives and passed on unchanged.
+struct ReadAhead;
+
+impl Tap for ReadAhead {
+    fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
+        out.push(data);
+    }
 }
 
 /// How much of a request refused before its body was read is read (and dropped) before the
