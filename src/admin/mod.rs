@@ -12,7 +12,7 @@ pub mod status;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::pipeline::pending::Decision;
 use crate::record::RecordSink;
 use crate::record::store::{FlowQuery, Store, UsageBy};
 use crate::tls::TlsContext;
@@ -69,9 +70,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/flows", get(api_flows))
         .route("/api/threats", get(api_threats))
         .route("/api/usage", get(api_usage))
-        .route("/api/pending", get(pending::list))
-        .route("/api/pending/{id}/approve", post(pending::approve))
-        .route("/api/pending/{id}/deny", post(pending::deny))
+        .route("/api/pending", get(api_pending))
+        .route("/api/pending/{id}/approve", post(api_approve))
+        .route("/api/pending/{id}/deny", post(api_deny))
         .route("/api/events", get(api_events))
         .route("/", get(dashboard_page))
         .route("/dashboard.js", get(dashboard_js))
@@ -284,6 +285,36 @@ async fn api_usage(
     }
 }
 
+/// Requests held by `ask` rules.
+async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    pending::list(&state.pending)
+}
+
+async fn api_approve(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    pending::answer(&state.pending, &headers, &id, Decision::Approved)
+}
+
+async fn api_deny(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    pending::answer(&state.pending, &headers, &id, Decision::Denied)
+}
+
 fn read_store(config: &Config) -> Result<Option<Store>, String> {
     let path = config.store_path();
     if !path.exists() {
@@ -401,10 +432,7 @@ async fn api_events(
                                 Event::default().event("threat").data(&*json)
                             }
                         };
-                        return Some((
-                            Ok::<_, std::convert::Infallible>(event),
-                            (rx, stop, held),
-                        ));
+                        return Some((Ok::<_, std::convert::Infallible>(event), (rx, stop, held)));
                     }
                     // A slow reader skips what it missed rather than holding the proxy back.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

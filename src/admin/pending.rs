@@ -1,45 +1,25 @@
 //! `/api/pending`: the requests `ask` rules hold, and a person's answer to one
 //! (`POST /api/pending/{id}/approve`, `POST /api/pending/{id}/deny`), which `airlock approve`,
-//! `airlock deny` and the dashboard send.
-
-use std::sync::Arc;
+//! `airlock deny` and the dashboard send. The routes and the token check are the server's.
 
 use axum::Json;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AdminState, authorized, unauthorized};
-use crate::pipeline::pending::{Decision, PendingError};
+use crate::pipeline::pending::{Decision, PendingError, PendingRequests};
 
 /// The held requests, oldest first.
-pub(super) async fn list(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    Json(state.pending.list()).into_response()
+pub fn list(pending: &PendingRequests) -> Response {
+    Json(pending.list()).into_response()
 }
 
-pub(super) async fn approve(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+/// A person's answer to the held request `id` (the caller checked the bearer token).
+pub fn answer(
+    pending: &PendingRequests,
+    headers: &HeaderMap,
+    id: &str,
+    decision: Decision,
 ) -> Response {
-    answer(&state, &headers, &id, Decision::Approved)
-}
-
-pub(super) async fn deny(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(&state, &headers, &id, Decision::Denied)
-}
-
-fn answer(state: &AdminState, headers: &HeaderMap, id: &str, decision: Decision) -> Response {
-    if !authorized(state, headers) {
-        return unauthorized();
-    }
     if let Some(origin) = foreign_origin(headers) {
         return (
             StatusCode::FORBIDDEN,
@@ -50,7 +30,7 @@ fn answer(state: &AdminState, headers: &HeaderMap, id: &str, decision: Decision)
         )
             .into_response();
     }
-    match state.pending.decide(id, decision) {
+    match pending.decide(id, decision) {
         Ok(request) => {
             tracing::info!(id = %request.id, rule = %request.rule, decision = decision.as_str(), "a held request was decided");
             let mut body = serde_json::to_value(&request).unwrap_or_default();
@@ -106,7 +86,10 @@ mod tests {
 
     #[test]
     fn only_same_origin_pages_and_non_browsers_may_decide() {
-        assert_eq!(foreign_origin(&headers(&[("host", "127.0.0.1:8889")])), None);
+        assert_eq!(
+            foreign_origin(&headers(&[("host", "127.0.0.1:8889")])),
+            None
+        );
         assert_eq!(
             foreign_origin(&headers(&[
                 ("host", "127.0.0.1:8889"),

@@ -34,11 +34,11 @@ pub enum AdminCallError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("the admin server at {addr} sent an answer that is not HTTP JSON; check `airlock status`")]
-    BadAnswer { addr: SocketAddr },
     #[error(
-        "the admin server at {addr} refused the request without its bearer token: {fix}"
+        "the admin server at {addr} sent an answer that is not HTTP JSON; check `airlock status`"
     )]
+    BadAnswer { addr: SocketAddr },
+    #[error("the admin server at {addr} refused the request without its bearer token: {fix}")]
     Unauthorized { addr: SocketAddr, fix: String },
 }
 
@@ -72,7 +72,8 @@ pub fn call(config: &Config, method: &str, path: &str) -> Result<AdminAnswer, Ad
             "the state file names no address",
         ))
     })?;
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, ADMIN_TIMEOUT).map_err(unreachable)?;
+    let mut conn =
+        std::net::TcpStream::connect_timeout(&addr, ADMIN_TIMEOUT).map_err(unreachable)?;
     conn.set_read_timeout(Some(ADMIN_TIMEOUT))
         .and_then(|_| conn.set_write_timeout(Some(ADMIN_TIMEOUT)))
         .map_err(unreachable)?;

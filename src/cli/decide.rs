@@ -16,9 +16,8 @@ pub fn decide(config: &Config, id: &str, approve: bool) -> Result<ExitCode, Fail
         )));
     }
     let path = format!("/api/pending/{}/{verb}", admin_api::path_segment(id));
-    let answer = admin_api::call(config, "POST", &path).map_err(|e: AdminCallError| {
-        Failure::runtime(format!("cannot {verb} {id}: {e}"))
-    })?;
+    let answer = admin_api::call(config, "POST", &path)
+        .map_err(|e: AdminCallError| Failure::runtime(format!("cannot {verb} {id}: {e}")))?;
     let body = &answer.body;
     let text = |k: &str| body[k].as_str().unwrap_or("?").to_string();
     match answer.status {

@@ -476,7 +476,27 @@ pub(super) fn build_cidrs(raw: Vec<String>) -> Result<Vec<Cidr>, (String, String
 
 #[cfg(test)]
 mod tests {
-    use super::Cidr;
+    use super::{Cidr, RawPolicy, RuleAction, build_policy};
+
+    fn policy(json: &str) -> Result<super::PolicySettings, (String, String)> {
+        build_policy(Some(serde_json::from_str::<RawPolicy>(json).unwrap()))
+    }
+
+    #[test]
+    fn ask_rules_and_their_timeout() {
+        let p = policy(
+            r#"{"rules": [{"name": "a", "match": "true", "action": "ask"}], "ask_timeout_secs": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(p.rules[0].action, RuleAction::Ask);
+        assert_eq!(p.ask_timeout.as_secs(), 5);
+        assert_eq!(policy("{}").unwrap().ask_timeout.as_secs(), 60);
+        for bad in [0, 86_401] {
+            let (key, message) = policy(&format!(r#"{{"ask_timeout_secs": {bad}}}"#)).unwrap_err();
+            assert_eq!(key, "policy.ask_timeout_secs");
+            assert!(message.contains("1 to 86400"), "{message}");
+        }
+    }
 
     #[test]
     fn cidrs() {

@@ -265,7 +265,7 @@ mod tests {
         let b = hold(&r, "b");
         assert_ne!(a.request().id, b.request().id);
         let id = a.request().id.clone();
-        let mut changes = r.subscribe();
+        let changes = r.subscribe();
         drop(a);
         assert!(changes.has_changed().unwrap());
         assert_eq!(r.list().len(), 1);

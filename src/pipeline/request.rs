@@ -157,7 +157,7 @@ where
             // The body is read ahead while it waits, no further than scanning holds anyway:
             // a client that goes away mid-body is seen, and its hold dropped.
             let mut body = TapBody::new(body, ReadAhead);
-            let limit = usize::try_from(detector.settings.max_hold_bytes).unwrap_or(usize::MAX);
+            let limit = detector.settings.max_hold_bytes;
             let client_gone = async {
                 body.fill(limit).await;
                 if !body.broke_off() {

@@ -123,7 +123,17 @@ pub async fn open_blind(
         decide::Gate::Pass => {}
         decide::Gate::Refuse(refusal) => return Err(refusal),
         decide::Gate::Ask { rule } => {
-            if let Some(refusal) = decide::ask(guards, &live, &tracker, &exchange, &rule, None, std::future::pending()).await {
+            if let Some(refusal) = decide::ask(
+                guards,
+                &live,
+                &tracker,
+                &exchange,
+                &rule,
+                None,
+                std::future::pending(),
+            )
+            .await
+            {
                 return Err(refusal);
             }
         }
