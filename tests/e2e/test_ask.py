@@ -183,6 +183,21 @@ def test_an_approved_body_is_still_scanned(ask_proxy, detect_up):
     assert detect_up.hits(tag) == [], "an approved request carrying a credential reached the upstream"
 
 
+def test_the_pending_url_is_masked_like_the_flow_record(ask_proxy, detect_up):
+    key = fresh_key("github")  # noqa: F405
+    # Warned, not blocked: the request reaches the ask rule with a credential in its URL.
+    p = ask_proxy(extra={"detect": {"outbound_secrets": "warn"}})
+    tag = "ask" + detect_up.new_tag()
+    result = in_background(requests_session(p).get, f"https://example.test/t/{tag}?token={key.secret}", timeout=30)
+    held = wait_held(p, tag)
+    assert key.secret not in held["url"] and f"/t/{tag}?token=" in held["url"], held
+    assert decide(p, "deny", held["id"]).returncode == 0
+    assert result().status_code == 403
+    flow = flow_for(p, tag)
+    assert flow["url"] == held["url"], (flow["url"], held["url"])
+    assert key.secret not in p.stderr_text()
+
+
 def test_deny_answers_403_with_the_ask_rule(ask_proxy, detect_up):
     p = ask_proxy()
     tag = "ask" + detect_up.new_tag()
