@@ -1,9 +1,10 @@
 //! Decide: where a request is refused, and the one place a refusal is written down. Every
 //! verdict of the pipeline comes through here — the kill switch, policy, a route's paths,
-//! budgets ([`request`], [`budget`]), a person's answer to an `ask` rule ([`ask`]), the Host header inside a tunnel ([`tunnel_host`]), the
-//! destination guard ([`destination`]), detection's findings ([`findings`]) and bodies
-//! that cannot be inspected ([`undecodable`]) — and every block is written by [`block`]:
-//! the flow's verdict, the threat record, the `egress_block` line, and the 403's content.
+//! budgets ([`request`], [`budget`]), a person's answer to an `ask` rule ([`ask`]), the Host
+//! header inside a tunnel ([`tunnel_host`]), the destination guard ([`destination`]),
+//! detection's findings ([`findings`]) and bodies that cannot be inspected ([`undecodable`])
+//! — and every block is written by [`block`]: the flow's verdict, the threat record, the
+//! `egress_block` line, and the 403's content.
 
 use http::{HeaderMap, Response, Uri, header};
 
@@ -247,8 +248,8 @@ pub enum Gate {
 }
 
 /// The request phase's own verdicts, in order: the canary, the kill switch, policy, the
-/// route's path list, the host's budget. A block is answered here; a warning is recorded and the request
-/// goes on; an `ask` comes back to the caller to hold.
+/// route's path list, the host's budget. A block is answered here; a warning is recorded and
+/// the request goes on; an `ask` comes back to the caller to hold.
 #[allow(clippy::too_many_arguments)]
 pub fn request(
     guards: &Guards,

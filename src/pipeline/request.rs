@@ -1,8 +1,9 @@
 //! The request phase of one exchange: the flow record opens, the destination is checked
 //! against what the request claims, lockdown, policy, routes and budgets decide, the head
-//! is scanned, a request an `ask` rule matched waits for a person, the route's credential goes in, and the body is tapped — metered, scanned
-//! (its first `max_hold_bytes` held until scanned), charged, read for an LLM call. What
-//! leaves is the request for the upstream and the [`Forwarding`] the response phase needs.
+//! is scanned, a request an `ask` rule matched waits for a person, the route's credential
+//! goes in, and the body is tapped — metered, scanned (its first `max_hold_bytes` held until
+//! scanned), charged, read for an LLM call. What leaves is the request for the upstream and
+//! the [`Forwarding`] the response phase needs.
 
 use std::sync::Arc;
 
