@@ -1,24 +1,27 @@
 //! The admin server (`admin.listen`, default 127.0.0.1:8889; `admin: null` turns it off):
 //! `/healthz`, `/readyz`, `/metrics` (OpenMetrics text), the JSON API of SPEC 6b
-//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending`), the live
+//! (`/api/status`, `/api/flows`, `/api/threats`, `/api/usage`, `/api/pending` and the
+//! answers to it), the live
 //! records as server-sent events (`/api/events`), and the dashboard at `/` (its page, script
 //! and style compiled in). Off loopback every API route needs `Authorization: Bearer
 //! <admin.token_env's value>`; the page takes the token from its URL fragment (`#token=…`).
 
+pub mod pending;
 pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::pipeline::pending::Decision;
 use crate::record::RecordSink;
 use crate::record::store::{FlowQuery, Store, UsageBy};
 use crate::tls::TlsContext;
@@ -32,6 +35,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// Flips to true when the proxy stops: open event streams end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The requests `ask` rules hold.
+    pub pending: Arc<crate::pipeline::pending::PendingRequests>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/pending", get(api_pending))
         .route("/api/sessions", get(api_sessions))
         .route("/api/sessions/{id}", get(api_session))
+        .route("/api/pending/{id}/approve", post(api_approve))
+        .route("/api/pending/{id}/deny", post(api_deny))
         .route("/api/events", get(api_events))
         .route("/", get(dashboard_page))
         .route("/dashboard.js", get(dashboard_js))
@@ -169,6 +176,7 @@ async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
         c.threats.load(Relaxed),
     );
     let mut object = status::status_object(&state.config, Some(live));
+    object["pending"] = Value::from(state.pending.len());
     object["ca_fingerprint"] = Value::String(ca_fingerprint(&state.tls));
     Json(object).into_response()
 }
@@ -341,11 +349,34 @@ async fn api_session(
 }
 
 /// Requests held by `ask` rules: none can be held yet (`action: ask` is not built).
+/// Requests held by `ask` rules.
 async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
     }
-    Json(Vec::<Value>::new()).into_response()
+    pending::list(&state.pending)
+}
+
+async fn api_approve(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    pending::answer(&state.pending, &headers, &id, Decision::Approved)
+}
+
+async fn api_deny(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    pending::answer(&state.pending, &headers, &id, Decision::Denied)
 }
 
 fn read_store(config: &Config) -> Result<Option<Store>, String> {
@@ -421,7 +452,8 @@ struct EventParams {
 }
 
 /// Flow and threat records as they are recorded (server-sent events `flow` and `threat`,
-/// each the record's JSON line).
+/// each the record's JSON line), and the list of held requests each time it changes
+/// (`pending`, the JSON array of `/api/pending`).
 async fn api_events(
     State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
@@ -438,12 +470,23 @@ async fn api_events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let receiver = state.records.live.subscribe();
     let shutdown = state.shutdown.clone();
-    let stream =
-        futures_util::stream::unfold((receiver, shutdown), |(mut rx, mut stop)| async move {
+    let held = (state.pending.clone(), state.pending.subscribe());
+    let stream = futures_util::stream::unfold(
+        (receiver, shutdown, held),
+        |(mut rx, mut stop, mut held)| async move {
             loop {
                 let next = tokio::select! {
-                    r = rx.recv() => r,
+                    r = rx.recv() => Some(r),
+                    changed = held.1.changed() => match changed {
+                        Ok(()) => None,
+                        Err(_) => return None,
+                    },
                     _ = stop.wait_for(|s| *s) => return None,
+                };
+                let Some(next) = next else {
+                    let list = serde_json::to_string(&held.0.list()).unwrap_or_default();
+                    let event = Event::default().event("pending").data(list);
+                    return Some((Ok(event), (rx, stop, held)));
                 };
                 match next {
                     Ok(record) => {
@@ -453,14 +496,15 @@ async fn api_events(
                                 Event::default().event("threat").data(&*json)
                             }
                         };
-                        return Some((Ok::<_, std::convert::Infallible>(event), (rx, stop)));
+                        return Some((Ok::<_, std::convert::Infallible>(event), (rx, stop, held)));
                     }
                     // A slow reader skips what it missed rather than holding the proxy back.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        });
+        },
+    );
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -1,8 +1,10 @@
 //! The command line (SPEC 2): one file per command; this one parses and dispatches.
 
+mod admin_api;
 mod ca;
 mod clients;
 mod config_check;
+mod decide;
 mod doctor;
 mod failure;
 mod jailed;
@@ -53,6 +55,16 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+    },
+    /// Let a request held by an `ask` policy rule go on (ids: the dashboard, or /api/pending)
+    Approve {
+        /// The held request's id
+        id: String,
+    },
+    /// Refuse a request held by an `ask` policy rule (its client gets 403, reason policy)
+    Deny {
+        /// The held request's id
+        id: String,
     },
     /// Show the latest threats
     Threats {
@@ -182,6 +194,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Threats { limit, json } => {
             threats::threats(&load(&cli.config, &base)?, limit, json)
         }
+        Command::Approve { id } => decide::decide(&load(&cli.config, &base)?, &id, true),
+        Command::Deny { id } => decide::decide(&load(&cli.config, &base)?, &id, false),
         Command::Lockdown { state } => lockdown::lockdown(&load(&cli.config, &base)?, &state),
         Command::Usage { since, by, json } => {
             usage::usage(&load(&cli.config, &base)?, since.as_deref(), &by, json)

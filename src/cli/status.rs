@@ -62,6 +62,11 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
                 "  requests     {} ({} blocked, {} failed), {} threats",
                 counters.0, counters.1, counters.2, counters.3
             );
+            if let Some(n) = out["pending"].as_u64().filter(|n| *n > 0) {
+                println!(
+                    "  pending      {n} held by ask rules (see the dashboard; airlock approve ID / airlock deny ID)"
+                );
+            }
         }
         println!("  data         {}", config.data_dir.display());
     }
@@ -91,31 +96,6 @@ fn human_duration(secs: i64) -> String {
 
 /// `/api/status` of the running instance, when its admin server answers on loopback.
 fn from_admin(config: &Config) -> Option<Value> {
-    use std::io::{Read, Write};
-    let Probe::Running {
-        state: Some(state), ..
-    } = probe(&config.data_dir)
-    else {
-        return None;
-    };
-    let addr: std::net::SocketAddr = state.admin.as_deref()?.parse().ok()?;
-    let timeout = std::time::Duration::from_secs(2);
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
-    conn.set_read_timeout(Some(timeout)).ok()?;
-    let token = crate::admin::token(config).ok().flatten();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        conn,
-        "GET /api/status HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
+    let answer = super::admin_api::call(config, "GET", "/api/status").ok()?;
+    (answer.status == 200).then_some(answer.body)
 }

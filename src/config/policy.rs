@@ -24,6 +24,8 @@ pub(super) struct RawPolicy {
     source: Option<String>,
     #[serde(default)]
     refresh_secs: Option<u64>,
+    #[serde(default)]
+    ask_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -49,6 +51,8 @@ pub enum RuleAction {
     Block,
     Allow,
     Warn,
+    /// Hold the request until a person approves or denies it (or `ask_timeout_secs` passes).
+    Ask,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +121,8 @@ pub struct PolicySettings {
     pub rules: Vec<RawRule>,
     pub source: Option<String>,
     pub refresh: Duration,
+    /// How long an `ask` rule holds a request for a person's decision before denying it.
+    pub ask_timeout: Duration,
 }
 
 impl Default for PolicySettings {
@@ -128,9 +134,15 @@ impl Default for PolicySettings {
             rules: Vec::new(),
             source: None,
             refresh: Duration::from_secs(60),
+            ask_timeout: Duration::from_secs(DEFAULT_ASK_TIMEOUT_SECS),
         }
     }
 }
+
+pub const DEFAULT_ASK_TIMEOUT_SECS: u64 = 60;
+/// A held request keeps a client connection open; a day is already far past any client's
+/// own patience, so a larger value is a typo, not a wish.
+pub const MAX_ASK_TIMEOUT_SECS: u64 = 86_400;
 
 /// A credential value: printed nowhere (its `Debug` is masked).
 #[derive(Clone, PartialEq, Eq)]
@@ -228,6 +240,15 @@ pub(super) fn build_policy(raw: Option<RawPolicy>) -> Result<PolicySettings, (St
     if refresh == 0 {
         return Err(("policy.refresh_secs".into(), "must be at least 1".into()));
     }
+    let ask_timeout = raw.ask_timeout_secs.unwrap_or(DEFAULT_ASK_TIMEOUT_SECS);
+    if !(1..=MAX_ASK_TIMEOUT_SECS).contains(&ask_timeout) {
+        return Err((
+            "policy.ask_timeout_secs".into(),
+            format!(
+                "must be a whole number of seconds from 1 to {MAX_ASK_TIMEOUT_SECS} (a day), got {ask_timeout}"
+            ),
+        ));
+    }
     Ok(PolicySettings {
         default_deny: raw.default == Some(RawDefault::Deny),
         allow_hosts,
@@ -235,6 +256,7 @@ pub(super) fn build_policy(raw: Option<RawPolicy>) -> Result<PolicySettings, (St
         rules,
         source: raw.source,
         refresh: Duration::from_secs(refresh),
+        ask_timeout: Duration::from_secs(ask_timeout),
     })
 }
 
@@ -454,7 +476,27 @@ pub(super) fn build_cidrs(raw: Vec<String>) -> Result<Vec<Cidr>, (String, String
 
 #[cfg(test)]
 mod tests {
-    use super::Cidr;
+    use super::{Cidr, RawPolicy, RuleAction, build_policy};
+
+    fn policy(json: &str) -> Result<super::PolicySettings, (String, String)> {
+        build_policy(Some(serde_json::from_str::<RawPolicy>(json).unwrap()))
+    }
+
+    #[test]
+    fn ask_rules_and_their_timeout() {
+        let p = policy(
+            r#"{"rules": [{"name": "a", "match": "true", "action": "ask"}], "ask_timeout_secs": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(p.rules[0].action, RuleAction::Ask);
+        assert_eq!(p.ask_timeout.as_secs(), 5);
+        assert_eq!(policy("{}").unwrap().ask_timeout.as_secs(), 60);
+        for bad in [0, 86_401] {
+            let (key, message) = policy(&format!(r#"{{"ask_timeout_secs": {bad}}}"#)).unwrap_err();
+            assert_eq!(key, "policy.ask_timeout_secs");
+            assert!(message.contains("1 to 86400"), "{message}");
+        }
+    }
 
     #[test]
     fn cidrs() {

@@ -180,6 +180,11 @@ where
         self.inner_done && matches!(self.out.end, Some(Ok(()))) && self.tap.held() == 0
     }
 
+    /// The inner body broke off with an error while `fill` read it (its sender went away).
+    pub fn broke_off(&self) -> bool {
+        matches!(self.out.end, Some(Err(_)))
+    }
+
     /// Data bytes ready to leave.
     pub fn ready_len(&self) -> usize {
         self.out.bytes

@@ -1,15 +1,17 @@
 //! Decide: where a request is refused, and the one place a refusal is written down. Every
 //! verdict of the pipeline comes through here — the kill switch, policy, a route's paths,
-//! budgets ([`request`], [`budget`]), the Host header inside a tunnel ([`tunnel_host`]), the
-//! destination guard ([`destination`]), detection's findings ([`findings`]) and bodies
-//! that cannot be inspected ([`undecodable`]) — and every block is written by [`block`]:
-//! the flow's verdict, the threat record, the `egress_block` line, and the 403's content.
+//! budgets ([`request`], [`budget`]), a person's answer to an `ask` rule ([`ask`]), the Host
+//! header inside a tunnel ([`tunnel_host`]), the destination guard ([`destination`]),
+//! detection's findings ([`findings`]) and bodies that cannot be inspected ([`undecodable`])
+//! — and every block is written by [`block`]: the flow's verdict, the threat record, the
+//! `egress_block` line, and the 403's content.
 
 use http::{HeaderMap, Response, Uri, header};
 
 use super::body::ProxyBody;
 use super::exchange::{BlockInfo, Exchange};
 use super::live::{Guards, Live};
+use super::pending::Decision;
 use super::respond::blocked_response;
 use super::tracker::{FlowTracker, ThreatContext};
 use crate::config::DetectAction;
@@ -233,9 +235,21 @@ fn canary(tracker: &FlowTracker) -> Response<ProxyBody> {
     blocked_response(&info)
 }
 
+/// What the request phase's own verdicts say about a request head.
+#[must_use]
+pub enum Gate {
+    /// Nothing here refuses it (a warning, if any, is written).
+    Pass,
+    /// Refused: the 403 to give (the block is written).
+    Refuse(Response<ProxyBody>),
+    /// An `ask` rule matched: once the rest of the head's checks pass, the caller holds the
+    /// request for a person's decision ([`ask`]). The host's budget is charged only then.
+    Ask { rule: String },
+}
+
 /// The request phase's own verdicts, in order: the canary, the kill switch, policy, the
-/// route's path list, the host's budget. A block is answered here; a warning is recorded and the request
-/// goes on.
+/// route's path list, the host's budget. A block is answered here; a warning is recorded and
+/// the request goes on; an `ask` comes back to the caller to hold.
 #[allow(clippy::too_many_arguments)]
 pub fn request(
     guards: &Guards,
@@ -246,11 +260,12 @@ pub fn request(
     path_and_query: &str,
     headers: &HeaderMap,
     body_size: Option<u64>,
-) -> Option<Response<ProxyBody>> {
+) -> Gate {
     if exchange.host == CANARY_HOST {
-        return Some(canary(tracker));
+        return Gate::Refuse(canary(tracker));
     }
     let mut warning = None;
+    let mut asked = None;
     let mut verdicts = || -> Verdict {
         if guards.locked_down() {
             let v = crate::policy::lockdown_verdict(&live.config, &exchange.host);
@@ -263,6 +278,8 @@ pub fn request(
             match live.policy.decide(&facts) {
                 Verdict::Allow => {}
                 Verdict::Warn { rule, reason } => warning = Some((rule, reason)),
+                // Nobody is asked about a request a later check refuses anyway.
+                Verdict::Ask { rule } => asked = Some(rule),
                 block => return block,
             }
         }
@@ -271,6 +288,9 @@ pub fn request(
             if let Some(block) = crate::policy::route_path_verdict(route, path) {
                 return block;
             }
+        }
+        if asked.is_some() {
+            return Verdict::Allow;
         }
         // A body of unknown length is charged once it has been read (`budget`).
         match body_size {
@@ -289,15 +309,163 @@ pub fn request(
             &reason,
         );
     }
-    match verdict {
-        Verdict::Block { rule, reason } => Some(refuse(
+    match (verdict, asked) {
+        (Verdict::Block { rule, reason }, _) => Gate::Refuse(refuse(
             tracker,
             "policy",
             &rule,
             reason,
             policy_detail(&rule),
         )),
-        _ => None,
+        (_, Some(rule)) => Gate::Ask { rule },
+        _ => Gate::Pass,
+    }
+}
+
+/// How a held request ended without an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotApproved {
+    Denied,
+    TimedOut,
+    Stopping,
+}
+
+/// Holds a request an `ask` rule matched until a person approves or denies it, or
+/// `policy.ask_timeout_secs` passes. Approved, it goes on as if allowed (lockdown, switched
+/// on meanwhile, still refuses it; its budget is charged now); anything else is a policy
+/// block naming the rule, denied by a person or by the clock. Only this exchange waits.
+/// `client_gone` resolves when the client went away (the hold is dropped then).
+pub async fn ask(
+    guards: &Guards,
+    live: &Live,
+    tracker: &FlowTracker,
+    exchange: &Exchange,
+    rule: &str,
+    body_size: Option<u64>,
+    client_gone: impl std::future::Future<Output = ()>,
+) -> Option<Response<ProxyBody>> {
+    let ctx = tracker.threat_context();
+    let timeout = live.config.policy.ask_timeout;
+    let started = std::time::Instant::now();
+    let outcome = match guards
+        .pending
+        .hold(&ctx.method, &tracker.url(), rule, now_rfc3339())
+    {
+        Err(_) => Err(NotApproved::Stopping),
+        Ok(mut hold) => {
+            let held = hold.request();
+            tracing::info!(
+                id = %held.id,
+                rule,
+                method = %held.method,
+                url = %held.url,
+                "request held for a decision: `airlock approve {}` or `airlock deny {}` (or the dashboard) within {} s",
+                held.id,
+                held.id,
+                timeout.as_secs(),
+            );
+            let mut waiting = Waiting {
+                tracker,
+                rule,
+                over: false,
+            };
+            let answer = tokio::select! {
+                answer = tokio::time::timeout(timeout, hold.answer()) => answer,
+                // Nobody to answer: the hold goes, and `waiting` marks the flow.
+                () = client_gone => {
+                    drop(hold);
+                    drop(waiting);
+                    return Some(super::respond::error_response(
+                        http::StatusCode::BAD_REQUEST,
+                        "client-gone",
+                        "the client went away while the request was held",
+                    ));
+                }
+            };
+            waiting.over = true;
+            match answer {
+                Ok(Some(Decision::Approved)) => Ok(()),
+                Ok(Some(Decision::Denied)) => Err(NotApproved::Denied),
+                Ok(None) => Err(NotApproved::Stopping),
+                Err(_) => Err(NotApproved::TimedOut),
+            }
+        }
+    };
+    let waited = started.elapsed().as_secs_f64();
+    let secs = timeout.as_secs();
+    let (reason, snippet) = match outcome {
+        Ok(()) => {
+            if guards.locked_down() {
+                let v = crate::policy::lockdown_verdict(&live.config, &exchange.host);
+                if let Verdict::Block { rule, reason } = v {
+                    let detail = policy_detail(&rule);
+                    return Some(refuse(tracker, "policy", &rule, reason, detail));
+                }
+            }
+            if let Some(n) = body_size
+                && let Verdict::Block { rule, reason } =
+                    guards.budgets.charge(&live.config, &exchange.host, n)
+            {
+                let detail = policy_detail(&rule);
+                return Some(refuse(tracker, "policy", &rule, reason, detail));
+            }
+            tracker.note(format!(
+                "policy: rule {rule} held this request; approved by a person after {waited:.1} s"
+            ));
+            return None;
+        }
+        Err(NotApproved::Denied) => (
+            format!("policy: rule {rule} held this request for a decision; a person denied it"),
+            format!("denied by a person after {waited:.1} s"),
+        ),
+        Err(NotApproved::TimedOut) => (
+            format!(
+                "policy: rule {rule} held this request for a decision; none came within {secs} s (policy.ask_timeout_secs), so it is denied"
+            ),
+            format!("denied: nobody decided within {secs} s (policy.ask_timeout_secs)"),
+        ),
+        Err(NotApproved::Stopping) => (
+            format!(
+                "policy: rule {rule} held this request for a decision; airlock stopped before one came"
+            ),
+            "denied: airlock stopped while the request was held".to_string(),
+        ),
+    };
+    let info = BlockInfo {
+        rank: 0,
+        kind: "policy",
+        rule: rule.to_string(),
+        reason,
+        detail: format!(
+            "rule {rule} asks a person about requests like this one: while one is held (up to policy.ask_timeout_secs), `airlock approve ID` or the dashboard lets it through"
+        ),
+    };
+    let threat = Threat {
+        snippet: &snippet,
+        ..Threat::policy(rule, "policy")
+    };
+    Some(blocked_response(&block(tracker, &ctx, threat, info)))
+}
+
+/// Marks the flow when its client leaves while the request is held (the exchange's future
+/// is dropped mid-wait; the pending entry goes with its `Hold`).
+struct Waiting<'a> {
+    tracker: &'a FlowTracker,
+    rule: &'a str,
+    over: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.over {
+            self.tracker.fail(
+                None,
+                format!(
+                    "the client left while policy rule {} held the request for a decision",
+                    self.rule
+                ),
+            );
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The state every exchange shares: the settings a reload swaps at once ([`Live`]: the
 //! configuration, its detection engines and compiled policy), the guards that outlive a
-//! reload ([`Guards`]: the kill switch, the budget ledger), and the handle a listener holds
+//! reload ([`Guards`]: the kill switch, the budget ledger, the requests held by `ask` rules), and the handle a listener holds
 //! to run exchanges through the pipeline ([`Pipeline`]).
 
 use std::path::PathBuf;
@@ -90,6 +90,8 @@ pub struct Guards {
     pub budgets: Arc<BudgetLedger>,
     /// LLM spend, for the LLM `budgets`.
     pub llm_spend: Arc<crate::policy::LlmLedger>,
+    /// Requests held by `ask` rules, waiting for a person.
+    pub pending: Arc<super::pending::PendingRequests>,
 }
 
 impl Guards {

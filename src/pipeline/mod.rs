@@ -5,7 +5,8 @@
 //! taps; the proxy sends the request upstream; `response::phase` taps the answer. `decide`
 //! is where anything is refused and every refusal written down; bodies pass through taps
 //! (`body::TapBody` with `meter`, `scanning`, `llm`); `respond` makes airlock's own
-//! responses; `live` holds the settings a reload swaps.
+//! responses; `live` holds the settings a reload swaps; `pending` the requests `ask` rules
+//! hold for a person's decision.
 
 pub mod body;
 pub mod conversation;
@@ -14,6 +15,7 @@ pub mod exchange;
 pub mod live;
 pub mod llm;
 pub mod meter;
+pub mod pending;
 pub mod prompt;
 pub mod request;
 pub mod respond;

@@ -1,8 +1,9 @@
 //! The request phase of one exchange: the flow record opens, the destination is checked
 //! against what the request claims, lockdown, policy, routes and budgets decide, the head
-//! is scanned, the route's credential goes in, and the body is tapped — metered, scanned
-//! (its first `max_hold_bytes` held until scanned), charged, read for an LLM call. What
-//! leaves is the request for the upstream and the [`Forwarding`] the response phase needs.
+//! is scanned, a request an `ask` rule matched waits for a person, the route's credential
+//! goes in, and the body is tapped — metered, scanned (its first `max_hold_bytes` held until
+//! scanned), charged, read for an LLM call. What leaves is the request for the upstream and
+//! the [`Forwarding`] the response phase needs.
 
 use std::sync::Arc;
 
@@ -10,10 +11,10 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either};
 use hyper::upgrade::OnUpgrade;
 
-use super::body::{BoxError, ProxyBody, TapBody};
+use super::body::{BoxError, Outlet, ProxyBody, Tap, TapBody};
 use super::decide;
 use super::exchange::{Exchange, Side};
 use super::live::{Live, Pipeline};
@@ -107,7 +108,7 @@ where
         body.size_hint().exact()
     };
     let method = parts.method.as_str();
-    if let Some(refusal) = decide::request(
+    let asked = match decide::request(
         &pipeline.guards,
         &live,
         &tracker,
@@ -117,9 +118,13 @@ where
         &headers,
         body_size,
     ) {
-        drain_unread(body).await;
-        return Err(refusal);
-    }
+        decide::Gate::Pass => None,
+        decide::Gate::Ask { rule } => Some(rule),
+        decide::Gate::Refuse(refusal) => {
+            drain_unread(body).await;
+            return Err(refusal);
+        }
+    };
     if let Some(call) = &llm
         && let Some(refusal) = decide::llm_budget(
             &pipeline.guards,
@@ -145,6 +150,38 @@ where
         drain_unread(body).await;
         return Err(blocked_response(&info));
     }
+    // Held after the head's other checks (nobody is asked about a request they refuse) and
+    // before anything goes upstream or the route's credential goes in.
+    let body = match asked {
+        None => Either::Left(body),
+        Some(rule) => {
+            // The body is read ahead while it waits, no further than scanning holds anyway:
+            // a client that goes away mid-body is seen, and its hold dropped.
+            let mut body = TapBody::new(body, ReadAhead);
+            let limit = detector.settings.max_hold_bytes;
+            let client_gone = async {
+                body.fill(limit).await;
+                if !body.broke_off() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let refusal = decide::ask(
+                &pipeline.guards,
+                &live,
+                &tracker,
+                &exchange,
+                &rule,
+                body_size,
+                client_gone,
+            )
+            .await;
+            if let Some(refusal) = refusal {
+                drain_unread(body).await;
+                return Err(refusal);
+            }
+            Either::Right(body)
+        }
+    };
     inject_route_credential(&live, &tracker, &exchange, &mut headers);
     if tracker.wants_bodies() {
         tracker.set_forwarded_headers(&headers);
@@ -462,6 +499,15 @@ where
         body = TapBody::new(body, PromptTap::new(call.clone())).boxed();
     }
     Ok(body)
+}
+
+/// A held request's body, read ahead as it arrives and passed on unchanged.
+struct ReadAhead;
+
+impl Tap for ReadAhead {
+    fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
+        out.push(data);
+    }
 }
 
 /// How much of a request refused before its body was read is read (and dropped) before the

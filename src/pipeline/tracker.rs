@@ -264,6 +264,17 @@ impl FlowTracker {
         }
     }
 
+    /// The URL as the flow record will show it (masked where detection or a route asked).
+    pub fn url(&self) -> String {
+        let s = self.lock();
+        let url = s.record.url.clone().unwrap_or_default();
+        if s.known_secrets.is_empty() {
+            url
+        } else {
+            mask_known(&url, &s.known_secrets)
+        }
+    }
+
     pub fn sink(&self) -> &RecordSink {
         &self.sink
     }

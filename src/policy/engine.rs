@@ -173,6 +173,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_ask_rule_asks_in_its_turn() {
+        let rules: Vec<RawRule> = serde_json::from_str(
+            r#"[{"name": "no-posts", "match": "request.method == \"POST\"", "action": "block"},
+                {"name": "ask-bench", "match": "request.host == \"bench.test\"", "action": "ask"}]"#,
+        )
+        .unwrap();
+        let settings = PolicySettings {
+            rules,
+            ..PolicySettings::default()
+        };
+        let policy = Policy::build(&settings, None).unwrap();
+        assert_eq!(
+            policy.decide(&facts()),
+            Verdict::Ask {
+                rule: "ask-bench".into()
+            }
+        );
+        let mut post = facts();
+        post.method = "POST".into();
+        assert!(matches!(policy.decide(&post), Verdict::Block { rule, .. } if rule == "no-posts"));
+        let mut other = facts();
+        other.host = "other.test".into();
+        assert_eq!(policy.decide(&other), Verdict::Allow);
+    }
+
     /// Per-request evaluation time of the 50 rules (run by `bench/policy`, in release):
     /// `cargo test --release -- --ignored --nocapture policy_evaluation_time`.
     #[test]

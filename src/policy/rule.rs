@@ -42,6 +42,9 @@ pub(super) fn first_match(rules: &[Rule], eval: &Evaluation<'_>) -> Option<Verdi
                         rule: rule.name.clone(),
                         reason: format!("policy: rule {} matched (warn)", rule.name),
                     },
+                    RuleAction::Ask => Verdict::Ask {
+                        rule: rule.name.clone(),
+                    },
                     RuleAction::Block => Verdict::Block {
                         rule: rule.name.clone(),
                         reason: format!("policy: rule {} blocks this request", rule.name),

@@ -15,6 +15,10 @@ pub enum Verdict {
         rule: String,
         reason: String,
     },
+    /// Held until a person approves or denies it; unanswered in time, it is a block.
+    Ask {
+        rule: String,
+    },
 }
 
 /// The kill switch: everything but `lockdown_allow` is refused.

@@ -134,10 +134,26 @@ pub async fn open_blind(
         port,
     };
     let guards = &ctx.pipeline.guards;
-    if let Some(refusal) = decide::request(
+    match decide::request(
         guards, &live, &tracker, &exchange, "CONNECT", "", headers, None,
     ) {
-        return Err(refusal);
+        decide::Gate::Pass => {}
+        decide::Gate::Refuse(refusal) => return Err(refusal),
+        decide::Gate::Ask { rule } => {
+            if let Some(refusal) = decide::ask(
+                guards,
+                &live,
+                &tracker,
+                &exchange,
+                &rule,
+                None,
+                std::future::pending(),
+            )
+            .await
+            {
+                return Err(refusal);
+            }
+        }
     }
     match ctx.upstreams.dialer.dial(host, port).await {
         Ok(stream) => Ok((tracker, stream)),

@@ -437,6 +437,7 @@ async fn run(
             tls: ctx.tls.clone(),
             token: admin_token,
             shutdown: shutdown_rx.clone(),
+            pending: ctx.pipeline.guards.pending.clone(),
         });
         let mut shutdown = shutdown_rx.clone();
         accepts.push(tokio::spawn(crate::admin::serve(tcp, state, async move {
@@ -494,6 +495,8 @@ async fn run(
 
     tracing::info!("stopping: no new connections; draining open exchanges");
     let _ = shutdown_tx.send(true);
+    // Held requests would keep the drain waiting for a person: they are denied now.
+    ctx.pipeline.guards.pending.close();
     for accept in accepts {
         let _ = accept.await;
     }

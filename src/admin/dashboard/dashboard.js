@@ -221,3 +221,64 @@ async function start() {
 }
 
 start().catch(e => { $("live-state").textContent = "error: " + e.message; });
+
+// ---- Pending: requests held by `action: ask` policy rules --------------------------------
+// Listed from /api/pending, kept current by the `pending` server-sent event (and a slow poll
+// while the event stream is down); Approve / Deny POST to /api/pending/{id}/approve|deny.
+
+function renderPending(list) {
+  const section = $("pending-section");
+  const body = $("pending").tBodies[0];
+  body.replaceChildren();
+  section.hidden = list.length === 0;
+  for (const p of list) {
+    const row = document.createElement("tr");
+    row.dataset.id = p.id;
+    cell(row, time(p.since));
+    cell(row, p.rule);
+    cell(row, p.method);
+    cell(row, p.url);
+    const td = document.createElement("td");
+    for (const [verb, label] of [["approve", "Approve"], ["deny", "Deny"]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = verb;
+      b.textContent = label;
+      b.addEventListener("click", () => decidePending(p.id, verb, row));
+      td.appendChild(b);
+    }
+    row.appendChild(td);
+    body.appendChild(row);
+  }
+}
+
+async function refreshPending() {
+  renderPending(await api("/api/pending"));
+}
+
+async function decidePending(id, verb, row) {
+  for (const b of row.querySelectorAll("button")) b.disabled = true;
+  try {
+    const r = await fetch("/api/pending/" + encodeURIComponent(id) + "/" + verb, { method: "POST", headers: auth });
+    const answer = await r.json().catch(() => ({}));
+    $("pending-state").textContent = r.ok
+      ? answer.decision + ": " + answer.method + " " + answer.url
+      : verb + " failed: " + (answer.detail || r.status);
+  } catch (e) {
+    $("pending-state").textContent = verb + " failed: " + e.message;
+  }
+  await refreshPending().catch(() => {});
+}
+
+function startPending() {
+  const url = "/api/events" + (token ? "?access_token=" + encodeURIComponent(token) : "");
+  const events = new EventSource(url);
+  let open = false;
+  events.addEventListener("open", () => { open = true; refreshPending().catch(() => {}); });
+  events.addEventListener("error", () => { open = false; });
+  events.addEventListener("pending", e => renderPending(JSON.parse(e.data)));
+  setInterval(() => { if (!open) refreshPending().catch(() => {}); }, 2000);
+  refreshPending().then(() => { document.body.dataset.pendingReady = "1"; }).catch(() => {});
+}
+
+startPending();
