@@ -20,6 +20,9 @@ use crate::pipeline::{Exchange, Scheme};
 
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// HTTP/2 streams a client may have open at once on one intercepted connection.
+const H2_MAX_STREAMS: u32 = 200;
+
 /// How a connection reached the interception.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -240,10 +243,18 @@ async fn serve_http<S>(
         serve_http1(&ctx, TokioIo::new(stream), service, client, scheme, target).await;
         return;
     }
+    // Set here on purpose rather than left to defaults that may move between releases: the
+    // floods HTTP/2 allows are bounded by these. A client resetting streams faster than they
+    // are accepted (rapid reset) gets GOAWAY after 20; one making airlock reset streams (bad
+    // frames) after 1,024; a header block, CONTINUATION frames included, is capped like an
+    // HTTP/1.1 head; streams at once are capped per connection.
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
-        .max_header_list_size(ctx.config.limits.header_bytes as u32);
+        .max_header_list_size(ctx.config.limits.header_bytes as u32)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let mut shutdown = ctx.shutdown.clone();
