@@ -50,6 +50,11 @@ pub fn check(config: &Config) -> Result<(), SettingsError> {
 pub struct Live {
     pub config: Arc<Config>,
     pub detector: Arc<Detector>,
+    /// The detector for the bodies of requests to LLM APIs: credentials there take
+    /// `llm_prompt_secrets`' action (warn, block, off). Under `redact` the prompt tap rewrites
+    /// them first, and what it could not read (a prompt past `max_scan_bytes`) falls to
+    /// `outbound_secrets`: fail closed.
+    pub prompt_detector: Arc<Detector>,
     pub policy: Arc<Policy>,
     /// When this configuration was loaded (RFC 3339).
     pub loaded_at: String,
@@ -73,9 +78,18 @@ impl Live {
             Some(p) => Arc::new(p.detector.with_settings(&config.detect)),
             None => Arc::new(Detector::new(&config.detect)),
         };
+        let prompt_detector = match config.detect.llm_prompt_secrets {
+            crate::config::DetectAction::Redact => detector.clone(),
+            action => {
+                let mut settings = config.detect.clone();
+                settings.outbound_secrets = action;
+                Arc::new(detector.with_settings(&settings))
+            }
+        };
         Ok(Live {
             config,
             detector,
+            prompt_detector,
             policy: Arc::new(policy),
             loaded_at,
         })

@@ -408,7 +408,11 @@ where
     B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    let detector = &live.detector;
+    let detector = if plan.llm_api {
+        &live.prompt_detector
+    } else {
+        &live.detector
+    };
     let mut body = TapBody::new(body, Metered::new(tracker.clone(), Side::Request)).boxed();
     if plan.llm_api
         && detector.settings.llm_prompt_secrets == DetectAction::Redact
