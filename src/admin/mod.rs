@@ -106,11 +106,7 @@ fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .is_some_and(|given| crate::config::same_secret(given.trim().as_bytes(), token.as_bytes()))
 }
 
 fn unauthorized() -> Response {
@@ -460,7 +456,9 @@ async fn api_events(
     Query(p): Query<EventParams>,
 ) -> Response {
     let by_param = match (&state.token, &p.access_token) {
-        (Some(token), Some(given)) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+        (Some(token), Some(given)) => {
+            crate::config::same_secret(given.as_bytes(), token.as_bytes())
+        }
         _ => false,
     };
     if !by_param && !authorized(&state, &headers) {

@@ -93,3 +93,14 @@ pub(super) fn build_connect_ports(raw: Option<Vec<u16>>) -> Result<Vec<u16>, (St
     }
     Ok(ports)
 }
+
+/// Whether a presented credential (a proxy password, an admin token) is the expected one,
+/// without telling by its timing where the first difference is.
+pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use access::{PasswordSource, ProxyAuth};
+pub use access::{PasswordSource, ProxyAuth, same_secret};
 pub use detect::{DetectAction, DetectSettings};
 pub use gateways::{GatewayConfig, GatewayRoute, PROXY_LISTENER, PriceSetting, UpstreamBase};
 pub use hosts::HostSet;

@@ -98,7 +98,10 @@ fn check_proxy_auth(
         .iter()
         .filter_map(|v| basic_credential(v.as_bytes()))
         .collect::<Vec<_>>();
-    if presented.iter().any(|p| constant_time_eq(p, expected)) {
+    if presented
+        .iter()
+        .any(|p| crate::config::same_secret(p, expected))
+    {
         return None;
     }
     let reason = if presented.is_empty() {
@@ -155,9 +158,4 @@ fn basic_credential(value: &[u8]) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .ok()
-}
-
-/// Equal without telling by its timing where the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
