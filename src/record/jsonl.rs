@@ -103,17 +103,7 @@ impl RotatingJsonl {
         }
         let prev = resume_from(dir, kind, &path, &bytes, &end, &head);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        if end.unterminated {
-            // The next line must not be glued to the last one.
-            file.write_all(b"\n")?;
-            if end.torn {
-                tracing::warn!(
-                    file = %path.display(),
-                    line = end.lines,
-                    "the last line of this audit file was torn by a crash; it is kept as is, readers skip it, and the chain continues from the line before"
-                );
-            }
-        }
+        let end = close_last_line(&path, &mut file, &bytes, end)?;
         let size = file.metadata()?.len();
         for stale in leftovers(dir, kind) {
             let _ = fs::remove_file(stale);
@@ -246,9 +236,7 @@ impl RotatingJsonl {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        if end.unterminated {
-            self.file.write_all(b"\n")?;
-        }
+        let end = close_last_line(&self.path, &mut self.file, &bytes, end)?;
         self.size = self.file.metadata()?.len();
         self.day = today;
         self.line = end.lines;
@@ -260,6 +248,47 @@ impl RotatingJsonl {
         }
         Ok(())
     }
+}
+
+/// Makes the file end with a whole line before anything is appended. A last line the chain
+/// does not close (torn by a crash mid-write) is moved to `<file>.torn-<UTC time>` and cut
+/// off: left in place it would sit in the middle of the file once the next line is
+/// written, where every JSON Lines reader (ours, jq) would stumble on it.
+fn close_last_line(
+    path: &Path,
+    file: &mut File,
+    bytes: &[u8],
+    end: FileEnd,
+) -> io::Result<FileEnd> {
+    if !end.unterminated {
+        return Ok(end);
+    }
+    if !end.torn {
+        // A whole record that only lacks its newline.
+        file.write_all(b"\n")?;
+        return Ok(end);
+    }
+    let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let aside = PathBuf::from(format!(
+        "{}.torn-{}",
+        path.display(),
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    ));
+    fs::write(&aside, &bytes[cut..])?;
+    file.set_len(cut as u64)?;
+    tracing::warn!(
+        file = %path.display(),
+        line = end.lines,
+        bytes = bytes.len() - cut,
+        moved_to = %aside.display(),
+        "the last line of this audit file was torn by a crash: moved aside, and the chain continues from the line before"
+    );
+    Ok(FileEnd {
+        lines: end.lines - 1,
+        unterminated: false,
+        torn: false,
+        ..end
+    })
 }
 
 fn read_or_empty(path: &Path) -> io::Result<Vec<u8>> {
@@ -636,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_continues_the_chain_and_a_torn_line_is_closed() {
+    fn a_restart_continues_the_chain_and_sets_a_torn_line_aside() {
         let dir = temp_dir("resume");
         let head = Arc::new(HeadStore::open(&dir));
         let mut w = RotatingJsonl::open(
@@ -665,7 +694,13 @@ mod tests {
         let files = sources(&dir, "flows");
         let reports = verify(&files, &Start::OneOf(vec![GENESIS]), None).unwrap();
         assert_eq!(reports[0].lines, 3);
-        assert!(reports[0].warnings[0].contains("torn"), "{reports:?}");
+        assert!(reports[0].warnings.is_empty(), "{reports:?}");
+        let aside: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| file_name(p).starts_with("flows.jsonl.torn-"))
+            .collect();
+        assert_eq!(fs::read(&aside[0]).unwrap(), b"{\"n\":3,\"pa");
         fs::remove_dir_all(&dir).unwrap();
     }
 
