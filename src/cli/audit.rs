@@ -54,7 +54,7 @@ fn verify_log_dir(config: &Config) -> Result<Vec<FileReport>, Failure> {
             }
             continue;
         }
-        let sources = read_sources(&paths, |p| file_name(p))?;
+        let sources = read_sources(&paths, file_name)?;
         let mut starts = vec![chain::GENESIS];
         if let Some(p) = kind_head.and_then(|h| h.pruned.as_ref())
             && let Some(hash) = chain::from_hex(p.hash.as_bytes())

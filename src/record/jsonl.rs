@@ -434,7 +434,7 @@ pub fn rotated_files(dir: &Path, kind: &str, current: Option<&Path>) -> Vec<Rota
             });
         }
     }
-    out.sort_by(|a, b| (a.ends, a.seq).cmp(&(b.ends, b.seq)));
+    out.sort_by_key(|a| (a.ends, a.seq));
     out
 }
 
