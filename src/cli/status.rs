@@ -68,6 +68,12 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
         }
         println!("  data         {}", config.data_dir.display());
     }
+    if let Some(n) = out["counters"]["audit_files_deleted"]
+        .as_u64()
+        .filter(|&n| n > 0)
+    {
+        println!("  audit logs   {n} rotated file(s) deleted by log_keep");
+    }
     if threats.is_empty() {
         println!("  no threats recorded");
     } else {

@@ -425,7 +425,18 @@ pub fn rotated_files(dir: &Path, kind: &str, current: Option<&Path>) -> Vec<Rota
         if compressed && dir.join(base).exists() {
             continue;
         }
-        if let Some((ends, seq)) = parse_rotated(kind, base) {
+        let parsed = if base == format!("{kind}.jsonl") {
+            // The size-rotated name while `log_rotate: daily` writes the daily files: what was
+            // written before the switch, a rotated file like any other.
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (DateTime::<Utc>::from(t), 0))
+        } else {
+            parse_rotated(kind, base)
+        };
+        if let Some((ends, seq)) = parsed {
             out.push(Rotated {
                 path,
                 ends,

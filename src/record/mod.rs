@@ -634,7 +634,27 @@ mod tests {
                 .encode()
                 .contains("airlock_store_dropped_total 1")
         );
+        // The writer's next line continues the chain the overflow path extended.
+        sink.flow(FlowRecord {
+            url: Some("https://queued.example/".into()),
+            ..Default::default()
+        });
         writer.finish();
+        let bytes = std::fs::read(config.log_dir.join("flows.jsonl")).unwrap();
+        let head = chain::ChainHead::load(&config.log_dir).unwrap().unwrap();
+        assert_eq!(head.kinds["flows"].line, 2);
+        let check = chain::HeadCheck {
+            source: 0,
+            line: 2,
+            hash: chain::from_hex(head.kinds["flows"].hash.as_bytes()).unwrap(),
+        };
+        let sources = [chain::Source {
+            name: "flows.jsonl".into(),
+            bytes,
+        }];
+        let start = chain::Start::OneOf(vec![chain::GENESIS]);
+        let reports = chain::verify(&sources, &start, Some(&check)).unwrap();
+        assert_eq!(reports[0].lines, 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
