@@ -266,6 +266,8 @@ def test_log_keep_deletes_logs_and_counts(start_proxy):
     assert "airlock_audit_files_deleted_total 1" in metrics.splitlines(), metrics
     r = airlock("status", "--json", env=cli_env(p))
     assert r.returncode == 0 and json.loads(r.stdout)["counters"]["audit_files_deleted"] == 1, r.stdout
+    r = airlock("status", env=cli_env(p))
+    assert "1 rotated file(s) deleted by log_keep" in r.stdout, r.stdout
     head = json.loads((_logs(p) / "chain-head.json").read_text())
     assert head["deleted_files"] == 1 and head["flows"]["pruned"]["file"] == event["file"].rsplit("/", 1)[-1]
     assert p.stop() == 0
