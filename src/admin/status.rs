@@ -54,6 +54,11 @@ pub fn status_object(config: &Config, live: Option<(u64, u64, u64, u64)>) -> Val
             "blocked": counters.1,
             "failed": counters.2,
             "threats": counters.3,
+            // Kept in the log directory, so it counts across restarts.
+            "audit_files_deleted": crate::record::chain::ChainHead::load(&config.log_dir)
+                .ok()
+                .flatten()
+                .map_or(0, |h| h.deleted_files),
         },
         "last_threats": threats,
     })

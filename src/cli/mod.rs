@@ -1,6 +1,7 @@
 //! The command line (SPEC 2): one file per command; this one parses and dispatches.
 
 mod admin_api;
+mod audit;
 mod ca;
 mod clients;
 mod config_check;
@@ -152,6 +153,22 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Tamper evidence of the JSONL audit files
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the audit files: all of the log directory (oldest first, up
+    /// to logs/chain-head.json), or the FILEs given, in that order. Exit 1 naming the first
+    /// edited, removed, reordered or truncated line
+    Verify {
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +252,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check::check(&file, &base),
+        Command::Audit {
+            command: AuditCommand::Verify { files },
+        } => audit::verify(&load(&cli.config, &base)?, &files),
     }
 }
 

@@ -13,6 +13,9 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
     // The running instance's own answer when its admin server is up, so that `status` and
     // the API agree; the same computation locally otherwise.
     let out = from_admin(config).unwrap_or_else(|| status_object(config, None));
+    if let (_, Some(warning)) = crate::record::tail_records(&config.audit_file("threats"), 0) {
+        eprintln!("airlock: warning: {warning}");
+    }
     let running = out["running"].as_bool().unwrap_or(false);
     let pid = out["pid"].as_u64();
     let threats: Vec<Value> = out["last_threats"].as_array().cloned().unwrap_or_default();
@@ -69,6 +72,12 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
             }
         }
         println!("  data         {}", config.data_dir.display());
+    }
+    if let Some(n) = out["counters"]["audit_files_deleted"]
+        .as_u64()
+        .filter(|&n| n > 0)
+    {
+        println!("  audit logs   {n} rotated file(s) deleted by log_keep");
     }
     if threats.is_empty() {
         println!("  no threats recorded");

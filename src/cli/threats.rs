@@ -6,10 +6,13 @@ use serde_json::Value;
 
 use super::Failure;
 use crate::config::Config;
-use crate::record::tail_lines;
+use crate::record::tail_records;
 
 pub fn threats(config: &Config, limit: usize, as_json: bool) -> Result<ExitCode, Failure> {
-    let lines = tail_lines(&config.audit_file("threats"), limit);
+    let (lines, torn) = tail_records(&config.audit_file("threats"), limit);
+    if let Some(warning) = torn {
+        eprintln!("airlock: warning: {warning}");
+    }
     if lines.is_empty() && !as_json {
         println!("no threats recorded");
     }

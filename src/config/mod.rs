@@ -88,6 +88,53 @@ pub enum LogRotate {
     Daily,
 }
 
+/// Rotated audit files kept (`log_keep`): the newest `files`, and none older than `days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogKeep {
+    pub files: usize,
+    pub days: Option<u32>,
+}
+
+impl Default for LogKeep {
+    fn default() -> Self {
+        LogKeep {
+            files: 10,
+            days: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogKeep {
+    files: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    days: Option<Option<u32>>,
+}
+
+impl LogKeep {
+    fn build(raw: Option<RawLogKeep>) -> Result<LogKeep, (String, String)> {
+        let mut keep = LogKeep::default();
+        let Some(raw) = raw else {
+            return Ok(keep);
+        };
+        if let Some(files) = raw.files {
+            keep.files = files as usize;
+        }
+        match raw.days {
+            Some(Some(0)) => {
+                return Err((
+                    "log_keep.days".into(),
+                    "must be at least 1, or null to keep rotated files whatever their age".into(),
+                ));
+            }
+            Some(days) => keep.days = days,
+            None => {}
+        }
+        Ok(keep)
+    }
+}
+
 /// Diagnostics verbosity (`log_level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiagLevel {
@@ -134,6 +181,7 @@ struct RawConfig {
     log: Option<LogLevelValue>,
     log_level: Option<String>,
     log_rotate: Option<String>,
+    log_keep: Option<RawLogKeep>,
     enable_mitm: Option<bool>,
     passthrough_hosts: Option<Vec<String>>,
     http1_only_hosts: Option<Vec<String>>,
@@ -368,6 +416,7 @@ pub struct StoreSettings {
 pub struct Config {
     pub listen: SocketAddr,
     pub log_rotate: LogRotate,
+    pub log_keep: LogKeep,
     /// The admin server, or none (`admin: null`).
     pub admin: Option<AdminSettings>,
     /// The transparent listener (`transparent_port`, Linux): connections a jail's rules
@@ -600,6 +649,7 @@ impl Config {
                     ));
                 }
             },
+            log_keep: LogKeep::build(raw.log_keep).map_err(|(k, m)| key_err(&k, m))?,
             admin: admin_settings(raw.admin).map_err(|(k, m)| key_err(&k, m))?,
             transparent: raw
                 .transparent_port
@@ -876,6 +926,28 @@ mod tests {
             key_of(load_str("limits: {connect_timeout: 0}").unwrap_err()),
             "limits.connect_timeout"
         );
+    }
+
+    #[test]
+    fn log_keep_is_checked() {
+        assert_eq!(load_str("").unwrap().log_keep, LogKeep::default());
+        let k = load_str("log_keep: {files: 3, days: 7}").unwrap().log_keep;
+        assert_eq!((k.files, k.days), (3, Some(7)));
+        assert_eq!(
+            load_str("log_keep: {days: null}").unwrap().log_keep.days,
+            None
+        );
+        for (text, key) in [
+            ("log_keep: {files: '3'}", "log_keep.files"),
+            ("log_keep: {files: -1}", "log_keep.files"),
+            ("log_keep: {files: true}", "log_keep.files"),
+            ("log_keep: {days: 0}", "log_keep.days"),
+            ("log_keep: {days: 1.5}", "log_keep.days"),
+            ("log_keep: {count: 3}", "log_keep.count"),
+            ("log_keep: 3", "log_keep"),
+        ] {
+            assert_eq!(key_of(load_str(text).unwrap_err()), key, "{text}");
+        }
     }
 
     #[test]

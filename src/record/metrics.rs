@@ -71,6 +71,8 @@ pub struct Metrics {
     pub store_queue: Gauge,
     /// Records the writer could not store (the audit files still hold them).
     pub store_dropped: Counter,
+    /// Rotated audit files deleted by `log_keep`.
+    pub audit_files_deleted: Counter,
     llm_tokens: Family<ModelKind, Counter>,
     llm_cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
 }
@@ -96,6 +98,7 @@ impl Metrics {
         let open_connections = Gauge::default();
         let store_queue = Gauge::default();
         let store_dropped = Counter::default();
+        let audit_files_deleted = Counter::default();
         let llm_tokens = Family::<ModelKind, Counter>::default();
         let llm_cost = Family::<ModelLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
@@ -149,6 +152,11 @@ impl Metrics {
             store_dropped.clone(),
         );
         registry.register(
+            "airlock_audit_files_deleted",
+            "Rotated audit files deleted by log_keep (each also a warning in the diagnostics log)",
+            audit_files_deleted.clone(),
+        );
+        registry.register(
             "airlock_llm_tokens",
             "LLM tokens, by reported model and kind (input, output, cache_read, cache_write)",
             llm_tokens.clone(),
@@ -170,6 +178,7 @@ impl Metrics {
             open_connections,
             store_queue,
             store_dropped,
+            audit_files_deleted,
             llm_tokens,
             llm_cost,
         }

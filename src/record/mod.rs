@@ -2,6 +2,7 @@
 //! them to the JSONL audit files, the SQLite store and stderr. The request path never
 //! touches the disk.
 
+pub mod chain;
 pub mod conversations;
 pub mod events;
 pub mod jsonl;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, LogMode};
 use events::{EgressEvent, FlowAction, FlowRecord, LlmRecord, ThreatRecord, TurnRecord};
-use jsonl::RotatingJsonl;
+use jsonl::{Keeper, RotatingJsonl, Rotation};
 use store::Store;
 
 const CHANNEL_CAPACITY: usize = 16 * 1024;
@@ -97,16 +98,35 @@ pub enum RecordError {
 
 impl RecordSink {
     pub fn start(config: &Config) -> Result<(RecordSink, RecordWriter), RecordError> {
+        let metrics = Arc::new(metrics::Metrics::new());
+        let open_error = |source| RecordError::Open {
+            path: config.log_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&config.log_dir).map_err(open_error)?;
+        let head = Arc::new(chain::HeadStore::open(&config.log_dir));
+        let keeper = Keeper {
+            dir: config.log_dir.clone(),
+            keep: config.log_keep,
+            head: head.clone(),
+            metrics: Some(metrics.clone()),
+        }
+        .spawn()
+        .map_err(open_error)?;
+        let rotation = match config.log_rotate {
+            crate::config::LogRotate::Size => Rotation::Size(jsonl::DEFAULT_MAX_BYTES),
+            crate::config::LogRotate::Daily => Rotation::Daily,
+        };
         let open = |kind: &str| {
-            let path = config.audit_file(kind);
-            let file = match config.log_rotate {
-                crate::config::LogRotate::Size => {
-                    RotatingJsonl::open(&path, jsonl::DEFAULT_MAX_BYTES, jsonl::DEFAULT_KEEP)
-                }
-                crate::config::LogRotate::Daily => RotatingJsonl::open_daily(&config.log_dir, kind),
-            };
-            file.map_err(|source| RecordError::Open {
-                path: path.display().to_string(),
+            RotatingJsonl::open(
+                &config.log_dir,
+                kind,
+                rotation,
+                head.clone(),
+                Some(keeper.clone()),
+            )
+            .map_err(|source| RecordError::Open {
+                path: config.audit_file(kind).display().to_string(),
                 source,
             })
         };
@@ -131,7 +151,6 @@ impl RecordSink {
             None
         };
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
-        let metrics = Arc::new(metrics::Metrics::new());
         let files = Arc::new(Mutex::new(Files {
             flows,
             threats,
@@ -295,9 +314,11 @@ impl RecordSink {
             1 => &mut files.threats,
             _ => &mut files.llm,
         };
+        // The lines only: the writer's next batch moves the chain head (one rename per
+        // batch, not per record, when the queue is already too slow).
         if let Err(e) = target
-            .write_line(line.as_bytes())
-            .and_then(|()| target.flush())
+            .write_line(&line)
+            .and_then(|()| target.write_pending())
         {
             tracing::error!(error = %e, "cannot append a record to the audit log");
         }
@@ -523,31 +544,30 @@ fn write_files(
     events: &[u8],
 ) {
     let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
-    for (_, json) in llm {
-        if let Err(e) = files.llm.write_line(json.as_bytes()) {
-            tracing::error!(error = %e, "cannot append to llm.jsonl");
+    let Files {
+        flows: flows_file,
+        threats: threats_file,
+        llm: llm_file,
+    } = &mut *files;
+    // Each file gets its batch in one write, then its chain head (a no-op when it has not
+    // moved; it also catches up on lines the overflow path appended).
+    let sets: [(&mut RotatingJsonl, Vec<&str>); 3] = [
+        (llm_file, llm.iter().map(|(_, j)| j.as_str()).collect()),
+        (
+            threats_file,
+            threats.iter().map(|(_, j)| j.as_str()).collect(),
+        ),
+        (flows_file, flows.iter().map(|(_, j)| j.as_str()).collect()),
+    ];
+    for (file, lines) in sets {
+        for json in lines {
+            if let Err(e) = file.write_line(json) {
+                tracing::error!(file = %file.path().display(), error = %e, "cannot append to the audit log");
+            }
         }
-    }
-    if !llm.is_empty()
-        && let Err(e) = files.llm.flush()
-    {
-        tracing::error!(error = %e, "cannot write llm.jsonl");
-    }
-    for (_, json) in threats {
-        if let Err(e) = files.threats.write_line(json.as_bytes()) {
-            tracing::error!(error = %e, "cannot append to threats.jsonl");
+        if let Err(e) = file.flush() {
+            tracing::error!(file = %file.path().display(), error = %e, "cannot write the audit log");
         }
-    }
-    for (_, json) in flows {
-        if let Err(e) = files.flows.write_line(json.as_bytes()) {
-            tracing::error!(error = %e, "cannot append to flows.jsonl");
-        }
-    }
-    if let Err(e) = files.threats.flush() {
-        tracing::error!(error = %e, "cannot write threats.jsonl");
-    }
-    if let Err(e) = files.flows.flush() {
-        tracing::error!(error = %e, "cannot write flows.jsonl");
     }
     drop(files);
     if !events.is_empty() {
@@ -557,16 +577,41 @@ fn write_files(
     }
 }
 
-/// Reads the last `n` JSON lines of a file (for `status` and `threats`), oldest first.
+/// Reads the last `n` JSON lines of a file (for `status`, `threats` and the API), oldest
+/// first. A torn last line (a crash mid-write) is skipped with a warning.
 pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
+    let (lines, torn) = tail_records(path, n);
+    if let Some(warning) = torn {
+        tracing::warn!("{warning}");
+    }
+    lines
+}
+
+/// `tail_lines`, with the warning about a torn last line for the caller to show.
+pub fn tail_records(path: &Path, n: usize) -> (Vec<String>, Option<String>) {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut torn = None;
+    // Without its newline a last line may still be being written, or was cut by a crash:
+    // only one that does not parse is left out.
+    if !text.ends_with('\n')
+        && let Some(last) = lines.last()
+        && serde_json::from_str::<serde::de::IgnoredAny>(last).is_err()
+    {
+        torn = Some(format!(
+            "{}: skipped a torn last line ({} bytes without a newline: a crash or a write in progress)",
+            path.display(),
+            last.len()
+        ));
+        lines.pop();
+    }
+    let lines = lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|s| s.to_string())
-        .collect()
+        .collect();
+    (lines, torn)
 }
 
 #[cfg(test)]
@@ -675,7 +720,27 @@ mod tests {
                 .encode()
                 .contains("airlock_store_dropped_total 1")
         );
+        // The writer's next line continues the chain the overflow path extended.
+        sink.flow(FlowRecord {
+            url: Some("https://queued.example/".into()),
+            ..Default::default()
+        });
         writer.finish();
+        let bytes = std::fs::read(config.log_dir.join("flows.jsonl")).unwrap();
+        let head = chain::ChainHead::load(&config.log_dir).unwrap().unwrap();
+        assert_eq!(head.kinds["flows"].line, 2);
+        let check = chain::HeadCheck {
+            source: 0,
+            line: 2,
+            hash: chain::from_hex(head.kinds["flows"].hash.as_bytes()).unwrap(),
+        };
+        let sources = [chain::Source {
+            name: "flows.jsonl".into(),
+            bytes,
+        }];
+        let start = chain::Start::OneOf(vec![chain::GENESIS]);
+        let reports = chain::verify(&sources, &start, Some(&check)).unwrap();
+        assert_eq!(reports[0].lines, 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -84,6 +84,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.data_dir != new.data_dir || old.log_dir != new.log_dir {
         keys.push("data_dir/log_dir");
     }
+    if old.log_rotate != new.log_rotate || old.log_keep != new.log_keep {
+        keys.push("log_rotate/log_keep");
+    }
     if old.upstream_ca != new.upstream_ca {
         keys.push("upstream_ca");
     }

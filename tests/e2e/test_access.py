@@ -158,7 +158,8 @@ def test_private_modes(start_proxy, tmp_path):
     assert mode(p.data_dir / "ca") == 0o700
     assert mode(p.data_dir / "ca" / "airlock-ca.key") == 0o600
     assert mode(p.data_dir / "airlock.db") == 0o600
-    for name in ("flows.jsonl", "threats.jsonl", "llm.jsonl"):
+    wait_for(lambda: (p.data_dir / "logs" / "chain-head.json").exists() or None, what="the chain head")
+    for name in ("flows.jsonl", "threats.jsonl", "llm.jsonl", "chain-head.json"):
         assert mode(p.data_dir / "logs" / name) == 0o600, name
     data = p.data_dir
     p.stop()
