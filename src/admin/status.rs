@@ -61,5 +61,15 @@ pub fn status_object(config: &Config, live: Option<(u64, u64, u64, u64)>) -> Val
                 .map_or(0, |h| h.deleted_files),
         },
         "last_threats": threats,
+        // The running instance's limits when the admin server answers (its config), else
+        // the ones this config would start with.
+        "limits": {
+            "max_connections": config.limits.max_connections,
+            "header_bytes": config.limits.header_bytes,
+            "idle_timeout": config.limits.idle_timeout.as_secs(),
+            "header_timeout": config.limits.header_timeout.as_secs(),
+            "connect_timeout": config.limits.connect_timeout.as_secs(),
+            "request_timeout": config.limits.request_timeout.as_secs(),
+        },
     })
 }

@@ -71,6 +71,18 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
                 );
             }
         }
+        let limit = |k: &str| out["limits"][k].as_u64().unwrap_or(0);
+        if out["limits"].is_object() {
+            println!(
+                "  limits       {} connections, {} KiB request heads; timeouts (s): idle {}, header {}, connect {}, request {}",
+                limit("max_connections"),
+                limit("header_bytes") / 1024,
+                limit("idle_timeout"),
+                limit("header_timeout"),
+                limit("connect_timeout"),
+                limit("request_timeout")
+            );
+        }
         println!("  data         {}", config.data_dir.display());
     }
     if let Some(n) = out["counters"]["audit_files_deleted"]

@@ -79,3 +79,19 @@ def test_idle_client_connection_closed(start_proxy):
     elapsed = time.monotonic() - t0
     assert rest == b""
     assert elapsed < 5, f"idle connection closed after {elapsed:.1f}s with idle_timeout 1"
+
+
+def test_status_reports_the_limits(start_proxy):
+    from e2e_helpers import airlock, cli_env
+
+    p = start_proxy({"limits": {"max_connections": 321, "header_bytes": 32768, "idle_timeout": 77,
+                                "header_timeout": 9, "connect_timeout": 4, "request_timeout": 120}})
+    env = dict(cli_env(p), AIRLOCK_CONFIG=str(p.config_path))
+    out = json.loads(airlock("status", "--json", env=env).stdout)
+    assert out["limits"] == {"max_connections": 321, "header_bytes": 32768, "idle_timeout": 77,
+                             "header_timeout": 9, "connect_timeout": 4, "request_timeout": 120}, out
+    # Without the config, status asks the running instance: its limits, not the defaults.
+    out = json.loads(airlock("status", "--json", env=cli_env(p)).stdout)
+    assert out["limits"]["max_connections"] == 321, out
+    text = airlock("status", env=cli_env(p)).stdout
+    assert "321 connections, 32 KiB request heads" in text and "idle 77" in text, text
