@@ -174,6 +174,13 @@ async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
     let mut object = status::status_object(&state.config, Some(live));
     object["pending"] = Value::from(state.pending.len());
     object["ca_fingerprint"] = Value::String(ca_fingerprint(&state.tls));
+    let metrics = &state.records.metrics;
+    object["audit"] = serde_json::json!({
+        "writable": state.records.audit_failure().is_none(),
+        "error": state.records.audit_failure(),
+        "write_failures": metrics.audit_write_failures.get(),
+        "records_lost": metrics.audit_records_lost.get(),
+    });
     Json(object).into_response()
 }
 

@@ -71,6 +71,15 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
                 );
             }
         }
+        if out["audit"]["writable"] == Value::Bool(false) {
+            println!(
+                "  AUDIT LOG    cannot be written: {}",
+                out["audit"]["error"].as_str().unwrap_or("?")
+            );
+        }
+        if let Some(lost) = out["audit"]["records_lost"].as_u64().filter(|n| *n > 0) {
+            println!("  AUDIT LOG    {lost} records lost while it could not be written");
+        }
         let limit = |k: &str| out["limits"][k].as_u64().unwrap_or(0);
         if out["limits"].is_object() {
             println!(

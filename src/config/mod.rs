@@ -88,6 +88,22 @@ pub enum LogRotate {
     Daily,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    on_failure: Option<String>,
+}
+
+/// `audit.on_failure`: while the audit log cannot be written (a full disk, lost
+/// permissions), `block` refuses new requests with a 503 until it can again; `allow` keeps
+/// serving and counts what could not be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuditOnFailure {
+    #[default]
+    Block,
+    Allow,
+}
+
 /// Rotated audit files kept (`log_keep`): the newest `files`, and none older than `days`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogKeep {
@@ -182,6 +198,7 @@ struct RawConfig {
     log_level: Option<String>,
     log_rotate: Option<String>,
     log_keep: Option<RawLogKeep>,
+    audit: Option<RawAudit>,
     enable_mitm: Option<bool>,
     passthrough_hosts: Option<Vec<String>>,
     http1_only_hosts: Option<Vec<String>>,
@@ -417,6 +434,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub log_rotate: LogRotate,
     pub log_keep: LogKeep,
+    /// What airlock does while the audit log cannot be written (`audit.on_failure`).
+    pub audit_on_failure: AuditOnFailure,
     /// The admin server, or none (`admin: null`).
     pub admin: Option<AdminSettings>,
     /// The transparent listener (`transparent_port`, Linux): connections a jail's rules
@@ -650,6 +669,16 @@ impl Config {
                 }
             },
             log_keep: LogKeep::build(raw.log_keep).map_err(|(k, m)| key_err(&k, m))?,
+            audit_on_failure: match raw.audit.and_then(|a| a.on_failure).as_deref() {
+                None | Some("block") => AuditOnFailure::Block,
+                Some("allow") => AuditOnFailure::Allow,
+                Some(other) => {
+                    return Err(key_err(
+                        "audit.on_failure",
+                        format!("must be block or allow, got {other:?}"),
+                    ));
+                }
+            },
             admin: admin_settings(raw.admin).map_err(|(k, m)| key_err(&k, m))?,
             transparent: raw
                 .transparent_port

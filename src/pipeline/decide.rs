@@ -14,7 +14,7 @@ use super::live::{Guards, Live};
 use super::pending::Decision;
 use super::respond::blocked_response;
 use super::tracker::{FlowTracker, ThreatContext};
-use crate::config::DetectAction;
+use crate::config::{AuditOnFailure, DetectAction};
 use crate::detect::{Detection, Detector, Direction, Location, mask_known};
 use crate::policy::{Facts, Verdict};
 use crate::record::events::{
@@ -215,6 +215,27 @@ pub fn refuse(
     blocked_response(&block(tracker, &ctx, Threat::policy(rule, kind), info))
 }
 
+/// `audit.on_failure: block`: while the audit log cannot be written, nothing goes out that
+/// could not be recorded. A 503 the client can read, with the cause (its record is queued
+/// for when writing works again).
+fn audit_unavailable(tracker: &FlowTracker, error: &str) -> Response<ProxyBody> {
+    let reason = format!(
+        "the audit log cannot be written ({error}); airlock refuses new requests until it can (audit.on_failure: block): free space or fix the log directory's permissions"
+    );
+    tracker.set_status(503);
+    tracker.escalate(crate::record::events::FlowAction::Blocked, &reason);
+    let mut response = super::respond::error_response(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "audit-unavailable",
+        &reason,
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("5"),
+    );
+    response
+}
+
 /// The host `airlock verify` asks for. `.invalid` never resolves (RFC 6761), so a request
 /// that reaches it was answered by airlock, and one that went around airlock fails.
 pub const CANARY_HOST: &str = "canary.airlock.invalid";
@@ -263,6 +284,11 @@ pub fn request(
 ) -> Gate {
     if exchange.host == CANARY_HOST {
         return Gate::Refuse(canary(tracker));
+    }
+    if live.config.audit_on_failure == AuditOnFailure::Block
+        && let Some(error) = tracker.sink().audit_failure()
+    {
+        return Gate::Refuse(audit_unavailable(tracker, &error));
     }
     let mut warning = None;
     let mut asked = None;

@@ -19,6 +19,17 @@ use crate::config::LogKeep;
 
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
+/// Lines kept queued for another try while a file cannot be written (64 MiB).
+const MAX_PENDING: usize = 64 << 20;
+
+/// A failed write after which queued lines were given up (`lost` of them).
+#[derive(Debug, thiserror::Error)]
+#[error("{source} ({lost} records given up)")]
+pub struct WriteFailure {
+    pub source: io::Error,
+    pub lost: usize,
+}
+
 /// The kinds of audit file, each its own chain.
 pub const KINDS: [&str; 3] = ["flows", "threats", "llm"];
 
@@ -190,12 +201,18 @@ impl RotatingJsonl {
                 Ok(())
             }
             Err(e) => {
-                // Take back a partial write, so the next line does not continue a fragment; the
-                // chain goes on from what the file holds, and says so.
+                // Take back a partial write, so the next try does not continue a fragment.
                 let _ = self.file.set_len(self.size);
-                (self.line, self.prev) = self.written;
-                self.name_prev = true;
-                self.pending.clear();
+                // The lines stay queued (chained as they are) for the next try, while they
+                // fit; past that they are given up, counted, and the chain goes on from what
+                // the file holds, and says so.
+                if self.pending.len() > MAX_PENDING {
+                    let lost = self.pending.iter().filter(|b| **b == b'\n').count();
+                    (self.line, self.prev) = self.written;
+                    self.name_prev = true;
+                    self.pending.clear();
+                    return Err(io::Error::other(WriteFailure { source: e, lost }));
+                }
                 Err(e)
             }
         }

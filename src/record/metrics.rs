@@ -73,6 +73,10 @@ pub struct Metrics {
     pub store_dropped: Counter,
     /// Rotated audit files deleted by `log_keep`.
     pub audit_files_deleted: Counter,
+    /// Writes of the audit log that failed (each is retried).
+    pub audit_write_failures: Counter,
+    /// Audit records given up on after the retry buffer filled (`audit.on_failure: allow`).
+    pub audit_records_lost: Counter,
     llm_tokens: Family<ModelKind, Counter>,
     llm_cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
 }
@@ -99,6 +103,8 @@ impl Metrics {
         let store_queue = Gauge::default();
         let store_dropped = Counter::default();
         let audit_files_deleted = Counter::default();
+        let audit_write_failures = Counter::default();
+        let audit_records_lost = Counter::default();
         let llm_tokens = Family::<ModelKind, Counter>::default();
         let llm_cost = Family::<ModelLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
@@ -157,6 +163,16 @@ impl Metrics {
             audit_files_deleted.clone(),
         );
         registry.register(
+            "airlock_audit_write_failures",
+            "Writes of the JSONL audit log that failed (a full disk, lost permissions); each is retried",
+            audit_write_failures.clone(),
+        );
+        registry.register(
+            "airlock_audit_records_lost",
+            "Audit records given up on while the audit log could not be written (audit.on_failure: allow)",
+            audit_records_lost.clone(),
+        );
+        registry.register(
             "airlock_llm_tokens",
             "LLM tokens, by reported model and kind (input, output, cache_read, cache_write)",
             llm_tokens.clone(),
@@ -179,6 +195,8 @@ impl Metrics {
             store_queue,
             store_dropped,
             audit_files_deleted,
+            audit_write_failures,
+            audit_records_lost,
             llm_tokens,
             llm_cost,
         }

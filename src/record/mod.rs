@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -72,6 +74,40 @@ pub struct RecordSink {
     /// here by its sender instead (the store misses it, and the miss is counted).
     files: Arc<Mutex<Files>>,
     dedup: Arc<Mutex<Dedup>>,
+    /// Whether the audit log can be written now (`audit.on_failure` decides what that means
+    /// for new requests).
+    audit: Arc<AuditHealth>,
+}
+
+/// The audit log's state as the writer last found it.
+#[derive(Default)]
+pub struct AuditHealth {
+    failing: std::sync::atomic::AtomicBool,
+    error: Mutex<String>,
+}
+
+impl AuditHealth {
+    /// Why the audit log cannot be written, while it cannot.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.error.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    fn set(&self, error: Option<String>) {
+        let was = self.failing.swap(error.is_some(), Ordering::Relaxed);
+        match error {
+            Some(e) => {
+                if !was {
+                    tracing::error!(error = %e, "the audit log cannot be written");
+                }
+                *self.error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+            }
+            None if was => tracing::warn!("the audit log can be written again"),
+            None => {}
+        }
+    }
 }
 
 /// Threats already recorded: (pattern, dest, direction) → when, for `dedup_window_secs`.
@@ -151,6 +187,7 @@ impl RecordSink {
             None
         };
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+        let audit = Arc::new(AuditHealth::default());
         let files = Arc::new(Mutex::new(Files {
             flows,
             threats,
@@ -163,7 +200,8 @@ impl RecordSink {
                 let metrics = metrics.clone();
                 let console = config.overrides.console;
                 let files = files.clone();
-                move || write_loop(rx, &files, store, max_mb, &metrics, console)
+                let audit = audit.clone();
+                move || write_loop(rx, &files, store, max_mb, &metrics, &audit, console)
             })
             .map_err(|source| RecordError::Open {
                 path: config.audit_file("flows").display().to_string(),
@@ -177,6 +215,7 @@ impl RecordSink {
                 metrics,
                 live: tokio::sync::broadcast::channel(1024).0,
                 files,
+                audit,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -231,6 +270,11 @@ impl RecordSink {
         if self.log_mode() >= level {
             self.send(Message::Event(Box::new(event)));
         }
+    }
+
+    /// Why the audit log cannot be written, while it cannot (a full disk, lost permissions).
+    pub fn audit_failure(&self) -> Option<String> {
+        self.audit.failure()
     }
 
     /// An LLM call's record, and its turn of a conversation when transcripts are kept.
@@ -343,6 +387,9 @@ impl RecordWriter {
     }
 }
 
+/// How often queued audit lines are tried again while the audit log cannot be written.
+const AUDIT_RETRY: Duration = Duration::from_secs(1);
+
 /// Flows written between two checks of the store's size.
 const SIZE_CHECK_EVERY: u64 = 10_000;
 
@@ -358,6 +405,7 @@ fn write_loop(
     mut store: Option<Store>,
     max_mb: u64,
     metrics: &metrics::Metrics,
+    audit: &AuditHealth,
     console: bool,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -372,9 +420,20 @@ fn write_loop(
                 tracing::warn!(error = %e, "cannot apply store.max_mb");
             }
         }
-        match rx.recv() {
-            Ok(Message::Shutdown) | Err(_) => stopping = true,
+        // While the audit log cannot be written, what is queued is tried again every second,
+        // traffic or not: writing works again as soon as the disk does.
+        let next = if audit.failing.load(Ordering::Relaxed) {
+            rx.recv_timeout(AUDIT_RETRY)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match next {
+            Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => stopping = true,
             Ok(m) => batch.push(m),
+            Err(RecvTimeoutError::Timeout) => {
+                write_files(files, &[], &[], &[], &[], metrics, audit);
+                continue;
+            }
         }
         let deadline = Instant::now() + GROUP_WINDOW;
         loop {
@@ -389,7 +448,7 @@ fn write_loop(
         if console {
             print_console(&batch);
         }
-        write_batch(&mut batch, files, store.as_mut(), metrics);
+        write_batch(&mut batch, files, store.as_mut(), metrics, audit);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -397,7 +456,7 @@ fn write_loop(
             batch.push(m);
         }
     }
-    write_batch(&mut batch, files, store.as_mut(), metrics);
+    write_batch(&mut batch, files, store.as_mut(), metrics, audit);
 }
 
 /// `start --console`: one line per request, `time METHOD URL status action`.
@@ -452,6 +511,7 @@ fn write_batch(
     files: &Mutex<Files>,
     store: Option<&mut Store>,
     metrics: &metrics::Metrics,
+    audit: &AuditHealth,
 ) {
     if batch.is_empty() {
         return;
@@ -488,7 +548,7 @@ fn write_batch(
     if let Some(store) = store {
         insert_batch(store, &flows, &threats, &llm, &turns, metrics);
     }
-    write_files(files, &flows, &threats, &llm, &events);
+    write_files(files, &flows, &threats, &llm, &events, metrics, audit);
     batch.clear();
 }
 
@@ -542,8 +602,11 @@ fn write_files(
     threats: &Lines<'_, ThreatRecord>,
     llm: &Lines<'_, LlmRecord>,
     events: &[u8],
+    metrics: &metrics::Metrics,
+    audit: &AuditHealth,
 ) {
     let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
+    let mut failure = None;
     let Files {
         flows: flows_file,
         threats: threats_file,
@@ -560,15 +623,26 @@ fn write_files(
         (flows_file, flows.iter().map(|(_, j)| j.as_str()).collect()),
     ];
     for (file, lines) in sets {
+        let mut failed = |e: std::io::Error, file: &RotatingJsonl| {
+            metrics.audit_write_failures.inc();
+            if let Some(lost) = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<jsonl::WriteFailure>())
+            {
+                metrics.audit_records_lost.inc_by(lost.lost as u64);
+            }
+            failure.get_or_insert_with(|| format!("cannot write {}: {e}", file.path().display()));
+        };
         for json in lines {
             if let Err(e) = file.write_line(json) {
-                tracing::error!(file = %file.path().display(), error = %e, "cannot append to the audit log");
+                failed(e, file);
             }
         }
         if let Err(e) = file.flush() {
-            tracing::error!(file = %file.path().display(), error = %e, "cannot write the audit log");
+            failed(e, file);
         }
     }
+    audit.set(failure);
     drop(files);
     if !events.is_empty() {
         let mut err = std::io::stderr().lock();
