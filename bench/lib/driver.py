@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import procstat  # noqa: E402
 
 HOST = "bench.test"
+# The bench upstream's ports, once chosen (airlock's connect_ports must name them).
+UPSTREAM_PORTS: list[int] = []
 LIB = Path(__file__).resolve().parent
 
 # name, title, scheme, path, full count, quick count, extra oha args
@@ -249,6 +251,12 @@ class Airlock(Proxy):
         if subprocess.run([str(self.binary), "config", "check", str(probe)],
                           capture_output=True).returncode == 0:
             config["allow_private"] = ["127.0.0.0/8"]
+        # CONNECT goes to connect_ports only (80, 443, 8443 by default): the upstream's
+        # loopback ports too, where the binary knows the key.
+        probe.write_text(json.dumps({"connect_ports": [443]}))
+        if UPSTREAM_PORTS and subprocess.run([str(self.binary), "config", "check", str(probe)],
+                                             capture_output=True).returncode == 0:
+            config["connect_ports"] = [80, 443, 8443, *UPSTREAM_PORTS]
         # Optional extra settings for experiments, e.g. AIRLOCK_EXTRA_CONFIG='{"detect": {...}}'.
         config.update(json.loads(os.environ.get("AIRLOCK_EXTRA_CONFIG") or "{}"))
         config.update(self.extra_config)
@@ -427,6 +435,7 @@ class Bench:
         self.oha = args.oha
         self.python = args.python
         self.upstream = Upstream(self.work, self.certs, args.python)
+        UPSTREAM_PORTS.extend([self.upstream.http_port, self.upstream.https_port])
         self.body = self.work / "body-1m.bin"
         self.body.write_bytes(os.urandom(1024 * 1024))
 

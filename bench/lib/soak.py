@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from driver import HOST, Airlock, Upstream, log  # noqa: E402
+from driver import HOST, UPSTREAM_PORTS, Airlock, Upstream, log  # noqa: E402
 
 
 def sample(pid: int) -> dict:
@@ -71,6 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     up = Upstream(work, Path(args.certs), args.python)
+    UPSTREAM_PORTS.extend([up.http_port, up.https_port])
     proxy = Airlock(Path(args.airlock), work, Path(args.certs))
     body = work / "body-64k"
     body.write_bytes(os.urandom(64 * 1024))
@@ -112,6 +113,12 @@ def main() -> None:
         stop.set()
         time.sleep(10)
         result["after_10s"] = sample(pid)
+        if os.environ.get("AIRLOCK_SOAK_MALLOC_STATS"):
+            # glibc's own account of the heap, into the proxy's stderr log: in use vs held.
+            subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void) malloc_stats()"],
+                           capture_output=True, timeout=60)
+            time.sleep(0.5)
+            result["malloc_stats"] = proxy.stderr_path.read_text(errors="replace")[-4000:]
         result["answered"] = answered
         result["client_errors"] = errors
         proxy.stop()
@@ -136,6 +143,8 @@ def main() -> None:
     print(f"  RSS MiB: start {result['start']['rss_mib']}, during min {min(rss, default=0)} max {max(rss, default=0)}, "
           f"last {rss[-1] if rss else '-'}, 10 s after {result['after_10s']['rss_mib']}")
     print(f"  fds: start {result['start']['fds']}, during max {max(fds, default=0)}, 10 s after {result['after_10s']['fds']}")
+    if "malloc_stats" in result:
+        print(result["malloc_stats"][result["malloc_stats"].find("Arena 0"):])
     print(f"  anonymous memory MiB: start {result['start']['anon_mib']}, 10 s after {result['after_10s']['anon_mib']}; "
           f"threads: start {result['start']['threads']}, during max {max((s['threads'] for s in result['samples']), default=0)}, "
           f"10 s after {result['after_10s']['threads']}")
