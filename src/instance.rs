@@ -35,7 +35,6 @@ impl InstanceLock {
             let path = path.to_path_buf();
             move |source| InstanceError::Io { path, source }
         };
-        fs::create_dir_all(data_dir).map_err(io(data_dir))?;
         crate::config::restrict_dir(data_dir).map_err(io(data_dir))?;
         let pid_path = data_dir.join("airlock.pid");
         let file = OpenOptions::new()

@@ -79,7 +79,7 @@ pub fn start(
 fn detach(config: &Config) -> Result<ExitCode, Failure> {
     // The child would fail on the lock too, but this message is clearer and immediate.
     drop(InstanceLock::acquire(&config.data_dir).map_err(|e| Failure::runtime(e.to_string()))?);
-    std::fs::create_dir_all(&config.log_dir).map_err(|e| {
+    crate::config::restrict_dir(&config.log_dir).map_err(|e| {
         Failure::runtime(format!("cannot create {}: {e}", config.log_dir.display()))
     })?;
     let log_path = config.log_dir.join("airlock.stderr.log");

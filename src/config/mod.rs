@@ -879,10 +879,17 @@ fn absolute_from(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// Makes a directory of airlock's private (mode 0700): the CA key, the audit logs and the
-/// store are in it. A looser mode left by an older version is tightened, and said.
+/// Makes a directory of airlock's private (mode 0700), creating it if need be: the CA key,
+/// the audit logs and the store are in it. A looser mode left by an older version is
+/// tightened, and said.
 pub fn restrict_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        return std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
     let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;

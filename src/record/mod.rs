@@ -139,7 +139,7 @@ impl RecordSink {
             path: config.log_dir.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(&config.log_dir).map_err(open_error)?;
+        crate::config::restrict_dir(&config.log_dir).map_err(open_error)?;
         let head = Arc::new(chain::HeadStore::open(&config.log_dir));
         let keeper = Keeper {
             dir: config.log_dir.clone(),
@@ -166,12 +166,6 @@ impl RecordSink {
                 source,
             })
         };
-        std::fs::create_dir_all(&config.log_dir)
-            .and_then(|()| crate::config::restrict_dir(&config.log_dir))
-            .map_err(|source| RecordError::Open {
-                path: config.log_dir.display().to_string(),
-                source,
-            })?;
         let flows = open("flows")?;
         let threats = open("threats")?;
         let llm = open("llm")?;

@@ -141,8 +141,7 @@ impl CertificateAuthority {
 }
 
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), CaError> {
-    fs::create_dir_all(dir)
-        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+    crate::config::restrict_dir(dir)
         .map_err(|source| CaError::Io {
             action: "create",
             path: dir.to_path_buf(),
