@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The soak (issue 13), run by hand through `bench/run --soak SECONDS`: mixed load at 500
 connections through intercepted HTTPS for SECONDS (default 600), then the figures that matter
-on a long day:
+on a long day (every record is kept: `log_keep.files` and `store.max_mb` are raised so that
+nothing is pruned during the run):
 
 - requests answered vs flow records written (they must be equal: every request is recorded);
 - the proxy's file descriptors and RSS at the start, every 10 s, and 10 s after the load (flat);
@@ -72,7 +73,10 @@ def main() -> None:
     work = Path(args.work)
     up = Upstream(work, Path(args.certs), args.python)
     UPSTREAM_PORTS.extend([up.http_port, up.https_port])
-    proxy = Airlock(Path(args.airlock), work, Path(args.certs))
+    # Every record kept, so that records can be counted against requests: no rotated file
+    # deleted (log_keep's default keeps 10 per kind), no store trimming (max_mb).
+    proxy = Airlock(Path(args.airlock), work, Path(args.certs),
+                    {"log_keep": {"files": 100000}, "store": {"max_mb": 16384}})
     body = work / "body-64k"
     body.write_bytes(os.urandom(64 * 1024))
     result: dict = {"seconds": args.seconds, "samples": []}
