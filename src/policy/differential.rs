@@ -56,6 +56,16 @@ const HEADERS: &[&str] = &[
     "authorization",
 ];
 const HEADER_VALUES: &[&str] = &["curl", "Curl", "", "application/json", "Bearer x"];
+/// Expressions the native path does not take (methods, functions, arithmetic, `has`).
+const FOREIGN: &[&str] = &[
+    r#"request.path.matches("^/v[0-9]+/")"#,
+    "size(request.query) > 2",
+    "request.port + 1 == 444",
+    r#"has(request.headers.authorization)"#,
+    r#"request.headers["x-tool"].size() > 3"#,
+    r#"request.host == "api.example.com" ? true : false"#,
+    r#"request.method in ["GET", 1]"#,
+];
 const OTHER: &[&str] = &[
     "https",
     "http",
@@ -135,12 +145,24 @@ enum Shape {
         value: i64,
         flipped: bool,
     },
+    /// An expression outside the subset: the rule is the interpreter's, and only the host
+    /// guards read off its conjuncts run natively.
+    Foreign(&'static str),
     Not(Box<Shape>),
     And(Box<Shape>, Box<Shape>),
     Or(Box<Shape>, Box<Shape>),
 }
 
 impl Shape {
+    fn is_native(&self) -> bool {
+        match self {
+            Shape::Foreign(_) => false,
+            Shape::Not(a) => a.is_native(),
+            Shape::And(a, b) | Shape::Or(a, b) => a.is_native() && b.is_native(),
+            _ => true,
+        }
+    }
+
     fn cel(&self) -> String {
         match self {
             Shape::Const(b) => b.to_string(),
@@ -184,6 +206,7 @@ impl Shape {
                     format!("{field} {op} {value}")
                 }
             }
+            Shape::Foreign(expr) => (*expr).into(),
             Shape::Not(a) => format!("!({})", a.cel()),
             Shape::And(a, b) => format!("({}) && ({})", a.cel(), b.cel()),
             Shape::Or(a, b) => format!("({}) || ({})", a.cel(), b.cel()),
@@ -241,13 +264,20 @@ fn field() -> impl Strategy<Value = Field> {
 
 fn int_value() -> impl Strategy<Value = i64> {
     prop_oneof![
-        proptest::sample::select(&[0i64, 1, 80, 443, 444, 8443, 65535, 65536, 5, 2, 10][..]),
+        proptest::sample::select(&[0i64, 1, 80, 443, 444, 8443, 65535, 65536, 5, 2, 10, -1][..]),
         0i64..70_000,
         Just(i64::MAX),
     ]
 }
 
 fn leaf() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        1 => pick(FOREIGN).prop_map(Shape::Foreign),
+        10 => native_leaf(),
+    ]
+}
+
+fn native_leaf() -> impl Strategy<Value = Shape> {
     prop_oneof![
         any::<bool>().prop_map(Shape::Const),
         (field(), text_value(), any::<bool>(), any::<bool>()).prop_map(
@@ -361,7 +391,7 @@ fn verdicts(rule: &CelRule, facts: &Facts) -> (Result<bool, ()>, Result<bool, ()
 fn native_and_the_interpreter_agree_on_every_rule_shape() {
     let natives = AtomicUsize::new(0);
     let compiled = AtomicUsize::new(0);
-    let cases = 1500;
+    let cases = 2500;
     let mut runner = TestRunner::new(Config {
         cases,
         rng_seed: seed(),
@@ -377,8 +407,10 @@ fn native_and_the_interpreter_agree_on_every_rule_shape() {
                 // Loading refuses it (its one trial evaluation failed): nothing to compare.
                 Err(_) => return Ok(()),
             };
-            compiled.fetch_add(1, Ordering::Relaxed);
-            natives.fetch_add(usize::from(rule.has_native()), Ordering::Relaxed);
+            if shape.is_native() {
+                compiled.fetch_add(1, Ordering::Relaxed);
+                natives.fetch_add(usize::from(rule.has_native()), Ordering::Relaxed);
+            }
             for facts in &requests {
                 let (fast, slow) = verdicts(&rule, facts);
                 prop_assert_eq!(fast, slow, "{} on {:?}", expr, facts);
@@ -400,8 +432,9 @@ fn native_and_the_interpreter_agree_on_every_rule_shape() {
         "rules the native path declined: {}",
         compiled - natives
     );
+    // About one rule in four draws a foreign leaf; nearly all the rest must compile.
     assert!(
-        compiled * 10 >= cases as usize * 9,
-        "only {compiled} rules compiled"
+        compiled * 2 >= cases as usize,
+        "only {compiled} native rules compiled"
     );
 }
