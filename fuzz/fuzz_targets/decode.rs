@@ -7,7 +7,7 @@
 
 use airlock_fuzz::{Input, chunks};
 use airlock_scan::decode::{
-    BlobDecoder, JsonJoiner, JsonUnescaper, Joined, Lines, PercentDecoder, decode_base64,
+    BlobDecoder, Joined, JsonJoiner, JsonUnescaper, Lines, PercentDecoder, decode_base64,
     decode_nested, has_percent_escape, last_percent_escape, percent_decode,
 };
 use libfuzzer_sys::fuzz_target;
@@ -65,7 +65,10 @@ fn percent(text: &[u8], pieces: &[&[u8]], plus: bool, fields: bool) {
     assert_eq!(d.is_idle(), one.is_idle());
     assert!(chunked.len() <= text.len());
     if !fields && d.is_idle() {
-        assert_eq!(chunked, whole, "streaming and whole percent decoding differ");
+        assert_eq!(
+            chunked, whole,
+            "streaming and whole percent decoding differ"
+        );
     }
 }
 
@@ -89,7 +92,11 @@ fn json(text: &[u8], pieces: &[&[u8]]) {
     for e in &escapes {
         assert!(e.start >= at && e.raw_start >= raw_at, "{e:?} out of order");
         assert!(e.start <= e.end && e.raw_start < e.raw_end, "{e:?}");
-        assert_eq!(e.start - at, e.raw_start - raw_at, "{e:?}: a gap changed length");
+        assert_eq!(
+            e.start - at,
+            e.raw_start - raw_at,
+            "{e:?}: a gap changed length"
+        );
         assert_eq!(
             out[at as usize..e.start as usize],
             text[raw_at as usize..e.raw_start as usize]
@@ -111,7 +118,9 @@ fn blobs(text: &[u8], pieces: &[&[u8]]) {
         let mut got: Vec<(&'static str, Vec<u8>)> = Vec::new();
         let n = pieces.len();
         for (i, p) in pieces.iter().enumerate() {
-            d.feed(p, i + 1 == n, &mut |kind, blob| got.push((kind, blob.to_vec())));
+            d.feed(p, i + 1 == n, &mut |kind, blob| {
+                got.push((kind, blob.to_vec()))
+            });
         }
         if n == 0 {
             d.feed(&[], true, &mut |kind, blob| got.push((kind, blob.to_vec())));
@@ -174,10 +183,22 @@ fn joiners(pieces: &[&[u8]], last_empty: bool) {
 /// A joined text's bookkeeping is inside it and in order; the caller then clears it.
 fn check_joined(j: &mut Joined) {
     let len = j.text.len();
-    assert!(j.segments.windows(2).all(|w| w[0] < w[1]), "{:?}", j.segments);
+    assert!(
+        j.segments.windows(2).all(|w| w[0] < w[1]),
+        "{:?}",
+        j.segments
+    );
     assert!(j.segments.iter().all(|&s| s <= len));
-    assert!(j.joins.iter().all(|&(a, b)| a <= b && b <= len), "{:?}", j.joins);
-    assert!(j.joins.windows(2).all(|w| w[0].1 <= w[1].0), "{:?}", j.joins);
+    assert!(
+        j.joins.iter().all(|&(a, b)| a <= b && b <= len),
+        "{:?}",
+        j.joins
+    );
+    assert!(
+        j.joins.windows(2).all(|w| w[0].1 <= w[1].0),
+        "{:?}",
+        j.joins
+    );
     for (a, b) in [(0, len), (len / 2, len), (0, len / 3)] {
         let _ = j.crosses(a, b);
     }

@@ -118,10 +118,9 @@ fn compress(encoding: &str, flags: u8, plain: &[u8]) -> Option<Vec<u8>> {
             e.write_all(plain).ok()?;
             e.finish().ok()?
         }
-        "zstd" => ruzstd::encoding::compress_to_vec(
-            plain,
-            ruzstd::encoding::CompressionLevel::Fastest,
-        ),
+        "zstd" => {
+            ruzstd::encoding::compress_to_vec(plain, ruzstd::encoding::CompressionLevel::Fastest)
+        }
         // No brotli encoder in the tree: br sees raw bytes only.
         _ => return None,
     })

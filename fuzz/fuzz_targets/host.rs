@@ -28,8 +28,16 @@ fuzz_target!(|data: &[u8]| {
     let patterns: Vec<String> = lines.map(str::to_string).collect();
     if let Ok(set) = HostSet::new(&patterns) {
         let m = set.matches(first);
-        assert_eq!(m, set.matches(&first.to_ascii_uppercase()), "{first:?} {patterns:?}");
-        assert_eq!(m, set.matches(&first.to_ascii_lowercase()), "{first:?} {patterns:?}");
+        assert_eq!(
+            m,
+            set.matches(&first.to_ascii_uppercase()),
+            "{first:?} {patterns:?}"
+        );
+        assert_eq!(
+            m,
+            set.matches(&first.to_ascii_lowercase()),
+            "{first:?} {patterns:?}"
+        );
         assert!(!set.is_empty() || !m);
     }
 });
@@ -39,7 +47,11 @@ fn split(s: &str) {
     if let Some(p) = port {
         // A port is read only off the end, after the last colon.
         let tail = s.rsplit_once(':').map(|(_, t)| t);
-        assert_eq!(tail.and_then(|t| t.parse().ok()), Some(p), "{s:?} → {host:?}");
+        assert_eq!(
+            tail.and_then(|t| t.parse().ok()),
+            Some(p),
+            "{s:?} → {host:?}"
+        );
     }
     if !s.contains(':') && !s.starts_with('[') {
         assert_eq!((host.as_str(), port), (s, None));

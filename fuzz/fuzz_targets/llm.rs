@@ -44,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(prompt) = parse_prompt(provider, kind, body) {
         for m in &prompt.messages {
             for p in &m.parts {
-                assert!(p.text.len() <= TEXT_CAP + CUT_LEN, "{kind:?} prompt part of {}", p.text.len());
+                assert!(
+                    p.text.len() <= TEXT_CAP + CUT_LEN,
+                    "{kind:?} prompt part of {}",
+                    p.text.len()
+                );
             }
         }
     }
@@ -60,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
     let mut output = false;
     let events: Vec<&[u8]> = split_events(body);
     // A byte-order mark is stripped at the start of a call only (of a stream, by design).
-    let comparable = events.iter().skip(1).all(|e| !e.starts_with(b"\xEF\xBB\xBF"));
+    let comparable = events
+        .iter()
+        .skip(1)
+        .all(|e| !e.starts_with(b"\xEF\xBB\xBF"));
     for event in &events {
         let i = each.on_event(event);
         if let Some(t) = i.text {
@@ -70,9 +77,17 @@ fuzz_target!(|data: &[u8]| {
     }
     if comparable {
         assert_eq!(whole.usage(), each.usage(), "{kind:?}: usage differs");
-        assert_eq!(whole.completed(), each.completed(), "{kind:?}: completion differs");
+        assert_eq!(
+            whole.completed(),
+            each.completed(),
+            "{kind:?}: completion differs"
+        );
         assert_eq!(whole.error(), each.error(), "{kind:?}: error differs");
-        assert_eq!(info.text.unwrap_or_default(), text, "{kind:?}: text differs");
+        assert_eq!(
+            info.text.unwrap_or_default(),
+            text,
+            "{kind:?}: text differs"
+        );
         assert_eq!(info.output, output, "{kind:?}: output flag differs");
         let (a, b) = (whole.take_answer().unwrap(), each.take_answer().unwrap());
         check_answer(kind, &a);
@@ -82,8 +97,12 @@ fuzz_target!(|data: &[u8]| {
 
     // The answer rebuilt from documents, one per line (an event name from the flags).
     let mut builder = AnswerBuilder::new(provider, kind);
-    let event = ["message_start", "content_block_delta", "response.output_text.delta"]
-        .get(usize::from(flags >> 3 & 3));
+    let event = [
+        "message_start",
+        "content_block_delta",
+        "response.output_text.delta",
+    ]
+    .get(usize::from(flags >> 3 & 3));
     for line in body.split(|&b| b == b'\n') {
         if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(line) {
             builder.on_doc(event.copied(), &doc);

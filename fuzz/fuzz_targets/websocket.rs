@@ -19,12 +19,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(n <= bytes.len() && [2, 4, 6, 8, 10, 14].contains(&n), "{n}");
         assert!(head.rsv <= 7 && head.opcode <= 15);
         for k in 0..n {
-            assert!(FrameHead::parse(&bytes[..k]).is_none(), "{k} of {n} bytes parsed");
+            assert!(
+                FrameHead::parse(&bytes[..k]).is_none(),
+                "{k} of {n} bytes parsed"
+            );
         }
         assert_eq!(FrameHead::parse(&bytes[..n]), Some((head.clone(), n)));
         let encoded = head.encode(head.len);
         assert!(encoded.len() <= n, "re-encoding grew the header");
-        assert_eq!(FrameHead::parse(&encoded), Some((head.clone(), encoded.len())));
+        assert_eq!(
+            FrameHead::parse(&encoded),
+            Some((head.clone(), encoded.len()))
+        );
     }
 
     // Masking is its own inverse, and the same in pieces as whole.
