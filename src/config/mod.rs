@@ -534,18 +534,35 @@ impl Config {
 
     /// Loads `file` (or the embedded defaults when `None`) and applies `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let (raw, source, digest) = match file {
+        match file {
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                let digest = sha256_hex(&bytes);
-                let raw = parse_raw(path, &bytes)?;
-                (raw, Some(path.to_path_buf()), digest)
+                Config::load_bytes(path, &bytes, overrides)
             }
-            None => (RawConfig::default(), None, sha256_hex(b"")),
-        };
+            None => Config::build(RawConfig::default(), None, sha256_hex(b""), overrides),
+        }
+    }
+
+    /// [`Config::load`] of bytes already read from `path` (which names the file in errors
+    /// and anchors its relative paths). The fuzz target feeds it without touching a disk.
+    pub fn load_bytes(
+        path: &Path,
+        bytes: &[u8],
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let raw = parse_raw(path, bytes)?;
+        Config::build(raw, Some(path.to_path_buf()), sha256_hex(bytes), overrides)
+    }
+
+    fn build(
+        raw: RawConfig,
+        source: Option<PathBuf>,
+        digest: String,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let path = source
             .clone()
             .unwrap_or_else(|| PathBuf::from("<defaults>"));

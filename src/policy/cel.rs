@@ -292,6 +292,18 @@ impl CelRule {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether the native fast path took the expression (for the differential test).
+    #[cfg(test)]
+    pub fn has_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// The native answer alone, where it gives one (no host guards, no interpreter).
+    #[cfg(test)]
+    pub fn native_only(&self, facts: &Facts) -> Option<bool> {
+        self.native.as_ref()?.eval(facts).ok()
+    }
+
     fn run(&self, context: &Context<'_, '_>) -> Result<bool, ExecutionError> {
         match self.program.execute(context)? {
             Value::Bool(b) => Ok(b),

@@ -8,6 +8,8 @@
 mod budget;
 pub mod cel;
 pub mod destination;
+#[cfg(test)]
+mod differential;
 mod engine;
 mod facts;
 mod native;

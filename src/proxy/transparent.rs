@@ -129,21 +129,44 @@ async fn peek_sni(stream: &TcpStream) -> Option<String> {
         if n == 0 {
             return None;
         }
-        let mut acceptor = rustls::server::Acceptor::default();
-        let mut bytes = &buf[..n];
-        acceptor.read_tls(&mut bytes).ok()?;
-        match acceptor.accept() {
-            Ok(Some(hello)) => {
-                return hello
-                    .client_hello()
-                    .server_name()
-                    .map(str::to_ascii_lowercase);
-            }
-            Ok(None) if n < buf.len() => tokio::time::sleep(Duration::from_millis(20)).await,
+        match client_hello_sni(&buf[..n]) {
+            Hello::Complete(sni) => return sni,
+            Hello::Partial if n < buf.len() => tokio::time::sleep(Duration::from_millis(20)).await,
             _ => return None,
         }
     }
     None
+}
+
+/// What the first bytes of a connection say about its ClientHello.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Hello {
+    /// A whole ClientHello, and its SNI (lower-case) if it names one.
+    Complete(Option<String>),
+    /// The start of a ClientHello: more bytes are needed.
+    Partial,
+    /// Not TLS, or a ClientHello rustls refuses.
+    Invalid,
+}
+
+/// Reads the ClientHello at the start of `bytes` (public for the fuzz targets: these are a
+/// stranger's first bytes).
+pub fn client_hello_sni(bytes: &[u8]) -> Hello {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut rest = bytes;
+    if acceptor.read_tls(&mut rest).is_err() {
+        return Hello::Invalid;
+    }
+    match acceptor.accept() {
+        Ok(Some(hello)) => Hello::Complete(
+            hello
+                .client_hello()
+                .server_name()
+                .map(str::to_ascii_lowercase),
+        ),
+        Ok(None) => Hello::Partial,
+        Err(_) => Hello::Invalid,
+    }
 }
 
 /// Receives the UDP a jail sends anywhere but DNS, and records each destination as a BYPASS

@@ -37,19 +37,20 @@ enum End {
     Refused(String),
 }
 
-/// The header of one frame.
-struct FrameHead {
-    fin: bool,
-    rsv: u8,
-    opcode: u8,
-    mask: Option<[u8; 4]>,
-    len: u64,
+/// The header of one frame (public for the fuzz targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameHead {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub mask: Option<[u8; 4]>,
+    pub len: u64,
 }
 
 impl FrameHead {
     /// Parses a header from the start of `buf`: `(head, header length)`, or `None` when
     /// more bytes are needed.
-    fn parse(buf: &[u8]) -> Option<(FrameHead, usize)> {
+    pub fn parse(buf: &[u8]) -> Option<(FrameHead, usize)> {
         if buf.len() < 2 {
             return None;
         }
@@ -88,7 +89,7 @@ impl FrameHead {
     }
 
     /// The header bytes for a frame like this one carrying `len` payload bytes.
-    fn encode(&self, len: u64) -> Vec<u8> {
+    pub fn encode(&self, len: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(14);
         out.push(((self.fin as u8) << 7) | (self.rsv << 4) | self.opcode);
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
@@ -109,7 +110,7 @@ impl FrameHead {
 }
 
 /// XORs `data` with the mask key, `offset` bytes into the payload.
-fn apply_mask(data: &mut [u8], key: [u8; 4], offset: u64) {
+pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: u64) {
     for (i, b) in data.iter_mut().enumerate() {
         *b ^= key[((offset + i as u64) % 4) as usize];
     }
@@ -132,7 +133,7 @@ const MESSAGE_TAIL: usize = 512;
 /// Where the text of a message starts after a short label that numbers or names the piece
 /// (`part2: `, `chunk 2/3 = `, `[2] `), if it has one: a token sent in labelled pieces
 /// joins the previous message there.
-fn label_end(message: &[u8]) -> Option<usize> {
+pub fn label_end(message: &[u8]) -> Option<usize> {
     const LONGEST: usize = 24;
     let bracketed = message.first() == Some(&b'[');
     let close = if bracketed { b']' } else { b':' };

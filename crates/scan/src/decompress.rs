@@ -131,20 +131,28 @@ impl Decompressor {
                 *started = true;
                 let mut target = vec![0u8; 128 * 1024];
                 loop {
-                    let (read, written) = d
-                        .decode_from_to(pending, &mut target)
-                        .map_err(|e| corrupt(e.to_string()))?;
-                    pending.drain(..read);
-                    out.extend_from_slice(&target[..written]);
-                    if read == 0 && written == 0 {
-                        break;
-                    }
-                    if d.is_finished() && !pending.is_empty() {
-                        // Concatenated frames.
+                    // Concatenated frames: the next begins once this one is whole and all its
+                    // output drained (a frame decoded at once may hold more than `target`),
+                    // whether it starts in this chunk or a later one.
+                    if d.is_finished() && d.can_collect() == 0 && !pending.is_empty() {
                         **d = ruzstd::decoding::FrameDecoder::new();
                         if pending.len() < ZSTD_HEADER_MAX && !last {
                             break;
                         }
+                    }
+                    let (read, written) = d
+                        .decode_from_to(pending, &mut target)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                    if read > pending.len() {
+                        // ruzstd 0.8 answers (4, 0) while a frame's checksum has not fully
+                        // arrived, having read none of it: wait for the rest (at the end of
+                        // the body, a cut checksum leaves nothing more to decode).
+                        break;
+                    }
+                    pending.drain(..read);
+                    out.extend_from_slice(&target[..written]);
+                    if read == 0 && written == 0 {
+                        break;
                     }
                 }
             }
@@ -182,6 +190,49 @@ mod tests {
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(&text).unwrap();
         roundtrip("deflate", &raw.finish().unwrap(), &text);
+    }
+
+    /// Found by fuzz/decompress: a frame's 4-byte checksum split across two chunks made
+    /// ruzstd report more bytes read than it was given, and draining them panicked.
+    #[test]
+    fn zstd_decodes_with_its_checksum_split_across_chunks() {
+        let text = b"my key is ghp_4f9Kx2mQ7pL1nR8sT3vW6yZ0aB5cD9eF2hJk";
+        // `zstd -c` of the text: one frame, content checksum on.
+        let frame: &[u8] = &[
+            0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x91, 0x01, 0x00, 0x6d, 0x79, 0x20, 0x6b, 0x65,
+            0x79, 0x20, 0x69, 0x73, 0x20, 0x67, 0x68, 0x70, 0x5f, 0x34, 0x66, 0x39, 0x4b, 0x78,
+            0x32, 0x6d, 0x51, 0x37, 0x70, 0x4c, 0x31, 0x6e, 0x52, 0x38, 0x73, 0x54, 0x33, 0x76,
+            0x57, 0x36, 0x79, 0x5a, 0x30, 0x61, 0x42, 0x35, 0x63, 0x44, 0x39, 0x65, 0x46, 0x32,
+            0x68, 0x4a, 0x6b, 0x18, 0xcf, 0x56, 0x5c,
+        ];
+        roundtrip("zstd", frame, text);
+        // Also found by it: a second frame starting exactly at a chunk's start was dropped
+        // (the finished decoder read nothing more).
+        let two = [frame, frame].concat();
+        for cut in 1..two.len() {
+            let mut d = Decompressor::for_encoding("zstd").unwrap().unwrap();
+            let mut out = Vec::new();
+            d.feed(&two[..cut], false, &mut out).unwrap();
+            d.feed(&two[cut..], true, &mut out).unwrap();
+            assert_eq!(out, [text.as_slice(), text].concat(), "cut at {cut}");
+        }
+    }
+
+    /// A frame whose output outgrows one decode call's buffer, then another frame: the
+    /// first is drained whole before the decoder moves on (the rest of it was dropped).
+    #[test]
+    fn zstd_drains_a_large_frame_before_the_next() {
+        // `head -c 300000 /dev/zero | zstd -c`
+        let zeros: &[u8] = &[
+            0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x54, 0x00, 0x00, 0x10, 0x00, 0x00, 0x01, 0x00,
+            0xfb, 0xff, 0x39, 0xc0, 0x02, 0x02, 0x00, 0x10, 0x00, 0x03, 0x9f, 0x04, 0x00, 0x2d,
+            0x28, 0xde, 0x26,
+        ];
+        let mut d = Decompressor::for_encoding("zstd").unwrap().unwrap();
+        let mut out = Vec::new();
+        d.feed(&[zeros, zeros].concat(), true, &mut out).unwrap();
+        assert_eq!(out.len(), 600_000);
+        assert!(out.iter().all(|&b| b == 0));
     }
 
     #[test]
