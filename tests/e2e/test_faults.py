@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from e2e_helpers import assert_serving, connect, connect_tunnel, curl, read_response, tls_wrap
+from e2e_helpers import assert_serving, curl, read_response, tls_wrap
 from fault_upstream import FaultUpstream
 from records import wait_for
 
