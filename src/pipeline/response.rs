@@ -168,7 +168,9 @@ async fn scan_body(
         // Nothing has left yet: an upstream that stalls or breaks off inside the body gets
         // the client a clear error, not a silence or a connection closed without a word.
         let timeout = fwd.live.config.limits.request_timeout;
-        if tokio::time::timeout(timeout, scanning.fill(usize::MAX))
+        // A compressed body may decode to far more than it weighs: past the hold it streams.
+        let hold = detector.settings.max_hold_bytes.saturating_add(1);
+        if tokio::time::timeout(timeout, scanning.fill(hold))
             .await
             .is_err()
         {
@@ -199,24 +201,29 @@ async fn scan_body(
                 ),
             ));
         }
+        let complete = scanning.complete();
+        if !complete {
+            // Decoded, it outgrew the hold: it streams from here on.
+            scanning.tap_mut().stream_on();
+        }
         if redact {
             if decompressing {
                 parts.headers.remove(header::CONTENT_ENCODING);
             }
-            if scanning.complete() {
+            if complete {
                 parts.headers.insert(
                     header::CONTENT_LENGTH,
                     HeaderValue::from(scanning.ready_len()),
                 );
+                let redactions = scanning.tap().redactions();
+                if redactions > 0 {
+                    parts
+                        .headers
+                        .insert(REDACTED_HEADER, HeaderValue::from(redactions));
+                }
             } else {
-                // The upstream broke off: no length that would make the rest look whole.
+                // Its decoded length is not known yet.
                 parts.headers.remove(header::CONTENT_LENGTH);
-            }
-            let redactions = scanning.tap().redactions();
-            if redactions > 0 {
-                parts
-                    .headers
-                    .insert(REDACTED_HEADER, HeaderValue::from(redactions));
             }
         }
     } else if redact {

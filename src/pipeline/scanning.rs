@@ -72,6 +72,12 @@ impl Scanning {
         self.whole = true;
     }
 
+    /// The body read so far was too long to hold whole after all (decoded, it outgrew the
+    /// hold): it streams from here on.
+    pub fn stream_on(&mut self) {
+        self.whole = false;
+    }
+
     pub fn blocked(&self) -> Option<&BlockInfo> {
         self.blocked.as_ref()
     }
@@ -236,7 +242,15 @@ impl Scanning {
     }
 }
 
+/// Compressed input handed to a decoding (redacting) scan at once: what comes out of one
+/// slice is at most about a thousand times that (deflate's limit), 4 MiB.
+const DECODE_SLICE: usize = 4 * 1024;
+
 impl Tap for Scanning {
+    fn input_slice(&self) -> Option<usize> {
+        (self.redact && self.scan.decompressing()).then_some(DECODE_SLICE)
+    }
+
     fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
         let chunk = self.scan.feed(&data, false);
         self.after_scan(chunk, Some(data), out);

@@ -514,3 +514,91 @@ def test_slow_clients_past_max_connections_are_refused_not_held(fault_proxy):
     wait_for(lambda: curl("http://example.test/hello", proxy=p, timeout=5).status == 200 or None,
              timeout=header_timeout + 5, what="a normal request served again after the slowloris")
     assert_serving(p)
+
+
+# --------------------------------------------------------------------------- decompression bombs
+
+
+def _peak_rss_while(pid: int, work) -> tuple[int, object]:
+    """Runs work() in a thread, sampling the pid's RSS every 20 ms; returns (peak kB, result)."""
+    box = {}
+    t = threading.Thread(target=lambda: box.update(result=work()), daemon=True)
+    t.start()
+    peak = rss_kb(pid)
+    while t.is_alive():
+        peak = max(peak, rss_kb(pid))
+        time.sleep(0.02)
+    t.join()
+    return peak, box.get("result")
+
+
+def _read_through(sock, limit_s: float = 60.0) -> int:
+    """Reads the response on sock to its end (or the peer's close); returns the bytes read."""
+    sock.settimeout(limit_s)
+    n = 0
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            n += len(chunk)
+    except (OSError, ssl.SSLError):
+        pass
+    return n
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_gzip_bomb_response_is_decoded_in_bounded_memory(fault_proxy, fault_up, scheme):
+    """A 512 MiB gzip bomb (about 500 KiB on the wire) as a response: with inbound_secrets
+    redact (the default) airlock decodes what it sends on; its memory must not follow the
+    decoded size."""
+    p = fault_proxy()
+    pid = p.proc.pid
+    fault_up.bomb(BIG)  # made before the clock starts
+    assert_serving(p)
+    before = rss_kb(pid)
+    tag = _tag()
+    target = "http://fault.test" if scheme == "http" else ""
+    sock = _open_request(p, scheme, f"GET {target}/gzip-bomb/{BIG}?tag={tag} HTTP/1.1\r\nHost: fault.test\r\n"
+                                    "Accept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    try:
+        peak, got = _peak_rss_while(pid, lambda: _read_through(sock))
+    finally:
+        sock.close()
+    growth = (peak - before) / 1024
+    assert growth < 64, f"RSS grew {growth:.0f} MiB ({before // 1024} -> {peak // 1024} MiB) passing a 512 MiB gzip bomb (client read {got / MiB:.0f} MiB)"
+    f = _flow(p, tag, timeout=30)
+    assert f["status"] == 200, f
+    assert_serving(p)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_gzip_bomb_request_is_scanned_in_bounded_memory(fault_proxy, fault_up, scheme):
+    """A 512 MiB gzip bomb as a request body (Content-Encoding: gzip): scanned up to
+    max_scan_bytes, forwarded as sent, in bounded memory."""
+    p = fault_proxy()
+    pid = p.proc.pid
+    data = fault_up.bomb(BIG)
+    assert_serving(p)
+    before = rss_kb(pid)
+    tag = _tag()
+    target = "http://fault.test" if scheme == "http" else ""
+    sock = _open_request(p, scheme, f"POST {target}/sink?tag={tag} HTTP/1.1\r\nHost: fault.test\r\n"
+                                    f"Content-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+                                    f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+
+    def send_and_read():
+        sock.sendall(data)
+        return read_response(sock)
+
+    try:
+        peak, resp = _peak_rss_while(pid, send_and_read)
+    finally:
+        sock.close()
+    growth = (peak - before) / 1024
+    assert growth < 64, f"RSS grew {growth:.0f} MiB ({before // 1024} -> {peak // 1024} MiB) scanning a 512 MiB gzip bomb request"
+    assert resp is not None and resp.status == 200, resp
+    assert fault_up.requests(tag) and fault_up.requests(tag)[0]["body_len"] == len(data), fault_up.requests(tag)
+    f = _flow(p, tag, timeout=30)
+    assert f["status"] == 200, f
+    assert_serving(p)
