@@ -178,6 +178,89 @@ async fn a_secret_arriving_is_redacted_with_its_count_in_a_header() {
     assert_eq!(threats[0]["action"], "redacted");
 }
 
+/// `lines` lines of text with the token on every tenth one, and the same redacted.
+fn text_with_tokens(lines: usize) -> (String, String) {
+    const WORDS: [&str; 16] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa",
+    ];
+    // words in an order that does not repeat, so the text does not compress to nothing
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut plain = String::new();
+    for i in 0..lines {
+        let words: Vec<&str> = (0..8)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                WORDS[(seed >> 60) as usize]
+            })
+            .collect();
+        if i % 10 == 7 {
+            plain.push_str(&format!(
+                "{} {GITHUB} {}\n",
+                words[..4].join(" "),
+                words[4..].join(" ")
+            ));
+        } else {
+            plain.push_str(&format!("{}\n", words.join(" ")));
+        }
+    }
+    let redacted = plain.replace(GITHUB, "[REDACTED:github_pat_classic]");
+    (plain, redacted)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A gzip answer is decoded a slice of its compressed bytes at a time (a bomb never sits in
+/// memory whole); every secret is redacted wherever the slices cut the decoded text, both
+/// in a body held whole (small decoded) and in one that outgrows the hold once decoded
+/// (its compressed size is under `max_hold_bytes`, its decoded size is not).
+#[tokio::test]
+async fn a_gzip_answer_is_redacted_across_the_decoding_slices() {
+    for (lines, held) in [(2_000, true), (60_000, false)] {
+        let h = Harness::new("{}");
+        let (plain, redacted) = text_with_tokens(lines);
+        let compressed = gzip(plain.as_bytes());
+        assert!(compressed.len() < 1 << 20 && (held || plain.len() > 1 << 20));
+        assert!(compressed.len() > 3 * 4096, "several decoding slices");
+        let exchange = h.exchange("api.example.com");
+        let req = Request::get("https://api.example.com/export")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (_, fwd) = request::phase(&h.pipeline, exchange, req)
+            .await
+            .unwrap_or_else(|_| panic!("refused"));
+        assert!(fwd.answered(StatusCode::OK).is_none());
+        let answer = Response::builder()
+            .header("content-type", "text/plain")
+            .header("content-encoding", "gzip")
+            .body(Full::new(Bytes::from(compressed)))
+            .unwrap();
+        let resp = response::phase(fwd, answer).await;
+        assert!(resp.headers().get("content-encoding").is_none());
+        let count = (lines / 10).to_string();
+        if held {
+            assert_eq!(resp.headers()["x-airlock-redacted"], count.as_str());
+            assert_eq!(
+                resp.headers()["content-length"],
+                redacted.len().to_string().as_str()
+            );
+        } else {
+            assert!(resp.headers().get("content-length").is_none());
+        }
+        let got = text(resp.into_body()).await;
+        assert!(
+            !got.contains(GITHUB),
+            "a token went through ({lines} lines)"
+        );
+        assert!(got == redacted, "{lines} lines: the redacted text differs");
+    }
+}
+
 #[tokio::test]
 async fn a_policy_block_names_its_rule_and_writes_a_policy_threat() {
     let h = Harness::new("policy: {deny_hosts: ['*.pastebin.test']}\n");

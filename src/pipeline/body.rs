@@ -121,6 +121,12 @@ pub trait Tap: Send + Sync + Unpin + 'static {
     fn ends_with_inner(&self) -> bool {
         true
     }
+    /// The most bytes of a chunk to hand over at once, for a tap whose output can be far
+    /// larger than its input (a decompressing scan): the rest of the chunk waits until the
+    /// reader has taken what came out, so a decompression bomb never sits in memory whole.
+    fn input_slice(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A body stream with a tap on it.
@@ -133,6 +139,9 @@ pub struct TapBody<T: Tap, B: Body<Data = Bytes> + Send + Unpin + 'static = Prox
     inner_done: bool,
     /// The end was delivered.
     done: bool,
+    /// The rest of an inner chunk not handed to the tap yet (see [`Tap::input_slice`]), and
+    /// whether it ends the body.
+    backlog: Option<(Bytes, bool)>,
 }
 
 impl<T: Tap, B> TapBody<T, B>
@@ -147,6 +156,7 @@ where
             out: Outlet::default(),
             inner_done: false,
             done: false,
+            backlog: None,
         }
     }
 
@@ -196,20 +206,41 @@ where
             .expect("the inner body is taken only on drop")
     }
 
-    /// Polls the inner body once and hands what it gives to the tap.
+    /// Hands `data` (`last`: nothing follows it) to the tap, a slice at a time when the
+    /// tap asks for that.
+    fn feed(&mut self, mut data: Bytes, last: bool) {
+        if let Some(n) = self.tap.input_slice()
+            && data.len() > n
+        {
+            let rest = data.split_off(n);
+            self.backlog = Some((rest, last));
+            self.tap.on_data(data, &mut self.out);
+        } else if last {
+            self.inner_done = true;
+            self.tap.on_last(data, &mut self.out);
+            self.out.end();
+        } else {
+            self.tap.on_data(data, &mut self.out);
+        }
+    }
+
+    /// Polls the inner body once (or takes the next slice of the chunk it gave last) and
+    /// hands what it gives to the tap.
     fn pull(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some((data, last)) = self.backlog.take() {
+            self.feed(data, last);
+            return Poll::Ready(());
+        }
         let inner = self
             .inner
             .as_mut()
             .expect("the inner body is taken only on drop");
         match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) if inner.is_end_stream() => {
-                    self.inner_done = true;
-                    self.tap.on_last(data, &mut self.out);
-                    self.out.end();
+                Ok(data) => {
+                    let last = inner.is_end_stream();
+                    self.feed(data, last);
                 }
-                Ok(data) => self.tap.on_data(data, &mut self.out),
                 Err(trailers) => {
                     // Trailers close the data: what is held goes first.
                     self.inner_done = true;
@@ -276,7 +307,7 @@ where
         if self.done {
             return true;
         }
-        if !self.out.frames.is_empty() {
+        if !self.out.frames.is_empty() || self.backlog.is_some() {
             return false;
         }
         match &self.out.end {
@@ -307,7 +338,7 @@ impl<T: Tap, B: Body<Data = Bytes> + Send + Unpin + 'static> Drop for TapBody<T,
         };
         // A reader that stops at the body's known length never asks for its end; one that
         // goes away (a client closing an SSE stream) abandons it.
-        if inner.is_end_stream() {
+        if self.backlog.is_none() && inner.is_end_stream() {
             self.tap.on_end(&mut Outlet::default());
         } else if self.tap.on_abandon() == Rest::Drain
             && let Ok(runtime) = tokio::runtime::Handle::try_current()

@@ -78,9 +78,10 @@ impl Tap for Metered {
     }
 
     fn on_abandon(&mut self) -> Rest {
-        // Dropped before its end: an empty body nobody needed to poll, or a reader that went
-        // away (a client closing an SSE stream, an upstream answering before reading it all).
-        if !self.finished && self.seen > 0 && self.side == Side::Response {
+        // Dropped before its end (an empty body ends, it is not abandoned): a reader that went
+        // away (a client closing an SSE stream, or leaving before the first byte of a stalled
+        // body), or an upstream answering before reading all of a request.
+        if !self.finished && self.side == Side::Response {
             self.tracker.note(format!(
                 "client stopped reading the response after {} bytes",
                 self.seen

@@ -165,28 +165,65 @@ async fn scan_body(
         // Small enough to scan before the headers leave: a blocked injection becomes a
         // clear error, and the redaction count can go in a header.
         scanning.tap_mut().hold_whole();
-        scanning.fill(usize::MAX).await;
+        // Nothing has left yet: an upstream that stalls or breaks off inside the body gets
+        // the client a clear error, not a silence or a connection closed without a word.
+        let timeout = fwd.live.config.limits.request_timeout;
+        // A compressed body may decode to far more than it weighs: past the hold it streams.
+        let hold = detector.settings.max_hold_bytes.saturating_add(1);
+        if tokio::time::timeout(timeout, scanning.fill(hold))
+            .await
+            .is_err()
+        {
+            let reason = format!(
+                "upstream {} did not finish its answer within {} s (limits.request_timeout)",
+                fwd.exchange.authority(),
+                timeout.as_secs()
+            );
+            fwd.tracker.fail(Some(504), &reason);
+            return Err(error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                &reason,
+            ));
+        }
         if let Some(info) = scanning.tap().blocked() {
             return Err(blocked_response(info));
+        }
+        if scanning.broke_off() {
+            // The meter recorded the failure and how far the body got.
+            fwd.tracker.set_status(502);
+            return Err(error_response(
+                StatusCode::BAD_GATEWAY,
+                "upstream-reset",
+                &format!(
+                    "upstream {} broke off its answer before the end",
+                    fwd.exchange.authority()
+                ),
+            ));
+        }
+        let complete = scanning.complete();
+        if !complete {
+            // Decoded, it outgrew the hold: it streams from here on.
+            scanning.tap_mut().stream_on();
         }
         if redact {
             if decompressing {
                 parts.headers.remove(header::CONTENT_ENCODING);
             }
-            if scanning.complete() {
+            if complete {
                 parts.headers.insert(
                     header::CONTENT_LENGTH,
                     HeaderValue::from(scanning.ready_len()),
                 );
+                let redactions = scanning.tap().redactions();
+                if redactions > 0 {
+                    parts
+                        .headers
+                        .insert(REDACTED_HEADER, HeaderValue::from(redactions));
+                }
             } else {
-                // The upstream broke off: no length that would make the rest look whole.
+                // Its decoded length is not known yet.
                 parts.headers.remove(header::CONTENT_LENGTH);
-            }
-            let redactions = scanning.tap().redactions();
-            if redactions > 0 {
-                parts
-                    .headers
-                    .insert(REDACTED_HEADER, HeaderValue::from(redactions));
             }
         }
     } else if redact {

@@ -39,6 +39,8 @@ pub struct Scanning {
     /// headers go out), so nothing is held back chunk by chunk.
     whole: bool,
     blocked: Option<BlockInfo>,
+    /// Decoded bytes per compressed byte in the last chunk (see `Tap::input_slice`).
+    last_ratio: usize,
 }
 
 impl Scanning {
@@ -64,12 +66,19 @@ impl Scanning {
             ended: false,
             whole: false,
             blocked: None,
+            last_ratio: 1032,
         }
     }
 
     /// The body will be read whole before any of it leaves.
     pub fn hold_whole(&mut self) {
         self.whole = true;
+    }
+
+    /// The body read so far was too long to hold whole after all (decoded, it outgrew the
+    /// hold): it streams from here on.
+    pub fn stream_on(&mut self) {
+        self.whole = false;
     }
 
     pub fn blocked(&self) -> Option<&BlockInfo> {
@@ -236,9 +245,28 @@ impl Scanning {
     }
 }
 
+/// A decoding (redacting) scan is handed as much compressed input at once as decodes to
+/// about this much, at the ratio the last slice had (before any, deflate's worst: ~1032).
+const DECODE_TARGET: usize = 1 << 20;
+const SLICE_MIN: usize = 256;
+const SLICE_MAX: usize = 8 * 1024;
+
 impl Tap for Scanning {
+    fn input_slice(&self) -> Option<usize> {
+        if !(self.redact && self.scan.decompressing()) {
+            return None;
+        }
+        let ratio = self.last_ratio.max(1);
+        Some((DECODE_TARGET / ratio).clamp(SLICE_MIN, SLICE_MAX))
+    }
+
     fn on_data(&mut self, data: Bytes, out: &mut Outlet) {
         let chunk = self.scan.feed(&data, false);
+        if let Some(plain) = &chunk.plain
+            && !data.is_empty()
+        {
+            self.last_ratio = plain.len().div_ceil(data.len());
+        }
         self.after_scan(chunk, Some(data), out);
     }
 

@@ -179,11 +179,15 @@ impl FlowTracker {
         self.lock().record.status = Some(status);
     }
 
-    /// The exchange failed: no (real) response. `status` is what the client was told.
+    /// The exchange failed: no (real) response, or one broken off. `status` is what the
+    /// client was told; `None` keeps the status already recorded (a head that already left
+    /// before the body broke off).
     pub fn fail(&self, status: Option<u16>, reason: impl Into<String>) {
         let mut s = self.lock();
         s.record.action = FlowAction::Failed;
-        s.record.status = status;
+        if status.is_some() {
+            s.record.status = status;
+        }
         s.record.reason = Some(reason.into());
     }
 

@@ -18,6 +18,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -92,6 +93,8 @@ impl UpstreamError {
 pub struct Dialer {
     resolve: ResolveMap,
     connect_timeout: Duration,
+    /// How long a write to an upstream may wait for it to take a byte (`limits.idle_timeout`).
+    stall_timeout: Duration,
     /// `None` for airlock's own fetches (the policy source the operator configured).
     guard: Option<DestinationGuard>,
 }
@@ -101,6 +104,7 @@ impl Dialer {
         Dialer {
             resolve: config.resolve.clone(),
             connect_timeout: config.limits.connect_timeout,
+            stall_timeout: config.limits.idle_timeout,
             guard: Some(DestinationGuard::new(config.allow_private.clone())),
         }
     }
@@ -217,17 +221,59 @@ impl Dialer {
     }
 }
 
-/// A connection to an upstream, plain or TLS.
-pub enum UpstreamIo {
+/// A connection to an upstream, plain or TLS. A write the upstream takes no byte of for
+/// the stall timeout fails: an upstream that stops reading would otherwise hold the
+/// connection, the request body and the client's connection behind it for good (the pooled
+/// client flushes what it buffered before it closes a connection it gave up on).
+pub struct UpstreamIo {
+    stream: Stream,
+    stall_timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl UpstreamIo {
+    fn new(stream: Stream, stall_timeout: Duration) -> Self {
+        UpstreamIo {
+            stream,
+            stall_timeout,
+            stalled: None,
+        }
+    }
+
+    /// A write that is still pending after the stall timeout becomes an error.
+    fn guard<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.stall_timeout;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.stalled = None;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the upstream took no byte for {} s (limits.idle_timeout)",
+                timeout.as_secs()
+            ),
+        )))
+    }
+}
+
 impl Connection for UpstreamIo {
     fn connected(&self) -> Connected {
-        match self {
-            UpstreamIo::Plain(_) => Connected::new(),
-            UpstreamIo::Tls(tls) => {
+        match &self.stream {
+            Stream::Plain(_) => Connected::new(),
+            Stream::Tls(tls) => {
                 if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                     Connected::new().negotiated_h2()
                 } else {
@@ -244,9 +290,9 @@ impl AsyncRead for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -257,38 +303,46 @@ impl AsyncWrite for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        let this = self.get_mut();
+        let r = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        this.guard(cx, r)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        let this = self.get_mut();
+        let r = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        };
+        this.guard(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
-        match self {
-            UpstreamIo::Plain(s) => s.is_write_vectored(),
-            UpstreamIo::Tls(s) => s.is_write_vectored(),
+        match &self.stream {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        let this = self.get_mut();
+        let r = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        };
+        this.guard(cx, r)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        let this = self.get_mut();
+        let r = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        };
+        this.guard(cx, r)
     }
 }
 
@@ -322,7 +376,10 @@ impl tower_service::Service<Uri> for UpstreamConnector {
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
             let tcp = dialer.dial(&host, port).await?;
             if !https {
-                return Ok(TokioIo::new(UpstreamIo::Plain(tcp)));
+                return Ok(TokioIo::new(UpstreamIo::new(
+                    Stream::Plain(tcp),
+                    dialer.stall_timeout,
+                )));
             }
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| UpstreamError::BadAddress(host.clone()))?;
@@ -335,7 +392,10 @@ impl tower_service::Service<Uri> for UpstreamConnector {
                     secs: dialer.connect_timeout().as_secs(),
                 })?
                 .map_err(|e| classify_tls_error(&host, e))?;
-            Ok(TokioIo::new(UpstreamIo::Tls(Box::new(stream))))
+            Ok(TokioIo::new(UpstreamIo::new(
+                Stream::Tls(Box::new(stream)),
+                dialer.stall_timeout,
+            )))
         })
     }
 }

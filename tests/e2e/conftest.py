@@ -104,9 +104,14 @@ class Proxy:
         self.config_path = config_path
         self.cmd = cmd
         self.stderr_lines: list[str] = []
+        self.stdout_lines: list[str] = []  # with start_proxy(capture_stdout=True)
         self._first_line = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
+        self._out_reader = None
+        if proc.stdout is not None:
+            self._out_reader = threading.Thread(target=self._drain_stdout, daemon=True)
+            self._out_reader.start()
         self.boot: dict = {}
         self.port = 0
 
@@ -115,6 +120,10 @@ class Proxy:
             self.stderr_lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
             self._first_line.set()
         self._first_line.set()
+
+    def _drain_stdout(self):
+        for raw in self.proc.stdout:
+            self.stdout_lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
 
     def wait_boot(self, timeout: float = 30.0):
         if not self._first_line.wait(timeout):
@@ -176,6 +185,8 @@ class Proxy:
                 self.proc.kill()
                 self.proc.wait(5)
         self._reader.join(2)
+        if self._out_reader is not None:
+            self._out_reader.join(2)
         return self.proc.returncode
 
 
@@ -214,6 +225,7 @@ class ProxyFactory:
         env: dict | None = None,
         extra_env: dict | None = None,
         listen: str | None = "127.0.0.1:0",
+        capture_stdout: bool = False,
     ) -> Proxy:
         cfg = self.base_config() if base else {}
         cfg.update(config or {})
@@ -230,7 +242,7 @@ class ProxyFactory:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**clean_environ(env), **(extra_env or {})},
         )

@@ -182,9 +182,15 @@ def test_hop_by_hop_headers_not_forwarded(proxy, scheme):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_truncated_upstream_response_is_not_passed_off_as_complete(proxy, scheme):
-    """The upstream promises 100000 bytes and hangs up after 50000: the client must see an error."""
+    """The upstream promises 100000 bytes and hangs up after 50000: the client must see an error.
+    The body is small enough to be held for scanning before the head leaves, so airlock answers
+    502 itself (test_faults.py has streamed bodies breaking off after the head left)."""
     res = curl(f"{scheme}://example.test/truncated", proxy=proxy, cacert=proxy.ca_path, timeout=15)
-    assert res.rc != 0 and len(res.body) < 100000, (
-        f"curl exit {res.rc} with {len(res.body)} bytes: a truncated upstream body looked complete to the client"
-    )
+    if res.status == 502:
+        assert res.headers.get("x-airlock-error") == "upstream-reset", res.headers
+        assert b"t" * 1000 not in res.body, "part of the truncated body was passed off inside the 502"
+    else:
+        assert res.rc != 0 and len(res.body) < 100000, (
+            f"curl exit {res.rc} with {len(res.body)} bytes: a truncated upstream body looked complete to the client"
+        )
     assert_serving(proxy)
