@@ -167,7 +167,9 @@ def test_kill_9_under_load_then_restart_keeps_ca_chain_and_logs(start_proxy):
 
     p2 = start_proxy(data_dir=p.data_dir, log=0)
     assert p2.ca_path.read_bytes() == ca_before, "the CA changed across the crash"
-    assert any("torn by a crash" in line for line in p2.stderr_lines), p2.stderr_text()
+    # Said right after the boot line (stderr is read on a thread of the fixture's).
+    wait_for(lambda: any("torn by a crash" in line for line in p2.stderr_lines),
+             what="the warning about the torn line", show=lambda _: p2.stderr_text())
     _traffic(p2, 4, tag="after")  # HTTPS through the same CA
     assert p2.stop() == 0
     # The torn fragment is moved aside (left in place it would end up mid-file, where every JSON
