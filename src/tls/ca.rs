@@ -141,12 +141,11 @@ impl CertificateAuthority {
 }
 
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), CaError> {
-    crate::config::restrict_dir(dir)
-        .map_err(|source| CaError::Io {
-            action: "create",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    crate::config::restrict_dir(dir).map_err(|source| CaError::Io {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let invalid = |reason: String| CaError::Invalid {
         path: cert_path.to_path_buf(),
         reason,
