@@ -21,6 +21,7 @@ import time
 import pytest
 
 from e2e_helpers import assert_serving, curl, read_response, tls_wrap
+from llm_fixtures import llm_gateway, llm_up  # noqa: F401 (fixtures)
 from fault_upstream import FaultUpstream
 from records import wait_for
 
@@ -602,3 +603,27 @@ def test_gzip_bomb_request_is_scanned_in_bounded_memory(fault_proxy, fault_up, s
     f = _flow(p, tag, timeout=30)
     assert f["status"] == 200, f
     assert_serving(p)
+
+
+def test_deeply_nested_json_in_llm_bodies(llm_gateway, llm_up):
+    """A prompt nested 100,000 levels deep and an invalid one: forwarded and recorded as calls
+    (the parsers give up on them, bounded), and the proxy keeps serving."""
+    import httpx
+
+    from llm_fixtures import gateway_url
+
+    p = llm_gateway()
+    base = gateway_url(p)
+    r = llm_up.reply(text="Deep.")
+    deep = '{"model":"claude-sonnet-4-5","max_tokens":5,"x":' + "[" * 100_000 + "]" * 100_000 + \
+        ',"messages":[{"role":"user","content":"' + r.prompt() + '"}]}'
+    bad = '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"' + r.prompt() + '"}' + "{" * 5000
+    with httpx.Client(timeout=30, trust_env=False) as c:
+        for body in (deep, bad):
+            res = c.post(base + "/v1/messages", content=body.encode(),
+                         headers={"content-type": "application/json", "x-api-key": "fake", "anthropic-version": "2023-06-01"})
+            assert res.status_code in (200, 400, 500), res.status_code
+    flows = p.wait_flows(lambda f: f.get("listener") == "llm", count=2)
+    assert all(f["status"] is not None for f in flows), flows
+    assert p.alive()
+    assert curl(["https://example.test/hello"], proxy=p, cacert=p.ca_path).status == 200
