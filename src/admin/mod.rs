@@ -212,18 +212,9 @@ async fn api_flows(
         listener: p.listener,
     };
     let limit = p.limit.unwrap_or(100).min(10_000);
-    let config = state.config.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        read_store(&config).and_then(|store| match store {
-            Some(s) => s.flows(&query, 0, limit).map_err(|e| e.to_string()),
-            None => Ok(Vec::new()),
-        })
-    })
-    .await;
-    match rows {
-        Ok(Ok(rows)) => Json(newest_first(rows)).into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
+    match from_store(&state, move |s| s.flows(&query, 0, limit)).await {
+        Ok(rows) => Json(newest_first(rows)).into_response(),
+        Err(failure) => failure,
     }
 }
 
@@ -275,18 +266,9 @@ async fn api_usage(
                 .into_response();
         }
     };
-    let config = state.config.clone();
-    let lines = tokio::task::spawn_blocking(move || {
-        read_store(&config).and_then(|store| match store {
-            Some(s) => s.usage(None, by).map_err(|e| e.to_string()),
-            None => Ok(Vec::new()),
-        })
-    })
-    .await;
-    match lines {
-        Ok(Ok(lines)) => Json(lines).into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
+    match from_store(&state, move |s| s.usage(None, by)).await {
+        Ok(lines) => Json(lines).into_response(),
+        Err(failure) => failure,
     }
 }
 
@@ -305,18 +287,9 @@ async fn api_sessions(
         return unauthorized();
     }
     let limit = p.limit.unwrap_or(50).min(1000);
-    let config = state.config.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        read_store(&config).and_then(|store| match store {
-            Some(s) => s.sessions(None, limit).map_err(|e| e.to_string()),
-            None => Ok(Vec::new()),
-        })
-    })
-    .await;
-    match rows {
-        Ok(Ok(rows)) => Json(rows).into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
+    match from_store(&state, move |s| s.sessions(None, limit)).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(failure) => failure,
     }
 }
 
@@ -329,29 +302,21 @@ async fn api_session(
     if !authorized(&state, &headers) {
         return unauthorized();
     }
-    let config = state.config.clone();
-    let view = tokio::task::spawn_blocking(move || {
-        read_store(&config).and_then(|store| match store {
-            Some(s) => {
-                crate::record::conversations::session_view(&s, &id).map_err(|e| e.to_string())
-            }
-            None => Ok(None),
-        })
+    let view = from_store(&state, move |s| {
+        crate::record::conversations::session_view(s, &id)
     })
     .await;
     match view {
-        Ok(Ok(Some(v))) => Json(v).into_response(),
-        Ok(Ok(None)) => (
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error": "not-found", "detail": "no such session"})),
         )
             .into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
+        Err(failure) => failure,
     }
 }
 
-/// Requests held by `ask` rules: none can be held yet (`action: ask` is not built).
 /// Requests held by `ask` rules.
 async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
@@ -380,6 +345,26 @@ async fn api_deny(
         return unauthorized();
     }
     pending::answer(&state.pending, &headers, &id, Decision::Denied)
+}
+
+/// Runs `query` on the store off the async workers. No store yet (or `store: null`) answers
+/// as an empty store does (`T::default()`); a failure is the API's 500.
+async fn from_store<T, Q>(state: &AdminState, query: Q) -> Result<T, Response>
+where
+    T: Default + Send + 'static,
+    Q: FnOnce(&Store) -> Result<T, crate::record::store::StoreError> + Send + 'static,
+{
+    let config = state.config.clone();
+    let result = tokio::task::spawn_blocking(move || match read_store(&config)? {
+        Some(store) => query(&store).map_err(|e| e.to_string()),
+        None => Ok(T::default()),
+    })
+    .await;
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(e) => Err(failed(e)),
+    }
 }
 
 fn read_store(config: &Config) -> Result<Option<Store>, String> {

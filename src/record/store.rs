@@ -414,26 +414,13 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT rowid, record FROM conversations
+        self.records_oldest_first(
+            "SELECT rowid, record FROM conversations
                  WHERE rowid > ?1 AND (?2 IS NULL OR timestamp >= ?2)
                    AND (?3 IS NULL OR session = ?3)
                  ORDER BY rowid DESC LIMIT ?4",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(
-                params![after, since, session, limit.min(i64::MAX as usize) as i64],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )
-            .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        out.reverse();
-        Ok(out)
+            params![after, since, session, limit.min(i64::MAX as usize) as i64],
+        )
     }
 
     /// The turn of `session` recorded for the exchange `flow_id`.
@@ -507,10 +494,8 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT rowid, record FROM flows
+        self.records_oldest_first(
+            "SELECT rowid, record FROM flows
                  WHERE rowid > ?1
                    AND (?2 IS NULL OR timestamp >= ?2)
                    AND (?3 IS NULL OR host GLOB ?3)
@@ -519,28 +504,17 @@ impl Store {
                    AND (?6 IS NULL OR action = ?6)
                    AND (?7 IS NULL OR listener = ?7)
                  ORDER BY rowid DESC LIMIT ?8",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    after,
-                    q.since,
-                    q.host_glob,
-                    q.method,
-                    q.status,
-                    q.action,
-                    q.listener,
-                    limit.min(i64::MAX as usize) as i64
-                ],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )
-            .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        out.reverse();
-        Ok(out)
+            params![
+                after,
+                q.since,
+                q.host_glob,
+                q.method,
+                q.status,
+                q.action,
+                q.listener,
+                limit.min(i64::MAX as usize) as i64
+            ],
+        )
     }
 
     /// LLM call records since `since` stored after row `after`: the newest `limit`, oldest
@@ -551,19 +525,25 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT rowid, record FROM llm_calls
+        self.records_oldest_first(
+            "SELECT rowid, record FROM llm_calls
                  WHERE rowid > ?1 AND (?2 IS NULL OR timestamp >= ?2)
                  ORDER BY rowid DESC LIMIT ?3",
-            )
-            .map_err(|e| self.err(e))?;
+            params![after, since, limit.min(i64::MAX as usize) as i64],
+        )
+    }
+
+    /// `(rowid, record)` rows of a query that selects the newest first, oldest first.
+    fn records_oldest_first(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(
-                params![after, since, limit.min(i64::MAX as usize) as i64],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )
+            .query_map(params, |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = rows
             .collect::<Result<Vec<_>, _>>()

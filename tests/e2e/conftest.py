@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -306,3 +307,25 @@ def pid_cleanup():
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture(scope="session")
+def playwright_modules(tmp_path_factory):
+    """playwright-core in a temporary prefix, for the browser tests (Debian's chromium)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        pytest.skip("node and npm are needed to drive the browser")
+    if not (shutil.which("chromium") or os.path.exists("/usr/bin/chromium")):
+        pytest.skip("chromium is not installed")
+    prefix = tmp_path_factory.mktemp("playwright")
+    # The registry may sit behind the machine's own TLS inspection (its CA in the system store).
+    env = dict(os.environ, NODE_EXTRA_CA_CERTS="/etc/ssl/certs/ca-certificates.crt")
+    try:
+        r = subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), "playwright-core@1"],
+            capture_output=True, text=True, timeout=50, env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("npm could not fetch playwright-core in time")
+    if r.returncode != 0:
+        pytest.skip(f"npm could not fetch playwright-core: {r.stderr[-300:]}")
+    return str(prefix / "node_modules")

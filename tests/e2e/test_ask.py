@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -484,36 +483,15 @@ def test_config_check_accepts_ask(tmp_path):
 DRIVER = Path(__file__).with_name("ask_driver.js")
 
 
-@pytest.fixture(scope="session")
-def ask_playwright(tmp_path_factory):
-    """playwright-core in a temporary prefix (as test_dashboard.py installs it)."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed to drive the browser")
-    if not (shutil.which("chromium") or os.path.exists("/usr/bin/chromium")):
-        pytest.skip("chromium is not installed")
-    prefix = tmp_path_factory.mktemp("playwright-ask")
-    env = dict(os.environ, NODE_EXTRA_CA_CERTS="/etc/ssl/certs/ca-certificates.crt")
-    try:
-        r = subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), "playwright-core@1"],
-            capture_output=True, text=True, timeout=50, env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm could not fetch playwright-core in time")
-    if r.returncode != 0:
-        pytest.skip(f"npm could not fetch playwright-core: {r.stderr[-300:]}")
-    return str(prefix / "node_modules")
-
-
 @pytest.mark.timeout(120)
-def test_approve_and_deny_on_the_dashboard(ask_proxy, detect_up, ask_playwright):
+def test_approve_and_deny_on_the_dashboard(ask_proxy, detect_up, playwright_modules):
     p = ask_proxy()
     admin = admin_url(p) + "/"
     shots = Path(__file__).with_name("artifacts")
     shots.mkdir(exist_ok=True)
     driver = subprocess.Popen(
         ["node", str(DRIVER), admin],
-        env=dict(os.environ, NODE_PATH=ask_playwright, ASK_SHOTS=str(shots)),
+        env=dict(os.environ, NODE_PATH=playwright_modules, ASK_SHOTS=str(shots)),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -20,7 +20,6 @@ from e2e_helpers import airlock, cli_env
 from llm_fixtures import *  # noqa: F401,F403
 from llm_fixtures import anthropic_client, anthropic_text, consume_stream, gateway_url, openai_client
 from records import wait_for, wait_llm
-from test_dashboard import playwright_modules  # noqa: F401 (a fixture)
 
 SYSTEM = "You are a careful coding agent. Never run rm."
 TOOLS = [{"name": "Bash", "description": "Run a shell command", "input_schema": {"type": "object"}}]

@@ -4,7 +4,6 @@ snippet and LLM spend, receives new flows live, shows a flow's detail on click, 
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,27 +16,6 @@ from llm_fixtures import anthropic_client, gateway_url
 
 DRIVER = Path(__file__).with_name("dashboard_driver.js")
 TOKEN = "ghp_" + "Qw7eR9tY1uI3oP5aS7dF9gH1jK3lZ5xC7vB9"
-
-
-@pytest.fixture(scope="session")
-def playwright_modules(tmp_path_factory):
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed to drive the browser")
-    if not (shutil.which("chromium") or os.path.exists("/usr/bin/chromium")):
-        pytest.skip("chromium is not installed")
-    prefix = tmp_path_factory.mktemp("playwright")
-    # The registry may sit behind the machine's own TLS inspection (its CA in the system store).
-    env = dict(os.environ, NODE_EXTRA_CA_CERTS="/etc/ssl/certs/ca-certificates.crt")
-    try:
-        r = subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), "playwright-core@1"],
-            capture_output=True, text=True, timeout=50, env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm could not fetch playwright-core in time")
-    if r.returncode != 0:
-        pytest.skip(f"npm could not fetch playwright-core: {r.stderr[-300:]}")
-    return str(prefix / "node_modules")
 
 
 @pytest.mark.timeout(120)
