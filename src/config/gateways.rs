@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -208,6 +209,60 @@ pub(super) fn build_gateways(raw: Vec<RawGateway>) -> Result<Vec<GatewayConfig>,
         });
     }
     Ok(out)
+}
+
+/// The gateway that ClawSec-style configs describe with two flat keys: everything arriving
+/// on `127.0.0.1:<gateway_local_port>` goes to `http://127.0.0.1:<gateway_target_port>`.
+/// Named `gateway` in records. Both keys or neither.
+pub(super) fn clawsec_gateway(
+    local: Option<u16>,
+    target: Option<u16>,
+) -> Result<Option<RawGateway>, (String, String)> {
+    match (local, target) {
+        (None, None) => Ok(None),
+        (Some(local), Some(target)) => Ok(Some(RawGateway {
+            name: "gateway".into(),
+            listen: format!("127.0.0.1:{local}"),
+            kind: None,
+            upstreams: None,
+            target: Some(format!("http://127.0.0.1:{target}")),
+        })),
+        (Some(_), None) => Err((
+            "gateway_target_port".into(),
+            "gateway_local_port needs gateway_target_port (the local port the gateway forwards to)"
+                .into(),
+        )),
+        (None, Some(_)) => Err((
+            "gateway_local_port".into(),
+            "gateway_target_port needs gateway_local_port (the port the gateway listens on)".into(),
+        )),
+    }
+}
+
+/// Reads `prices_file`, a LiteLLM `model_prices_and_context_window.json`.
+pub(super) fn load_prices_file(path: &Path) -> Result<Vec<(String, PriceSetting)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let prices = airlock_llm::litellm_prices(&text).map_err(|e| {
+        format!(
+            "{} is not a LiteLLM price map ({{\"model\": {{\"input_cost_per_token\": …}}}}): {e}",
+            path.display()
+        )
+    })?;
+    Ok(prices
+        .into_iter()
+        .map(|(model, p)| {
+            (
+                model,
+                PriceSetting {
+                    input: p.input,
+                    output: p.output,
+                    cache_read: p.cache_read,
+                    cache_write: p.cache_write,
+                },
+            )
+        })
+        .collect())
 }
 
 /// Validates `prices`: non-negative finite numbers.

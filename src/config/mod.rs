@@ -215,6 +215,10 @@ struct RawConfig {
     detect: Option<detect::RawDetect>,
     gateways: Option<Vec<gateways::RawGateway>>,
     prices: Option<BTreeMap<String, gateways::RawPrice>>,
+    prices_file: Option<PathBuf>,
+    /// ClawSec-style monitors' flat keys: one `target` gateway on loopback.
+    gateway_local_port: Option<u16>,
+    gateway_target_port: Option<u16>,
     policy: Option<policy::RawPolicy>,
     routes: Option<Vec<policy::RawRoute>>,
     allow_private: Option<Vec<String>>,
@@ -455,8 +459,11 @@ pub struct Config {
     pub store: StoreSettings,
     pub detect: DetectSettings,
     pub gateways: Vec<GatewayConfig>,
-    /// `prices` from the file: added to (or replacing) the shipped table.
+    /// `prices` from the file: added to (or replacing) the shipped table and `prices_file`.
     pub prices: Vec<(String, PriceSetting)>,
+    /// The prices of `prices_file` (a LiteLLM price map), read at load: between the shipped
+    /// table and `prices`.
+    pub file_prices: Vec<(String, PriceSetting)>,
     pub policy: policy::PolicySettings,
     pub routes: Vec<policy::RouteSetting>,
     /// Ranges the destination guard lets through.
@@ -634,10 +641,21 @@ impl Config {
         )
         .map_err(|(k, m)| key_err(&k, m))?;
 
-        let gateways = gateways::build_gateways(raw.gateways.unwrap_or_default())
-            .map_err(|(k, m)| key_err(&k, m))?;
+        let mut raw_gateways = raw.gateways.unwrap_or_default();
+        raw_gateways.extend(
+            gateways::clawsec_gateway(raw.gateway_local_port, raw.gateway_target_port)
+                .map_err(|(k, m)| key_err(&k, m))?,
+        );
+        let gateways = gateways::build_gateways(raw_gateways).map_err(|(k, m)| key_err(&k, m))?;
         let prices = gateways::build_prices(raw.prices.unwrap_or_default())
             .map_err(|(k, m)| key_err(&k, m))?;
+        let file_prices = match &raw.prices_file {
+            Some(p) => {
+                let p = absolute_from(&file_dir(source.as_deref()), &expand_home(p)?);
+                gateways::load_prices_file(&p).map_err(|m| key_err("prices_file", m))?
+            }
+            None => Vec::new(),
+        };
 
         let policy = policy::build_policy(raw.policy).map_err(|(k, m)| key_err(&k, m))?;
         let routes = policy::build_routes(raw.routes.unwrap_or_default())
@@ -665,6 +683,7 @@ impl Config {
             detect,
             gateways,
             prices,
+            file_prices,
             policy,
             routes,
             allow_private,

@@ -22,7 +22,7 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::config::{Config, ResolveMap};
+use crate::config::{Config, GatewayRoute, ResolveMap};
 use crate::pipeline::ProxyBody;
 use crate::policy::destination::DestinationGuard;
 use crate::tls::TlsContext;
@@ -97,6 +97,10 @@ pub struct Dialer {
     stall_timeout: Duration,
     /// `None` for airlock's own fetches (the policy source the operator configured).
     guard: Option<DestinationGuard>,
+    /// The gateways' upstreams (`host`, `port` as configured): the operator named them, so
+    /// the guard lets them through even on loopback (SPEC 6). Reached through the forward
+    /// proxy too, which gives an agent nothing the gateway does not already give it.
+    operator_targets: Vec<(String, u16)>,
 }
 
 impl Dialer {
@@ -106,6 +110,15 @@ impl Dialer {
             connect_timeout: config.limits.connect_timeout,
             stall_timeout: config.limits.idle_timeout,
             guard: Some(DestinationGuard::new(config.allow_private.clone())),
+            operator_targets: config
+                .gateways
+                .iter()
+                .flat_map(|g| match &g.route {
+                    GatewayRoute::Target(base) => vec![base],
+                    GatewayRoute::Llm(u) => vec![&u.anthropic, &u.openai, &u.google],
+                })
+                .map(|base| (base.host.clone(), base.port))
+                .collect(),
         }
     }
 
@@ -127,6 +140,13 @@ impl Dialer {
         let Some(guard) = &self.guard else {
             return Ok(addrs);
         };
+        if self
+            .operator_targets
+            .iter()
+            .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+        {
+            return Ok(addrs);
+        }
         let mut refused = None;
         let allowed: Vec<SocketAddr> = addrs
             .into_iter()

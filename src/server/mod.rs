@@ -529,19 +529,21 @@ fn accept(
     accepts
 }
 
-/// LLM prices: the shipped table with the config's `prices` applied.
+/// LLM prices: the shipped table, then `prices_file`, then the config's `prices` on top.
 fn prices(config: &Config) -> airlock_llm::PriceTable {
-    airlock_llm::PriceTable::with_overrides(config.prices.iter().map(|(model, p)| {
-        (
-            model.clone(),
-            airlock_llm::Price {
-                input: p.input,
-                output: p.output,
-                cache_read: p.cache_read,
-                cache_write: p.cache_write,
-            },
-        )
-    }))
+    let price = |p: &crate::config::PriceSetting| airlock_llm::Price {
+        input: p.input,
+        output: p.output,
+        cache_read: p.cache_read,
+        cache_write: p.cache_write,
+    };
+    airlock_llm::PriceTable::with_overrides(
+        config
+            .file_prices
+            .iter()
+            .chain(&config.prices)
+            .map(|(model, p)| (model.clone(), price(p))),
+    )
 }
 
 /// The last day's LLM calls from the store, into the spend ledger of the LLM budgets.

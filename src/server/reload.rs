@@ -102,6 +102,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     {
         keys.push("gateways");
     }
+    if old.prices != new.prices || old.file_prices != new.file_prices {
+        keys.push("prices/prices_file");
+    }
     keys
 }
 

@@ -19,7 +19,7 @@ mod transcript;
 mod usage;
 
 pub use error_event::stream_error_event;
-pub use price::{BUILTIN_PRICES_YAML, Price, PriceError, PriceTable};
+pub use price::{BUILTIN_PRICES_YAML, Price, PriceError, PriceTable, litellm_prices};
 pub use provider::{CallKind, Provider, call_kind, provider_for_gateway_path, provider_for_host};
 pub use request::{RequestInfo, parse_request};
 pub use stream::{EventInfo, StreamUsage};

@@ -190,6 +190,75 @@ impl PriceTable {
     }
 }
 
+/// The prices in a LiteLLM `model_prices_and_context_window.json` (`prices_file`): an object
+/// of model name → `{input_cost_per_token, output_cost_per_token,
+/// cache_read_input_token_cost, cache_creation_input_token_cost, litellm_provider, …}`, in
+/// USD per token (turned into USD per million here).
+///
+/// A key with a provider prefix (`anthropic/claude-…`, `openrouter/openai/gpt-4o`) also
+/// prices the bare name after its last `/`, unless the file has the bare name itself or a
+/// prefix that names the provider that serves the model (`anthropic/`, `openai/`, `gemini/`)
+/// gave it already: a reseller's price never replaces the provider's own. Entries without
+/// both per-token prices (images, audio by the second, the `sample_spec` example) are
+/// skipped; a missing cache price is the input price (no discount is assumed).
+pub fn litellm_prices(text: &str) -> Result<Vec<(String, Price)>, PriceError> {
+    let file: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| PriceError::Syntax(e.to_string()))?;
+    // Bare name → (rank of the key it came from, price): 0 the bare key, 1 a provider's own
+    // prefix, 2 any other prefix.
+    let mut bare: BTreeMap<String, (u8, Price)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (key, entry) in &file {
+        if key == "sample_spec" {
+            continue;
+        }
+        let per_token = |field: &str| entry.get(field).and_then(serde_json::Value::as_f64);
+        let (Some(input), Some(output)) = (
+            per_token("input_cost_per_token"),
+            per_token("output_cost_per_token"),
+        ) else {
+            continue;
+        };
+        let price = Price {
+            input: input * 1e6,
+            output: output * 1e6,
+            cache_read: per_token("cache_read_input_token_cost").unwrap_or(input) * 1e6,
+            cache_write: per_token("cache_creation_input_token_cost").unwrap_or(input) * 1e6,
+        };
+        let model = key.trim();
+        if model.is_empty() {
+            continue;
+        }
+        price.check().map_err(|message| PriceError::Invalid {
+            model: key.clone(),
+            message,
+        })?;
+        out.push((model.to_string(), price));
+        let (rank, name) = match model.rsplit_once('/') {
+            None => (0, model),
+            Some((prefix, name)) => {
+                let own = matches!(prefix, "anthropic" | "openai" | "gemini");
+                (if own { 1 } else { 2 }, name)
+            }
+        };
+        if name.is_empty() || rank == 0 {
+            continue;
+        }
+        match bare.get(name) {
+            Some((have, _)) if *have <= rank => {}
+            _ => {
+                bare.insert(name.to_string(), (rank, price));
+            }
+        }
+    }
+    for (name, (_, price)) in bare {
+        if !file.contains_key(&name) {
+            out.push((name, price));
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the entry `name` covers `model` (see [`PriceTable::lookup`]).
 fn covers(name: &str, model: &str) -> bool {
     let (name, model) = (name.as_bytes(), model.as_bytes());
@@ -224,6 +293,50 @@ fn covers(name: &str, model: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn litellm_file_prices_per_million_with_bare_names() {
+        let text = r#"{
+            "sample_spec": {"max_tokens": "LEGACY", "input_cost_per_token": 0.0, "output_cost_per_token": 0.0, "litellm_provider": "one of https://docs.litellm.ai/docs/providers"},
+            "gpt-4o": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05, "cache_read_input_token_cost": 1.25e-06, "litellm_provider": "openai", "mode": "chat"},
+            "openrouter/anthropic/claude-x-1": {"input_cost_per_token": 9e-06, "output_cost_per_token": 9e-05},
+            "anthropic/claude-x-1": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05, "cache_creation_input_token_cost": 3.75e-06, "cache_read_input_token_cost": 3e-07},
+            "openrouter/acme/only-here": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06},
+            "dall-e-3": {"output_cost_per_image": 0.04, "litellm_provider": "openai"},
+            "tts-1": {"input_cost_per_character": 1.5e-05}
+        }"#;
+        let prices: BTreeMap<String, Price> = litellm_prices(text).unwrap().into_iter().collect();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let gpt = prices["gpt-4o"];
+        assert!(close(gpt.input, 2.5) && close(gpt.output, 10.0) && close(gpt.cache_read, 1.25));
+        assert!(
+            close(gpt.cache_write, 2.5),
+            "no cache write price: the input price"
+        );
+        // The provider's own prefix wins over a reseller's for the bare name.
+        let claude = prices["claude-x-1"];
+        assert!(close(claude.input, 3.0) && close(claude.cache_write, 3.75));
+        assert!(close(prices["openrouter/anthropic/claude-x-1"].input, 9.0));
+        assert!(close(prices["only-here"].output, 2.0));
+        assert!(!prices.contains_key("dall-e-3") && !prices.contains_key("tts-1"));
+        assert!(!prices.contains_key("sample_spec"));
+        let table = PriceTable::with_overrides(prices);
+        assert_eq!(table.lookup("claude-x-1-20260101").unwrap().0, "claude-x-1");
+    }
+
+    #[test]
+    fn litellm_file_errors_are_clear() {
+        assert!(matches!(
+            litellm_prices("not json"),
+            Err(PriceError::Syntax(_))
+        ));
+        let negative = r#"{"m": {"input_cost_per_token": -1, "output_cost_per_token": 1}}"#;
+        let e = litellm_prices(negative).unwrap_err().to_string();
+        assert!(
+            e.contains("price of m") && e.contains("non-negative"),
+            "{e}"
+        );
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
