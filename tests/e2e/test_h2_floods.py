@@ -1,7 +1,8 @@
 """HTTP/2 floods against the interception (issue 13 item 5), with the limits set on purpose in
 `proxy/intercept.rs`: a CONTINUATION flood (a header block that never ends) is cut off, a
-rapid-reset flood (streams opened and reset at once) is survived, and in both cases the proxy
-keeps serving others. The client is the `h2` library speaking frames directly over a CONNECT
+rapid-reset flood (streams opened and reset at once) and SETTINGS and PING floods (frames the
+server must acknowledge, sent by a client that never reads the acknowledgements) are survived
+with memory bounded, and in every case the proxy keeps serving others. The client is the `h2` library speaking frames directly over a CONNECT
 tunnel with ALPN h2."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-from hyperframe.frame import ContinuationFrame, HeadersFrame
+from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, SettingsFrame
 
 from e2e_helpers import connect, curl, recv_until
 
@@ -110,3 +111,44 @@ def test_a_rapid_reset_flood_is_survived(start_proxy):
     _serving(p)
     assert _rss_kib(p) - rss_before < 64 * 1024, "memory grew by more than 64 MiB"
     assert opened > 0
+
+
+def _flood_unread(p, frame: bytes, count: int):
+    """Sends `frame` `count` times without reading a byte back; returns the RSS growth in KiB
+    and whether the proxy ended the connection. Measured after a first tunnel and request:
+    what a proxy's first connection costs (lazy set-up, caches) is no part of the flood."""
+    _serving(p)
+    warm, _ = _h2_tunnel(p)
+    warm.close()
+    rss_before = _rss_kib(p)
+    tls, conn = _h2_tunnel(p)
+    tls.settimeout(10)
+    ended = False
+    try:
+        batch = frame * 1000
+        for _ in range(count // 1000):
+            tls.sendall(batch)
+    except (ConnectionError, ssl.SSLError, OSError, TimeoutError):
+        ended = True  # refused (GOAWAY, close) or stopped reading: both bound what it holds
+    grown = _rss_kib(p) - rss_before
+    closed, goaway = _drain_until_closed(tls, conn, 3)
+    tls.close()
+    return grown, ended or closed or goaway
+
+
+def test_a_settings_flood_is_survived(start_proxy):
+    p = start_proxy()
+    # 1,000,000 SETTINGS frames (15 MB; each one must be ACKed), none of the ACKs read: a server
+    # that queued the ACKs would hold more than the 8 MiB allowed.
+    frame = SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 65535}).serialize()
+    grown, _ = _flood_unread(p, frame, 1_000_000)
+    assert grown < 8 * 1024, f"memory grew by {grown // 1024} MiB under a SETTINGS flood"
+    _serving(p)
+
+
+def test_a_ping_flood_is_survived(start_proxy):
+    p = start_proxy()
+    frame = PingFrame(0, opaque_data=b"12345678").serialize()  # 17 bytes, 17 MB in all
+    grown, _ = _flood_unread(p, frame, 1_000_000)
+    assert grown < 8 * 1024, f"memory grew by {grown // 1024} MiB under a PING flood"
+    _serving(p)
