@@ -181,6 +181,12 @@ async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
         "write_failures": metrics.audit_write_failures.get(),
         "records_lost": metrics.audit_records_lost.get(),
     });
+    object["store"] = serde_json::json!({
+        "enabled": state.config.store.enabled,
+        "writable": state.records.store_failure().is_none(),
+        "error": state.records.store_failure(),
+        "records_dropped": metrics.store_dropped.get(),
+    });
     Json(object).into_response()
 }
 

@@ -80,6 +80,15 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
         if let Some(lost) = out["audit"]["records_lost"].as_u64().filter(|n| *n > 0) {
             println!("  AUDIT LOG    {lost} records lost while it could not be written");
         }
+        if out["store"]["writable"] == Value::Bool(false) {
+            println!(
+                "  STORE        cannot be written: {} (the JSONL audit files still get every record)",
+                out["store"]["error"].as_str().unwrap_or("?")
+            );
+        }
+        if let Some(n) = out["store"]["records_dropped"].as_u64().filter(|n| *n > 0) {
+            println!("  store        {n} records not stored (they are in the JSONL audit files)");
+        }
         let limit = |k: &str| out["limits"][k].as_u64().unwrap_or(0);
         if out["limits"].is_object() {
             println!(

@@ -76,18 +76,29 @@ pub struct RecordSink {
     dedup: Arc<Mutex<Dedup>>,
     /// Whether the audit log can be written now (`audit.on_failure` decides what that means
     /// for new requests).
-    audit: Arc<AuditHealth>,
+    audit: Arc<WriteHealth>,
+    store_health: Arc<WriteHealth>,
 }
 
 /// The audit log's state as the writer last found it.
 #[derive(Default)]
-pub struct AuditHealth {
+pub struct WriteHealth {
+    /// What cannot be written, for the log lines ("the audit log", "the store").
+    what: &'static str,
     failing: std::sync::atomic::AtomicBool,
     error: Mutex<String>,
 }
 
-impl AuditHealth {
-    /// Why the audit log cannot be written, while it cannot.
+impl WriteHealth {
+    fn new(what: &'static str) -> Self {
+        WriteHealth {
+            what,
+            failing: Default::default(),
+            error: Mutex::default(),
+        }
+    }
+
+    /// Why it cannot be written, while it cannot.
     pub fn failure(&self) -> Option<String> {
         if !self.failing.load(Ordering::Relaxed) {
             return None;
@@ -95,16 +106,18 @@ impl AuditHealth {
         Some(self.error.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
+    /// Says so once when writing starts failing and once when it works again: a full disk
+    /// fails every batch, and a log line per batch would bury everything else.
     fn set(&self, error: Option<String>) {
         let was = self.failing.swap(error.is_some(), Ordering::Relaxed);
         match error {
             Some(e) => {
                 if !was {
-                    tracing::error!(error = %e, "the audit log cannot be written");
+                    tracing::error!(error = %e, "{} cannot be written", self.what);
                 }
                 *self.error.lock().unwrap_or_else(|p| p.into_inner()) = e;
             }
-            None if was => tracing::warn!("the audit log can be written again"),
+            None if was => tracing::warn!("{} can be written again", self.what),
             None => {}
         }
     }
@@ -181,7 +194,8 @@ impl RecordSink {
             None
         };
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
-        let audit = Arc::new(AuditHealth::default());
+        let audit = Arc::new(WriteHealth::new("the audit log"));
+        let store_health = Arc::new(WriteHealth::new("the store"));
         let files = Arc::new(Mutex::new(Files {
             flows,
             threats,
@@ -194,8 +208,11 @@ impl RecordSink {
                 let metrics = metrics.clone();
                 let console = config.overrides.console;
                 let files = files.clone();
-                let audit = audit.clone();
-                move || write_loop(rx, &files, store, max_mb, &metrics, &audit, console)
+                let health = Health {
+                    audit: audit.clone(),
+                    store: store_health.clone(),
+                };
+                move || write_loop(rx, &files, store, max_mb, &metrics, &health, console)
             })
             .map_err(|source| RecordError::Open {
                 path: config.audit_file("flows").display().to_string(),
@@ -210,6 +227,7 @@ impl RecordSink {
                 live: tokio::sync::broadcast::channel(1024).0,
                 files,
                 audit,
+                store_health,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -269,6 +287,12 @@ impl RecordSink {
     /// Why the audit log cannot be written, while it cannot (a full disk, lost permissions).
     pub fn audit_failure(&self) -> Option<String> {
         self.audit.failure()
+    }
+
+    /// Why the store cannot be written, while it cannot: the records still reach the JSONL
+    /// audit files, which stay the whole record (the store is their index).
+    pub fn store_failure(&self) -> Option<String> {
+        self.store_health.failure()
     }
 
     /// An LLM call's record, and its turn of a conversation when transcripts are kept.
@@ -393,15 +417,22 @@ struct Files {
     llm: RotatingJsonl,
 }
 
+/// Whether the writer thread's two destinations take what it writes.
+struct Health {
+    audit: Arc<WriteHealth>,
+    store: Arc<WriteHealth>,
+}
+
 fn write_loop(
     rx: Receiver<Message>,
     files: &Mutex<Files>,
     mut store: Option<Store>,
     max_mb: u64,
     metrics: &metrics::Metrics,
-    audit: &AuditHealth,
+    health: &Health,
     console: bool,
 ) {
+    let audit = &*health.audit;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     let mut since_check = SIZE_CHECK_EVERY;
@@ -442,7 +473,7 @@ fn write_loop(
         if console {
             print_console(&batch);
         }
-        write_batch(&mut batch, files, store.as_mut(), metrics, audit);
+        write_batch(&mut batch, files, store.as_mut(), metrics, health);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -450,7 +481,7 @@ fn write_loop(
             batch.push(m);
         }
     }
-    write_batch(&mut batch, files, store.as_mut(), metrics, audit);
+    write_batch(&mut batch, files, store.as_mut(), metrics, health);
 }
 
 /// `start --console`: one line per request, `time METHOD URL status action`.
@@ -505,7 +536,7 @@ fn write_batch(
     files: &Mutex<Files>,
     store: Option<&mut Store>,
     metrics: &metrics::Metrics,
-    audit: &AuditHealth,
+    health: &Health,
 ) {
     if batch.is_empty() {
         return;
@@ -540,14 +571,32 @@ fn write_batch(
     }
     // The store first: whatever a reader finds in a JSONL file is already counted there.
     if let Some(store) = store {
-        insert_batch(store, &flows, &threats, &llm, &turns, metrics);
+        insert_batch(
+            store,
+            &flows,
+            &threats,
+            &llm,
+            &turns,
+            metrics,
+            &health.store,
+        );
     }
-    write_files(files, &flows, &threats, &llm, &events, metrics, audit);
+    write_files(
+        files,
+        &flows,
+        &threats,
+        &llm,
+        &events,
+        metrics,
+        &health.audit,
+    );
     batch.clear();
 }
 
 type Lines<'a, T> = [(&'a T, String)];
 
+/// Writes a batch to the store. What it cannot take (a full disk, a broken file) is counted
+/// in `airlock_store_dropped_total` and shown in `status`; the JSONL audit files still get it.
 fn insert_batch(
     store: &mut Store,
     flows: &Lines<'_, FlowRecord>,
@@ -555,27 +604,30 @@ fn insert_batch(
     llm: &Lines<'_, LlmRecord>,
     turns: &[(&TurnRecord, String, Option<String>)],
     metrics: &metrics::Metrics,
+    health: &WriteHealth,
 ) {
+    let mut failure: Option<String> = None;
+    let mut dropped = |n: usize, what: &str, e: store::StoreError| {
+        metrics.store_dropped.inc_by(n as u64);
+        failure.get_or_insert_with(|| format!("{n} {what} not stored: {e}"));
+    };
     if !flows.is_empty() {
         let refs: Vec<(&FlowRecord, &str)> = flows.iter().map(|(f, j)| (*f, j.as_str())).collect();
         if let Err(e) = store.insert_flows(&refs) {
-            metrics.store_dropped.inc_by(refs.len() as u64);
-            tracing::error!(error = %e, "cannot write flows to the store");
+            dropped(refs.len(), "flows", e);
         }
     }
     if !threats.is_empty() {
         let refs: Vec<(&ThreatRecord, &str)> =
             threats.iter().map(|(t, j)| (*t, j.as_str())).collect();
         if let Err(e) = store.insert_threats(&refs) {
-            metrics.store_dropped.inc_by(refs.len() as u64);
-            tracing::error!(error = %e, "cannot write threats to the store");
+            dropped(refs.len(), "threats", e);
         }
     }
     if !llm.is_empty() {
         let refs: Vec<(&LlmRecord, &str)> = llm.iter().map(|(r, j)| (*r, j.as_str())).collect();
         if let Err(e) = store.insert_llm(&refs) {
-            metrics.store_dropped.inc_by(refs.len() as u64);
-            tracing::error!(error = %e, "cannot write LLM calls to the store");
+            dropped(refs.len(), "LLM calls", e);
         }
     }
     if !turns.is_empty() {
@@ -584,10 +636,10 @@ fn insert_batch(
             .map(|(t, j, title)| (*t, j.as_str(), title.clone()))
             .collect();
         if let Err(e) = store.insert_turns(&refs) {
-            metrics.store_dropped.inc_by(refs.len() as u64);
-            tracing::error!(error = %e, "cannot write conversations to the store");
+            dropped(refs.len(), "conversation turns", e);
         }
     }
+    health.set(failure);
 }
 
 fn write_files(
@@ -597,7 +649,7 @@ fn write_files(
     llm: &Lines<'_, LlmRecord>,
     events: &[u8],
     metrics: &metrics::Metrics,
-    audit: &AuditHealth,
+    audit: &WriteHealth,
 ) {
     let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
     let mut failure = None;

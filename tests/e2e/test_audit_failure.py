@@ -121,3 +121,46 @@ def test_on_failure_values_are_checked(tmp_path):
     cfg.write_text("audit: {on_failure: ignore}\n")
     r = airlock("config", "check", cfg)
     assert r.returncode == 2 and "audit.on_failure" in r.stderr, r.stderr
+
+
+def test_a_full_store_disk_keeps_serving_and_the_jsonl_keeps_every_record(start_proxy, small_disk, tmp_path):
+    """The store (airlock.db, in the data directory) on a full disk while the audit files are
+    elsewhere: requests are served, every record reaches the JSONL files, the store's losses
+    are counted and shown, one error line says so (not one per batch), and the store takes
+    records again once there is space."""
+    logs = tmp_path / "audit-files"  # off the small disk (which is tmp_path / "logs")
+    p = start_proxy({"log_dir": str(logs)}, data_dir=small_disk)
+    assert _get(p, "before=1").status == 200
+    filler = _fill(small_disk)
+    pad = "x" * 3000  # fills the store's pages fast
+    sent = 0
+
+    def one():
+        nonlocal sent
+        sent += 1
+        assert _get(p, f"full={sent}&pad={pad}").status == 200
+        return _status(p)["store"]
+
+    store = wait_for(one, lambda s: s["writable"] is False, what="the store failing on the full disk",
+                     timeout=30, interval=0.1)
+    assert "full" in (store["error"] or ""), store
+    for _ in range(5):
+        one()
+    assert _metric(p, "airlock_store_dropped_total") >= 1
+    text = airlock("status", env=cli_env(p)).stdout
+    assert "STORE        cannot be written" in text and "records not stored" in text, text
+    # Every request has its line in the audit file, whatever the store took.
+    flows = wait_for(lambda: [json.loads(x) for x in (logs / "flows.jsonl").read_text().splitlines()],
+                     lambda f: sum("full=" in (x.get("url") or "") for x in f) == sent,
+                     what=f"{sent} flow lines in flows.jsonl")
+    assert all(f["status"] == 200 for f in flows if "full=" in (f.get("url") or "")), flows[-1]
+    errors = [e for e in p.events() if "the store cannot be written" in e.get("message", "")]
+    assert len(errors) == 1, errors
+    # Space again: the store takes records again, and `logs` (which reads it) shows them.
+    filler.unlink()
+    wait_for(lambda: (_get(p, "after=1"), _status(p)["store"])[1], lambda s: s["writable"] is True,
+             what="the store writable again", timeout=15, interval=0.3)
+    out = wait_for(lambda: airlock("logs", "--limit", "5", "--json", env=cli_env(p)).stdout,
+                   lambda o: "after=1" in o, what="the request after recovery in `airlock logs`")
+    assert "after=1" in out
+    assert p.alive()
