@@ -117,6 +117,12 @@ def main() -> None:
         stop.set()
         time.sleep(10)
         result["after_10s"] = sample(pid)
+        # SOAK_HOLD=SECONDS keeps the proxy up after the figures, to look inside it
+        # (gdb -p PID -batch -ex 'call (void)malloc_stats()', /proc/PID/smaps).
+        hold = int(os.environ.get("SOAK_HOLD", "0"))
+        if hold:
+            log(f"holding the proxy (pid {pid}) for {hold} s (SOAK_HOLD)")
+            time.sleep(hold)
         if os.environ.get("AIRLOCK_SOAK_MALLOC_STATS"):
             # glibc's own account of the heap, into the proxy's stderr log: in use vs held.
             subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void) malloc_stats()"],
