@@ -85,6 +85,8 @@ def main() -> None:
         proxy.start()
         pid = proxy.proc.pid
         base = f"https://{HOST}:{up.https_port}"
+        # Idle: once the detection engines are built (the boot line comes before them).
+        time.sleep(5)
         result["start"] = sample(pid)
         log(f"soak: {args.seconds} s at 500 connections; proxy pid {pid}, {result['start']}")
         runs = {

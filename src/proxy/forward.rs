@@ -51,9 +51,9 @@ async fn send(
 ) -> Result<Response<Incoming>, UpstreamFailure> {
     let client = if fwd.upgrade.is_some() || ctx.config.http1_only_hosts.matches(&fwd.exchange.host)
     {
-        &ctx.upstreams.h1
+        ctx.upstreams.h1()
     } else {
-        &ctx.upstreams.any
+        ctx.upstreams.any()
     };
     let timeout = ctx.config.limits.request_timeout;
     match tokio::time::timeout(timeout, client.request(req)).await {

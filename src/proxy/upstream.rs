@@ -454,11 +454,17 @@ pub type PooledClient = Client<UpstreamConnector, ProxyBody>;
 /// multiplexing to upstreams survive across the agents' own short-lived connections.
 #[derive(Clone)]
 pub struct Upstreams {
-    /// Offers h2 to TLS upstreams.
-    pub any: PooledClient,
-    /// HTTP/1.1 only: WebSocket upgrades and `http1_only_hosts`.
-    pub h1: PooledClient,
+    clients: Arc<arc_swap::ArcSwap<Clients>>,
+    tls_any: Arc<ClientConfig>,
+    tls_h1: Arc<ClientConfig>,
     pub dialer: Arc<Dialer>,
+}
+
+struct Clients {
+    /// Offers h2 to TLS upstreams.
+    any: PooledClient,
+    /// HTTP/1.1 only: WebSocket upgrades and `http1_only_hosts`.
+    h1: PooledClient,
 }
 
 /// A client for airlock's own requests (the policy source): verified TLS, `resolve`, no
@@ -477,7 +483,44 @@ pub fn internal_client(config: &Config, tls: &TlsContext) -> PooledClient {
 impl Upstreams {
     pub fn new(config: &Config, tls: &TlsContext) -> Self {
         let dialer = Arc::new(Dialer::new(config));
-        let build = |tls: Arc<ClientConfig>| {
+        let (tls_any, tls_h1) = (tls.upstream_any.clone(), tls.upstream_h1.clone());
+        Upstreams {
+            clients: Arc::new(arc_swap::ArcSwap::from_pointee(Clients::new(
+                &dialer, &tls_any, &tls_h1,
+            ))),
+            tls_any,
+            tls_h1,
+            dialer,
+        }
+    }
+
+    /// The client that offers h2 to TLS upstreams.
+    pub fn any(&self) -> PooledClient {
+        self.clients.load().any.clone()
+    }
+
+    /// The HTTP/1.1-only client (WebSocket upgrades, `http1_only_hosts`).
+    pub fn h1(&self) -> PooledClient {
+        self.clients.load().h1.clone()
+    }
+
+    /// Closes the idle pooled connections by starting new, empty pools. The server does it
+    /// when no client connection has been open for a while: 64 idle TLS connections per
+    /// host would otherwise hold their buffers for the 90 s of `POOL_IDLE_TIMEOUT` after a
+    /// burst. Requests in flight keep the old pool until they end; their connections then
+    /// close.
+    pub fn drop_idle(&self) {
+        self.clients.store(Arc::new(Clients::new(
+            &self.dialer,
+            &self.tls_any,
+            &self.tls_h1,
+        )));
+    }
+}
+
+impl Clients {
+    fn new(dialer: &Arc<Dialer>, tls_any: &Arc<ClientConfig>, tls_h1: &Arc<ClientConfig>) -> Self {
+        let build = |tls: &Arc<ClientConfig>| {
             Client::builder(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
@@ -485,13 +528,12 @@ impl Upstreams {
                 .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
                 .build(UpstreamConnector {
                     dialer: dialer.clone(),
-                    tls,
+                    tls: tls.clone(),
                 })
         };
-        Upstreams {
-            any: build(tls.upstream_any.clone()),
-            h1: build(tls.upstream_h1.clone()),
-            dialer,
+        Clients {
+            any: build(tls_any),
+            h1: build(tls_h1),
         }
     }
 }

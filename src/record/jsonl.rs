@@ -181,6 +181,13 @@ impl RotatingJsonl {
         Ok(())
     }
 
+    /// Frees the line buffer a burst grew, when nothing waits in it.
+    pub fn release_memory(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+    }
+
     /// Writes the queued lines and moves `chain-head.json` to the last of them.
     pub fn flush(&mut self) -> io::Result<()> {
         self.write_pending()?;

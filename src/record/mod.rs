@@ -410,11 +410,21 @@ const AUDIT_RETRY: Duration = Duration::from_secs(1);
 
 /// Flows written between two checks of the store's size.
 const SIZE_CHECK_EVERY: u64 = 10_000;
+/// Quiet time after which the writer gives back the memory a burst grew.
+const RELEASE_AFTER: Duration = Duration::from_secs(2);
 
 struct Files {
     flows: RotatingJsonl,
     threats: RotatingJsonl,
     llm: RotatingJsonl,
+}
+
+impl Files {
+    fn release_memory(&mut self) {
+        self.flows.release_memory();
+        self.threats.release_memory();
+        self.llm.release_memory();
+    }
 }
 
 /// Whether the writer thread's two destinations take what it writes.
@@ -435,6 +445,7 @@ fn write_loop(
     let audit = &*health.audit;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
+    let mut released = false;
     let mut since_check = SIZE_CHECK_EVERY;
     while !stopping {
         if since_check >= SIZE_CHECK_EVERY {
@@ -447,16 +458,36 @@ fn write_loop(
         }
         // While the audit log cannot be written, what is queued is tried again every second,
         // traffic or not: writing works again as soon as the disk does.
-        let next = if audit.failing.load(Ordering::Relaxed) {
+        let failing = audit.failing.load(Ordering::Relaxed);
+        let next = if failing {
             rx.recv_timeout(AUDIT_RETRY)
+        } else if !released {
+            rx.recv_timeout(RELEASE_AFTER)
         } else {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
         match next {
             Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => stopping = true,
-            Ok(m) => batch.push(m),
-            Err(RecvTimeoutError::Timeout) => {
+            Ok(m) => {
+                batch.push(m);
+                released = false;
+            }
+            Err(RecvTimeoutError::Timeout) if failing => {
                 write_files(files, &[], &[], &[], &[], metrics, audit);
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Quiet: what a burst grew (SQLite's page cache, the batch and line
+                // buffers) goes back, for the allocator to return to the system.
+                batch = Vec::new();
+                if let Some(store) = &store {
+                    store.release_memory();
+                }
+                files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .release_memory();
+                released = true;
                 continue;
             }
         }

@@ -206,6 +206,11 @@ impl Store {
         }
     }
 
+    /// Gives back SQLite's page cache (it refills on the next writes).
+    pub fn release_memory(&self) {
+        let _ = self.conn.execute_batch("PRAGMA shrink_memory");
+    }
+
     pub fn insert_flows(&mut self, flows: &[(&FlowRecord, &str)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(|e| StoreError {
             path: self.path.clone(),

@@ -28,6 +28,19 @@ pub struct MemoryReturn {
     /// Trimmed since the last time a connection was open.
     idle_trimmed: bool,
     ticks: u32,
+    /// Ticks in a row without an open connection.
+    idle_ticks: u32,
+    /// Ticks until the trim that follows closing the idle upstream connections.
+    trim_in: Option<u32>,
+}
+
+/// What the server does after a tick besides trimming.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterTick {
+    Nothing,
+    /// No connection has been open for [`MemoryReturn::IDLE_POOL_TICKS`]: close the idle
+    /// upstream connections (their buffers are most of what a burst leaves in use).
+    DropIdleUpstreams,
 }
 
 impl MemoryReturn {
@@ -37,22 +50,42 @@ impl MemoryReturn {
     const FREE_HELD: usize = 16 << 20;
     /// Ticks between two looks at how much the arenas hold free.
     const LOOK_EVERY: u32 = 8;
+    /// Ticks (of 250 ms) without a connection before the idle upstream connections are
+    /// closed: 5 s. An agent that keeps a connection to airlock keeps its upstream ones; one
+    /// that comes back after a quiet spell pays a new upstream handshake.
+    const IDLE_POOL_TICKS: u32 = 20;
+    /// Ticks between closing the upstream connections and the trim: their tasks end first.
+    const TRIM_AFTER_DROP: u32 = 2;
 
-    pub fn after_tick(&mut self, open: usize) {
+    pub fn after_tick(&mut self, open: usize) -> AfterTick {
         self.peak = self.peak.max(open);
         self.ticks = self.ticks.wrapping_add(1);
         let after_burst = self.peak >= Self::BURST && open <= self.peak / 4;
         let idle = open == 0 && !self.idle_trimmed;
         if open > 0 {
             self.idle_trimmed = false;
+            self.idle_ticks = 0;
+        } else {
+            self.idle_ticks = self.idle_ticks.saturating_add(1);
         }
+        let dropped_trim = match self.trim_in {
+            Some(0) => {
+                self.trim_in = None;
+                true
+            }
+            Some(n) => {
+                self.trim_in = Some(n - 1);
+                false
+            }
+            None => false,
+        };
         let look = self.ticks.is_multiple_of(Self::LOOK_EVERY);
-        if after_burst || idle || look {
+        if after_burst || idle || look || dropped_trim {
             if after_burst || idle {
                 self.peak = open;
             }
             self.idle_trimmed |= idle;
-            let always = after_burst || idle;
+            let always = after_burst || idle || dropped_trim;
             // It walks the heap for a few milliseconds: not on a worker thread.
             tokio::task::spawn_blocking(move || {
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -67,5 +100,35 @@ impl MemoryReturn {
                 let _ = always;
             });
         }
+        if self.idle_ticks == Self::IDLE_POOL_TICKS {
+            self.trim_in = Some(Self::TRIM_AFTER_DROP);
+            return AfterTick::DropIdleUpstreams;
+        }
+        AfterTick::Nothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_upstreams_are_dropped_once_per_quiet_spell() {
+        let mut m = MemoryReturn::default();
+        let drops = |m: &mut MemoryReturn, open: usize, ticks: u32| {
+            (0..ticks)
+                .filter(|_| m.after_tick(open) == AfterTick::DropIdleUpstreams)
+                .count()
+        };
+        assert_eq!(drops(&mut m, 3, 100), 0, "connections open: the pools stay");
+        assert_eq!(drops(&mut m, 0, MemoryReturn::IDLE_POOL_TICKS - 1), 0);
+        assert_eq!(drops(&mut m, 0, 1), 1, "5 s without a connection");
+        assert_eq!(drops(&mut m, 0, 200), 0, "once per quiet spell");
+        assert_eq!(drops(&mut m, 1, 1), 0);
+        assert_eq!(
+            drops(&mut m, 0, MemoryReturn::IDLE_POOL_TICKS),
+            1,
+            "the next spell"
+        );
     }
 }

@@ -30,7 +30,7 @@ use crate::record::{RecordError, RecordSink};
 use crate::tls::{TlsContext, TlsSetupError};
 use lockdown::lockdown_on;
 pub use lockdown::lockdown_path;
-use memory::MemoryReturn;
+use memory::{AfterTick, MemoryReturn};
 use reload::{ConfigWatch, log_routes, reload};
 pub use signals::Stop;
 use signals::{SignalEvent, SignalWaiter};
@@ -482,7 +482,9 @@ async fn run(
                 SignalEvent::Lockdown => lockdown_on(&ctx, &config),
             },
             _ = refresh.tick() => {
-                memory.after_tick(tasks.len());
+                if memory.after_tick(tasks.len()) == AfterTick::DropIdleUpstreams {
+                    ctx.upstreams.drop_idle();
+                }
                 if watch.changed(&ctx.pipeline.live().config) {
                     tracing::info!("the config file changed: reloading it");
                     reload(&ctx, &internal, &shutdown_rx, &tasks);
