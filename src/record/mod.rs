@@ -5,8 +5,10 @@
 pub mod chain;
 pub mod conversations;
 pub mod events;
+pub mod export;
 pub mod jsonl;
 pub mod metrics;
+pub mod otlp;
 pub mod store;
 
 use std::collections::HashMap;
@@ -22,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, LogMode};
 use events::{EgressEvent, FlowAction, FlowRecord, LlmRecord, ThreatRecord, TurnRecord};
+use export::Outlets;
 use jsonl::{Keeper, RotatingJsonl, Rotation};
+use otlp::ExportRecord;
 use store::Store;
 
 const CHANNEL_CAPACITY: usize = 16 * 1024;
@@ -74,6 +78,9 @@ pub struct RecordSink {
     /// here by its sender instead (the store misses it, and the miss is counted).
     files: Arc<Mutex<Files>>,
     dedup: Arc<Mutex<Dedup>>,
+    /// Where written records go next (the OTLP exporter, the alert webhook); swapped by the
+    /// server at start, on reload and at stop.
+    outlets: Arc<arc_swap::ArcSwap<Outlets>>,
     /// Whether the audit log can be written now (`audit.on_failure` decides what that means
     /// for new requests).
     audit: Arc<AuditHealth>,
@@ -182,6 +189,7 @@ impl RecordSink {
         };
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
         let audit = Arc::new(AuditHealth::default());
+        let outlets = Arc::new(arc_swap::ArcSwap::from_pointee(Outlets::default()));
         let files = Arc::new(Mutex::new(Files {
             flows,
             threats,
@@ -195,7 +203,12 @@ impl RecordSink {
                 let console = config.overrides.console;
                 let files = files.clone();
                 let audit = audit.clone();
-                move || write_loop(rx, &files, store, max_mb, &metrics, &audit, console)
+                let outlets = outlets.clone();
+                move || {
+                    write_loop(
+                        rx, &files, store, max_mb, &metrics, &audit, &outlets, console,
+                    )
+                }
             })
             .map_err(|source| RecordError::Open {
                 path: config.audit_file("flows").display().to_string(),
@@ -210,6 +223,7 @@ impl RecordSink {
                 live: tokio::sync::broadcast::channel(1024).0,
                 files,
                 audit,
+                outlets,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -264,6 +278,12 @@ impl RecordSink {
         if self.log_mode() >= level {
             self.send(Message::Event(Box::new(event)));
         }
+    }
+
+    /// Where written records are handed next (the exporters): replaces the previous ones,
+    /// whose tasks finish what they hold once their channels close.
+    pub fn set_outlets(&self, outlets: Outlets) {
+        self.outlets.store(Arc::new(outlets));
     }
 
     /// Why the audit log cannot be written, while it cannot (a full disk, lost permissions).
@@ -360,6 +380,20 @@ impl RecordSink {
         {
             tracing::error!(error = %e, "cannot append a record to the audit log");
         }
+        drop(files);
+        if let Some(record) = exported(msg) {
+            self.outlets.load().offer(record, &self.metrics);
+        }
+    }
+}
+
+/// The part of a written record the exporters take.
+fn exported(msg: Message) -> Option<ExportRecord> {
+    match msg {
+        Message::Flow(f) => Some(ExportRecord::Flow(f)),
+        Message::Threat(t) => Some(ExportRecord::Threat(t)),
+        Message::Llm(r, _) => Some(ExportRecord::Llm(r)),
+        Message::Event(_) | Message::Shutdown => None,
     }
 }
 
@@ -393,6 +427,9 @@ struct Files {
     llm: RotatingJsonl,
 }
 
+// The writer's whole state, each piece shared with a different owner: a struct would only
+// rename the list.
+#[allow(clippy::too_many_arguments)]
 fn write_loop(
     rx: Receiver<Message>,
     files: &Mutex<Files>,
@@ -400,6 +437,7 @@ fn write_loop(
     max_mb: u64,
     metrics: &metrics::Metrics,
     audit: &AuditHealth,
+    outlets: &arc_swap::ArcSwap<Outlets>,
     console: bool,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -442,7 +480,7 @@ fn write_loop(
         if console {
             print_console(&batch);
         }
-        write_batch(&mut batch, files, store.as_mut(), metrics, audit);
+        write_batch(&mut batch, files, store.as_mut(), metrics, audit, outlets);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -450,7 +488,7 @@ fn write_loop(
             batch.push(m);
         }
     }
-    write_batch(&mut batch, files, store.as_mut(), metrics, audit);
+    write_batch(&mut batch, files, store.as_mut(), metrics, audit, outlets);
 }
 
 /// `start --console`: one line per request, `time METHOD URL status action`.
@@ -506,6 +544,7 @@ fn write_batch(
     store: Option<&mut Store>,
     metrics: &metrics::Metrics,
     audit: &AuditHealth,
+    outlets: &arc_swap::ArcSwap<Outlets>,
 ) {
     if batch.is_empty() {
         return;
@@ -543,7 +582,14 @@ fn write_batch(
         insert_batch(store, &flows, &threats, &llm, &turns, metrics);
     }
     write_files(files, &flows, &threats, &llm, &events, metrics, audit);
-    batch.clear();
+    // Written: now (never before) the exporters may have them. A record's box moves on,
+    // nothing is copied.
+    let outlets = outlets.load();
+    for msg in batch.drain(..) {
+        if let Some(record) = exported(msg) {
+            outlets.offer(record, metrics);
+        }
+    }
 }
 
 type Lines<'a, T> = [(&'a T, String)];
