@@ -326,6 +326,26 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// (sent, dropped, failed) records of the OTLP exporter, for `status`.
+    pub fn export_totals(&self) -> (u64, u64, u64) {
+        let get = |r: &str| {
+            self.export_records
+                .get_or_create(&ResultLabel { result: r.into() })
+                .get()
+        };
+        (get("sent"), get("dropped"), get("failed"))
+    }
+
+    /// (sent, dropped, failed) threats of the alert webhook, for `status`.
+    pub fn alert_totals(&self) -> (u64, u64, u64) {
+        let get = |r: &str| {
+            self.alerts
+                .get_or_create(&ResultLabel { result: r.into() })
+                .get()
+        };
+        (get("sent"), get("dropped"), get("failed"))
+    }
+
     /// Shows the export (or alert) counters at 0 from the start, once the destination is set.
     pub fn announce(&self, otlp: bool, alerts: bool) {
         for result in ["sent", "dropped", "failed"] {

@@ -36,6 +36,7 @@ class Received:
     raw: bytes  # the body as it came over the wire
     body: bytes  # decompressed
     status: int  # what the receiver answered
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -97,7 +98,7 @@ class RecordingServer:
                     failure = owner._failures.pop(0) if owner._failures else None
                 status = failure[0] if failure else 200
                 owner._record(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, raw, body, status)
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, raw, body, status, time.monotonic())
                 )
                 payload = b"" if failure else owner.ok_body
                 self.send_response(status)

@@ -7,6 +7,7 @@ nothing and its losses are counted in /metrics."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 import urllib.request
@@ -15,7 +16,7 @@ import pytest
 
 from detect_fixtures import *  # noqa: F401,F403
 from detect_fixtures import fresh_key
-from e2e_helpers import airlock, closed_port, requests_session
+from e2e_helpers import airlock, cli_env, closed_port, requests_session
 from llm_fixtures import *  # noqa: F401,F403
 from llm_fixtures import anthropic_client, fake_api_key, gateway_url
 from otlp_receiver import OtlpReceiver
@@ -151,6 +152,30 @@ def test_a_collector_answering_503_gets_everything_once_it_recovers(start_proxy,
     wait_for(lambda: _counter(p, "airlock_export_records_total", "sent"), lambda n: n >= 5,
              what="sent records in /metrics")
     assert _counter(p, "airlock_export_records_total", "failed") == 0
+    # status says where records go and how it went
+    st = json.loads(airlock("status", "--json", env=cli_env(p)).stdout)
+    assert st["export"]["otlp"]["destination"] == collector.url, st["export"]
+    assert st["export"]["otlp"]["sent"] >= 5 and st["export"]["otlp"]["failed"] == 0
+    assert st["export"]["alerts"] is None
+    assert f"OTLP logs to {collector.url}: " in airlock("status", env=cli_env(p)).stdout
+
+
+def test_a_reload_moves_the_export_to_the_new_collector(start_proxy, collector):
+    p = start_proxy(_export(collector.url))
+    with requests_session(p) as s:
+        assert s.get("http://example.test/hello?before=1", timeout=20).status_code == 200
+    collector.wait_records(lambda r: "before=1" in str(r.attributes.get("url.full")))
+    with OtlpReceiver() as second:
+        config = json.loads(p.config_path.read_text())
+        config["export"]["otlp"]["endpoint"] = second.url
+        p.config_path.write_text(json.dumps(config))
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: p.stderr_text().count("exporting records as OTLP logs"), lambda n: n >= 2,
+                 what="the exporter restarted by the reload")
+        with requests_session(p) as s:
+            assert s.get("http://example.test/hello?after=1", timeout=20).status_code == 200
+        second.wait_records(lambda r: "after=1" in str(r.attributes.get("url.full")))
+        assert not [r for r in collector.log_records() if "after=1" in str(r.attributes.get("url.full"))]
 
 
 def test_retry_after_is_honoured(start_proxy, collector):
@@ -159,8 +184,9 @@ def test_retry_after_is_honoured(start_proxy, collector):
     with requests_session(p) as s:
         assert s.get("http://example.test/hello?ra=1", timeout=20).status_code == 200
     collector.wait_records(lambda r: "ra=1" in str(r.attributes.get("url.full")), timeout=20)
-    times = [r for r in collector.requests]
-    assert [r.status for r in times[:2]] == [429, 200]
+    first, second = collector.requests[:2]
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 1.9, f"retried after {second.at - first.at:.2f}s, Retry-After said 2"
 
 
 def test_a_collector_that_is_down_costs_the_requests_nothing(start_proxy):
