@@ -1,6 +1,6 @@
 """Local receivers for what airlock sends out: an OTLP/HTTP logs collector and an alert webhook.
 
-Both are a real HTTP server (``http.server``, one thread per request) on 127.0.0.1 with an
+Both are a real HTTP server (``http.server``, one thread per request; HTTPS with ``tls=``) on 127.0.0.1 with an
 ephemeral port that records every request: path, headers, raw body (gunzipped when sent with
 ``Content-Encoding: gzip``). ``fail_next(n, status, retry_after)`` makes the next n requests get
 an error answer (then 200 again), to exercise retries; ``stop()`` closes the port (a receiver
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ class RecordingServer:
     ok_body = b"{}"
     ok_type = "application/json"
 
-    def __init__(self):
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        self.scheme = "https" if tls is not None else "http"
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._failures: list[tuple[int, str | None]] = []
@@ -110,6 +112,8 @@ class RecordingServer:
                 self.wfile.write(payload)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -121,7 +125,7 @@ class RecordingServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def fail_next(self, n: int, status: int = 503, retry_after: str | None = None):
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import time
 import urllib.request
 
@@ -176,6 +177,43 @@ def test_a_reload_moves_the_export_to_the_new_collector(start_proxy, collector):
             assert s.get("http://example.test/hello?after=1", timeout=20).status_code == 200
         second.wait_records(lambda r: "after=1" in str(r.attributes.get("url.full")))
         assert not [r for r in collector.log_records() if "after=1" in str(r.attributes.get("url.full"))]
+
+
+def test_an_https_collector_is_verified_and_used(start_proxy, certs):
+    # the collector's certificate is issued by the upstream CA, which the config's upstream_ca trusts
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certs.upstream_ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    with OtlpReceiver(tls=ctx) as secure:
+        assert secure.url.startswith("https://")
+        p = start_proxy(_export(secure.url, headers={"authorization": f"Bearer {COLLECTOR_KEY}"}))
+        with requests_session(p) as s:
+            assert s.get("http://example.test/hello?tls=1", timeout=20).status_code == 200
+        rec = secure.wait_records(lambda r: "tls=1" in str(r.attributes.get("url.full")), timeout=15)[0]
+        assert rec.request.headers["authorization"] == f"Bearer {COLLECTOR_KEY}"
+
+
+def test_an_untrusted_https_collector_gets_nothing(start_proxy, certs):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certs.rogue_ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    with OtlpReceiver(tls=ctx) as rogue:
+        p = start_proxy(_export(rogue.url))
+        with requests_session(p) as s:
+            assert s.get("http://example.test/hello?rogue=1", timeout=20).status_code == 200
+        warning = wait_for(lambda: [line for line in p.stderr_lines if "OTLP export is failing" in line],
+                           what="the export failure warning", timeout=15)[0]
+        assert rogue.requests == []
+        assert "cert" in warning.lower(), warning  # the cause, for the operator
+
+
+def test_what_is_buffered_is_sent_at_stop(start_proxy, collector):
+    p = start_proxy(_export(collector.url, interval=600))
+    with requests_session(p) as s:
+        assert s.get("http://example.test/hello?atstop=1", timeout=20).status_code == 200
+    p.wait_flows(lambda f: "atstop=1" in (f.get("url") or ""))
+    assert collector.requests == []  # the batch waits for its interval
+    assert p.stop() == 0
+    rec = collector.wait_records(lambda r: "atstop=1" in str(r.attributes.get("url.full")), timeout=5)
+    assert rec
 
 
 def test_retry_after_is_honoured(start_proxy, collector):
