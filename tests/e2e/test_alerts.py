@@ -109,3 +109,16 @@ def test_a_down_webhook_does_not_slow_requests(start_proxy):
     assert _counter(p, "airlock_alerts_total", "sent") == 0
     with requests_session(p) as s:
         assert s.get("http://example.test/hello", timeout=20).status_code == 200
+
+
+def test_a_secret_in_the_url_is_masked_in_the_alert(start_proxy, webhook):
+    p = start_proxy({"alerts": {"webhook_url": webhook.url}})
+    key = fresh_key("github")
+    with requests_session(p) as s:
+        r = s.get(f"https://example.test/echo?token={key.secret}&x=1", timeout=20)
+    assert r.status_code == 403
+    alert = webhook.wait_alerts()[0]
+    assert alert["pattern"] == key.rule
+    assert alert["path"].startswith("/echo"), alert
+    assert key.secret not in alert["text"] and key.secret not in alert["path"], alert
+    assert key.secret.encode() not in webhook.all_bytes()
