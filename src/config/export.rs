@@ -181,10 +181,8 @@ pub fn build_otlp(
     raw: Option<RawExport>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<OtlpSettings>, (String, String)> {
-    let Some(Some(raw)) = raw.map(|r| r.otlp) else {
-        return Ok(None);
-    };
-    let Some(raw) = raw else {
+    // No `export`, no `export.otlp`, or `otlp: null`: off.
+    let Some(raw) = raw.and_then(|r| r.otlp).flatten() else {
         return Ok(None);
     };
     let (endpoint, endpoint_key) = match raw.endpoint.filter(|e| !e.trim().is_empty()) {

@@ -514,9 +514,6 @@ async fn run(
             "drain timed out; closing the remaining connections"
         );
     }
-    // The writer groups records for up to 50 ms: the drain's last ones reach the exporters
-    // before they are closed.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     exports.close(&records).await;
     let live = ctx.pipeline.live();
     lock.write_state(&state.snapshot(Some(&live), ctx.pipeline.guards.locked_down(), &records));

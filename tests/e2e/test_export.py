@@ -246,6 +246,11 @@ def test_a_collector_that_is_down_costs_the_requests_nothing(start_proxy):
     assert len(warnings) == 1, warnings
     with requests_session(p) as s:
         assert s.get("http://example.test/hello?after=1", timeout=20).status_code == 200
+    # a stop while the exporter retries is still a clean, quick stop
+    time.sleep(1.5)
+    started = time.monotonic()
+    assert p.stop() == 0
+    assert time.monotonic() - started < 4.5
 
 
 def test_env_fallback_and_headers(start_proxy, collector):
