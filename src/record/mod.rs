@@ -1,6 +1,7 @@
 //! Record: typed events handed through a bounded channel to one writer thread, which appends
-//! them to the JSONL audit files, the SQLite store and stderr. The request path never
-//! touches the disk.
+//! them to the JSONL audit files, the SQLite store and stderr, then hands what it wrote to the
+//! exporters (`export`: OTLP logs, threat webhooks). The request path never touches the disk
+//! or the network.
 
 pub mod chain;
 pub mod conversations;
