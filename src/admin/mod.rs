@@ -187,6 +187,16 @@ async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) ->
         "error": state.records.store_failure(),
         "records_dropped": metrics.store_dropped.get(),
     });
+    // Where records and alerts go (origins only: a path may hold a token), and how it goes.
+    let totals = |(sent, dropped, failed): (u64, u64, u64), destination: String| serde_json::json!({"destination": destination, "sent": sent, "dropped": dropped, "failed": failed});
+    object["export"] = serde_json::json!({
+        "otlp": state.config.otlp.as_ref().map(|o| {
+            totals(metrics.export_totals(), crate::config::url_origin(&o.logs_url))
+        }),
+        "alerts": state.config.alerts.as_ref().map(|a| {
+            totals(metrics.alert_totals(), crate::config::url_origin(&a.webhook_url))
+        }),
+    });
     Json(object).into_response()
 }
 

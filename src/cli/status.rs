@@ -89,6 +89,24 @@ pub fn status(config: &Config, as_json: bool) -> Result<ExitCode, Failure> {
         if let Some(n) = out["store"]["records_dropped"].as_u64().filter(|n| *n > 0) {
             println!("  store        {n} records not stored (they are in the JSONL audit files)");
         }
+        for (key, name) in [("otlp", "export      "), ("alerts", "alerts      ")] {
+            let e = &out["export"][key];
+            if e.is_object() {
+                let n = |k: &str| e[k].as_u64().unwrap_or(0);
+                println!(
+                    "  {name} {} {}: {} sent, {} dropped, {} failed",
+                    if key == "otlp" {
+                        "OTLP logs to"
+                    } else {
+                        "webhook"
+                    },
+                    e["destination"].as_str().unwrap_or("?"),
+                    n("sent"),
+                    n("dropped"),
+                    n("failed")
+                );
+            }
+        }
         let limit = |k: &str| out["limits"][k].as_u64().unwrap_or(0);
         if out["limits"].is_object() {
             println!(

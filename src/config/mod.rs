@@ -3,6 +3,7 @@
 
 mod access;
 mod detect;
+mod export;
 pub mod gateways;
 mod hosts;
 mod listen;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 pub use access::{PasswordSource, ProxyAuth, same_secret};
 pub use detect::{DetectAction, DetectSettings};
+pub use export::{AlertSettings, OtlpSettings, origin as url_origin};
 pub use gateways::{GatewayConfig, GatewayRoute, PROXY_LISTENER, PriceSetting, UpstreamBase};
 pub use hosts::HostSet;
 pub use listen::parse_listen;
@@ -226,6 +228,8 @@ struct RawConfig {
     proxy_auth: Option<access::RawProxyAuth>,
     lockdown_allow: Option<Vec<String>>,
     budgets: Option<Vec<policy::RawBudget>>,
+    export: Option<export::RawExport>,
+    alerts: Option<export::RawAlerts>,
 }
 
 /// `log` accepts only an integer: SPEC refuses `true` and `"1"` at parse time.
@@ -475,6 +479,10 @@ pub struct Config {
     /// Hosts still reachable in lockdown.
     pub lockdown_allow: HostSet,
     pub budgets: Vec<policy::BudgetSetting>,
+    /// Records exported as OTLP logs (`export.otlp`), when an endpoint is set.
+    pub otlp: Option<OtlpSettings>,
+    /// Threats POSTed to a webhook (`alerts.webhook_url`).
+    pub alerts: Option<AlertSettings>,
     /// LLM spend limits (`budgets` with a source, listener or total scope).
     pub llm_budgets: Vec<policy::LlmBudget>,
     /// The command-line values this was loaded with (a reload applies them again).
@@ -678,8 +686,13 @@ impl Config {
             .map_err(|m| key_err("lockdown_allow", m))?;
         let (budgets, llm_budgets) = policy::build_budgets(raw.budgets.unwrap_or_default())
             .map_err(|(k, m)| key_err(&k, m))?;
+        let otlp = export::build_otlp(raw.export, &|var| std::env::var(var).ok())
+            .map_err(|(k, m)| key_err(&k, m))?;
+        let alerts = export::build_alerts(raw.alerts).map_err(|(k, m)| key_err(&k, m))?;
 
         Ok(Config {
+            otlp,
+            alerts,
             detect,
             gateways,
             prices,
@@ -1046,7 +1059,45 @@ mod tests {
 
     #[test]
     fn later_capabilities_keys_are_refused_until_they_exist() {
-        assert_eq!(key_of(load_str("alerts: {}").unwrap_err()), "alerts");
+        assert_eq!(key_of(load_str("exporters: {}").unwrap_err()), "exporters");
+    }
+
+    #[test]
+    fn export_and_alerts() {
+        let c = load_str("{}").unwrap();
+        assert!(c.otlp.is_none() && c.alerts.is_none());
+        let c = load_str(
+            "export: {otlp: {endpoint: 'http://127.0.0.1:4318', headers: {authorization: Bearer k}, interval_secs: 2}}\nalerts: {webhook_url: 'https://hooks.example/x'}",
+        )
+        .unwrap();
+        let otlp = c.otlp.unwrap();
+        assert_eq!(otlp.logs_url.to_string(), "http://127.0.0.1:4318/v1/logs");
+        assert_eq!(otlp.interval, Duration::from_secs(2));
+        assert!(c.alerts.is_some());
+        assert_eq!(
+            key_of(load_str("export: {otlp: {endpoint: 'tcp://x:1'}}").unwrap_err()),
+            "export.otlp.endpoint"
+        );
+        assert_eq!(
+            key_of(
+                load_str("export: {otlp: {endpoint: 'http://x', interval_secs: 0}}").unwrap_err()
+            ),
+            "export.otlp.interval_secs"
+        );
+        assert_eq!(
+            key_of(load_str("export: {otlp: {endpoint: 'http://x', header: {}}}").unwrap_err()),
+            "export.otlp.header"
+        );
+        assert_eq!(
+            key_of(load_str("alerts: {webhook_url: 'nope'}").unwrap_err()),
+            "alerts.webhook_url"
+        );
+        assert!(
+            load_str("export: {otlp: {endpoint: null}}\nalerts: {webhook_url: null}")
+                .unwrap()
+                .otlp
+                .is_none()
+        );
     }
 
     #[test]

@@ -51,6 +51,11 @@ struct ModelKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabel {
     model: String,
 }
@@ -79,6 +84,8 @@ pub struct Metrics {
     pub audit_records_lost: Counter,
     llm_tokens: Family<ModelKind, Counter>,
     llm_cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
+    export_records: Family<ResultLabel, Counter>,
+    alerts: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -107,6 +114,8 @@ impl Metrics {
         let audit_records_lost = Counter::default();
         let llm_tokens = Family::<ModelKind, Counter>::default();
         let llm_cost = Family::<ModelLabel, Counter<f64, AtomicU64>>::default();
+        let export_records = Family::<ResultLabel, Counter>::default();
+        let alerts = Family::<ResultLabel, Counter>::default();
         registry.register(
             "airlock_requests",
             "Requests, blind tunnels and failed connections, by listener and action",
@@ -182,7 +191,19 @@ impl Metrics {
             "LLM cost in US dollars, by reported model",
             llm_cost.clone(),
         );
+        registry.register(
+            "airlock_export_records",
+            "Records for the OTLP exporter (export.otlp), by result: sent, dropped (its buffer was full), failed (given up after retries)",
+            export_records.clone(),
+        );
+        registry.register(
+            "airlock_alerts",
+            "Threat alerts for the webhook (alerts.webhook_url), by result: sent, dropped (its queue was full), failed (given up after retries)",
+            alerts.clone(),
+        );
         Metrics {
+            export_records,
+            alerts,
             registry,
             requests,
             threats,
@@ -284,6 +305,56 @@ impl Metrics {
             self.llm_cost
                 .get_or_create(&ModelLabel { model })
                 .inc_by(cost);
+        }
+    }
+
+    /// Records handled by the OTLP exporter: `sent`, `dropped` or `failed`.
+    pub fn export(&self, result: &str, n: u64) {
+        self.export_records
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc_by(n);
+    }
+
+    /// Threats handled by the alert webhook: `sent`, `dropped` or `failed`.
+    pub fn alert(&self, result: &str, n: u64) {
+        self.alerts
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc_by(n);
+    }
+
+    /// (sent, dropped, failed) records of the OTLP exporter, for `status`.
+    pub fn export_totals(&self) -> (u64, u64, u64) {
+        let get = |r: &str| {
+            self.export_records
+                .get_or_create(&ResultLabel { result: r.into() })
+                .get()
+        };
+        (get("sent"), get("dropped"), get("failed"))
+    }
+
+    /// (sent, dropped, failed) threats of the alert webhook, for `status`.
+    pub fn alert_totals(&self) -> (u64, u64, u64) {
+        let get = |r: &str| {
+            self.alerts
+                .get_or_create(&ResultLabel { result: r.into() })
+                .get()
+        };
+        (get("sent"), get("dropped"), get("failed"))
+    }
+
+    /// Shows the export (or alert) counters at 0 from the start, once the destination is set.
+    pub fn announce(&self, otlp: bool, alerts: bool) {
+        for result in ["sent", "dropped", "failed"] {
+            if otlp {
+                self.export(result, 0);
+            }
+            if alerts {
+                self.alert(result, 0);
+            }
         }
     }
 

@@ -1,12 +1,15 @@
 //! Record: typed events handed through a bounded channel to one writer thread, which appends
-//! them to the JSONL audit files, the SQLite store and stderr. The request path never
-//! touches the disk.
+//! them to the JSONL audit files, the SQLite store and stderr, then hands what it wrote to the
+//! exporters (`export`: OTLP logs, threat webhooks). The request path never touches the disk
+//! or the network.
 
 pub mod chain;
 pub mod conversations;
 pub mod events;
+pub mod export;
 pub mod jsonl;
 pub mod metrics;
+pub mod otlp;
 pub mod store;
 
 use std::collections::HashMap;
@@ -22,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, LogMode};
 use events::{EgressEvent, FlowAction, FlowRecord, LlmRecord, ThreatRecord, TurnRecord};
+use export::Outlets;
 use jsonl::{Keeper, RotatingJsonl, Rotation};
+use otlp::ExportRecord;
 use store::Store;
 
 const CHANNEL_CAPACITY: usize = 16 * 1024;
@@ -74,14 +79,16 @@ pub struct RecordSink {
     /// here by its sender instead (the store misses it, and the miss is counted).
     files: Arc<Mutex<Files>>,
     dedup: Arc<Mutex<Dedup>>,
+    /// Where written records go next (the OTLP exporter, the alert webhook); swapped by the
+    /// server at start, on reload and at stop.
+    outlets: Arc<arc_swap::ArcSwap<Outlets>>,
     /// Whether the audit log can be written now (`audit.on_failure` decides what that means
     /// for new requests).
     audit: Arc<WriteHealth>,
     store_health: Arc<WriteHealth>,
 }
 
-/// The audit log's state as the writer last found it.
-#[derive(Default)]
+/// Whether the audit log (or the store) could be written when the writer last tried.
 pub struct WriteHealth {
     /// What cannot be written, for the log lines ("the audit log", "the store").
     what: &'static str,
@@ -196,6 +203,7 @@ impl RecordSink {
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
         let audit = Arc::new(WriteHealth::new("the audit log"));
         let store_health = Arc::new(WriteHealth::new("the store"));
+        let outlets = Arc::new(arc_swap::ArcSwap::from_pointee(Outlets::default()));
         let files = Arc::new(Mutex::new(Files {
             flows,
             threats,
@@ -208,11 +216,12 @@ impl RecordSink {
                 let metrics = metrics.clone();
                 let console = config.overrides.console;
                 let files = files.clone();
-                let health = Health {
+                let shared = WriterShared {
                     audit: audit.clone(),
                     store: store_health.clone(),
+                    outlets: outlets.clone(),
                 };
-                move || write_loop(rx, &files, store, max_mb, &metrics, &health, console)
+                move || write_loop(rx, &files, store, max_mb, &metrics, &shared, console)
             })
             .map_err(|source| RecordError::Open {
                 path: config.audit_file("flows").display().to_string(),
@@ -228,6 +237,7 @@ impl RecordSink {
                 files,
                 audit,
                 store_health,
+                outlets,
                 dedup: Arc::new(Mutex::new(Dedup {
                     window: config.detect.dedup_window,
                     seen: HashMap::new(),
@@ -282,6 +292,12 @@ impl RecordSink {
         if self.log_mode() >= level {
             self.send(Message::Event(Box::new(event)));
         }
+    }
+
+    /// Where written records are handed next (the exporters): replaces the previous ones,
+    /// whose tasks finish what they hold once their channels close.
+    pub fn set_outlets(&self, outlets: Outlets) {
+        self.outlets.store(Arc::new(outlets));
     }
 
     /// Why the audit log cannot be written, while it cannot (a full disk, lost permissions).
@@ -384,6 +400,20 @@ impl RecordSink {
         {
             tracing::error!(error = %e, "cannot append a record to the audit log");
         }
+        drop(files);
+        if let Some(record) = exported(msg) {
+            self.outlets.load().offer(record, &self.metrics);
+        }
+    }
+}
+
+/// The part of a written record the exporters take.
+fn exported(msg: Message) -> Option<ExportRecord> {
+    match msg {
+        Message::Flow(f) => Some(ExportRecord::Flow(f)),
+        Message::Threat(t) => Some(ExportRecord::Threat(t)),
+        Message::Llm(r, _) => Some(ExportRecord::Llm(r)),
+        Message::Event(_) | Message::Shutdown => None,
     }
 }
 
@@ -427,10 +457,12 @@ impl Files {
     }
 }
 
-/// Whether the writer thread's two destinations take what it writes.
-struct Health {
+/// What the writer thread shares with others: whether its two destinations take what it
+/// writes, and the exporters it hands records to after.
+struct WriterShared {
     audit: Arc<WriteHealth>,
     store: Arc<WriteHealth>,
+    outlets: Arc<arc_swap::ArcSwap<Outlets>>,
 }
 
 fn write_loop(
@@ -439,10 +471,10 @@ fn write_loop(
     mut store: Option<Store>,
     max_mb: u64,
     metrics: &metrics::Metrics,
-    health: &Health,
+    shared: &WriterShared,
     console: bool,
 ) {
-    let audit = &*health.audit;
+    let audit = &*shared.audit;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     let mut released = false;
@@ -504,7 +536,7 @@ fn write_loop(
         if console {
             print_console(&batch);
         }
-        write_batch(&mut batch, files, store.as_mut(), metrics, health);
+        write_batch(&mut batch, files, store.as_mut(), metrics, shared);
     }
     // Anything sent after the shutdown request (tasks dropped while the runtime stopped).
     while let Ok(m) = rx.try_recv() {
@@ -512,7 +544,7 @@ fn write_loop(
             batch.push(m);
         }
     }
-    write_batch(&mut batch, files, store.as_mut(), metrics, health);
+    write_batch(&mut batch, files, store.as_mut(), metrics, shared);
 }
 
 /// `start --console`: one line per request, `time METHOD URL status action`.
@@ -567,7 +599,7 @@ fn write_batch(
     files: &Mutex<Files>,
     store: Option<&mut Store>,
     metrics: &metrics::Metrics,
-    health: &Health,
+    shared: &WriterShared,
 ) {
     if batch.is_empty() {
         return;
@@ -609,7 +641,7 @@ fn write_batch(
             &llm,
             &turns,
             metrics,
-            &health.store,
+            &shared.store,
         );
     }
     write_files(
@@ -619,9 +651,16 @@ fn write_batch(
         &llm,
         &events,
         metrics,
-        &health.audit,
+        &shared.audit,
     );
-    batch.clear();
+    // Written: now (never before) the exporters may have them. A record's box moves on,
+    // nothing is copied.
+    let outlets = shared.outlets.load();
+    for msg in batch.drain(..) {
+        if let Some(record) = exported(msg) {
+            outlets.offer(record, metrics);
+        }
+    }
 }
 
 type Lines<'a, T> = [(&'a T, String)];

@@ -3,6 +3,7 @@
 //! drain, flush. Reloads (`reload`), signals (`signals`) and the policy source's fetching
 //! (`policy_source`) are driven from here.
 
+mod export;
 mod lockdown;
 mod memory;
 mod policy_source;
@@ -388,6 +389,7 @@ async fn run(
         );
     }
     policy_source::keep_remote_fresh(&live, None, &internal, &shutdown_rx, &tasks);
+    let mut exports = export::Exports::start(&config, &records, &internal);
     log_routes(&config);
     let pipeline = Pipeline {
         live: Arc::new(arc_swap::ArcSwap::from_pointee(live)),
@@ -477,6 +479,7 @@ async fn run(
                 SignalEvent::Reload => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     reload(&ctx, &internal, &shutdown_rx, &tasks);
+                    exports.update(&ctx.pipeline.live().config, &records);
                     watch.loaded(&config);
                 }
                 SignalEvent::Lockdown => lockdown_on(&ctx, &config),
@@ -488,6 +491,7 @@ async fn run(
                 if watch.changed(&ctx.pipeline.live().config) {
                     tracing::info!("the config file changed: reloading it");
                     reload(&ctx, &internal, &shutdown_rx, &tasks);
+                    exports.update(&ctx.pipeline.live().config, &records);
                 }
                 let live = ctx.pipeline.live();
                 state.update(state.snapshot(Some(&live), ctx.pipeline.guards.locked_down(), &records));
@@ -512,6 +516,7 @@ async fn run(
             "drain timed out; closing the remaining connections"
         );
     }
+    exports.close(&records).await;
     let live = ctx.pipeline.live();
     lock.write_state(&state.snapshot(Some(&live), ctx.pipeline.guards.locked_down(), &records));
     Ok(())
