@@ -17,7 +17,12 @@ pub enum Shell {
 }
 
 /// `cmd`: the whole command line, `Cli::command()`.
-pub fn completions(mut cmd: clap::Command, shell: Shell) -> Result<ExitCode, Failure> {
+pub fn completions(cmd: clap::Command, shell: Shell) -> Result<ExitCode, Failure> {
+    // clap_complete offers hidden subcommands in bash and fish: offer the visible ones only
+    // (the parser is not involved, so the top level's own settings do not matter here).
+    let mut cmd = clap::Command::new("airlock")
+        .args(cmd.get_arguments().cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
