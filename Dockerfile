@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # airlock in a container: a Rust builder, then a small Debian runtime that runs airlock as an
 # unprivileged user with its CA, audit logs and store in the volume /var/lib/airlock.
 #

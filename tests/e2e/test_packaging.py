@@ -447,6 +447,58 @@ def test_dockerfile_is_multi_stage_non_root_with_a_volume_and_a_healthcheck():
         assert f"!{needed}" in ignored, f".dockerignore leaves out {needed}"
 
 
+def docker_context(tmp_path: Path) -> Path:
+    """What `docker build .` sends, per .dockerignore: everything left out (`*`), then the
+    `!path` entries let back in (the only forms the file uses)."""
+    ctx = tmp_path / "context"
+    ctx.mkdir()
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == "*":
+            continue
+        assert line.startswith("!"), f"unexpected .dockerignore line {line!r}"
+        rel = line[1:].rstrip("/")
+        src = REPO / rel
+        assert src.exists(), f".dockerignore lets in {rel}, which does not exist"
+        dst = ctx / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("target", "__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    return ctx
+
+
+def test_the_docker_build_context_holds_what_the_build_reads(tmp_path):
+    """No engine to build the image here: check instead that the context .dockerignore leaves
+    is a complete cargo workspace (manifests and lock file agree, --locked) and holds every
+    file the code embeds with include_str!/include_bytes! outside its tests."""
+    ctx = docker_context(tmp_path)
+    for rel in ("deploy/docker/airlock.yaml", "deploy/docker/entrypoint.sh"):
+        assert (ctx / rel).exists(), rel
+    assert not (ctx / ".git").exists() and not (ctx / "target").exists()
+    for source in list((ctx / "src").rglob("*.rs")) + list((ctx / "crates").rglob("*.rs")):
+        text = source.read_text()
+        cut = text.find("#[cfg(test)]")
+        code = text if cut < 0 else text[:cut]
+        if "/examples/" in str(source) or "/tests/" in str(source) or "/benches/" in str(source):
+            continue
+        for rel in re.findall(r'include_(?:str|bytes)!\("([^"]+)"\)', code):
+            assert (source.parent / rel).resolve().exists(), f"{source.relative_to(ctx)} embeds {rel}, not in the context"
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    if not Path(cargo).exists():
+        pytest.skip("cargo is not installed: the workspace in the context cannot be resolved")
+    rustc = run([str(Path(cargo).with_name("rustc")) if Path(cargo).with_name("rustc").exists() else "rustc", "-vV"])
+    host = next(line.split()[1] for line in rustc.stdout.splitlines() if line.startswith("host:"))
+    r = run([cargo, "metadata", "--locked", "--format-version", "1", "--filter-platform", host], cwd=ctx,
+            env={**clean_environ(), "CARGO_TARGET_DIR": str(tmp_path / "target")}, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    packages = {p["name"] for p in json.loads(r.stdout)["packages"]}
+    assert {"airlock", "airlock-scan", "airlock-llm"} <= packages
+
+
 def healthcheck_command(admin_port: int) -> list[str]:
     rest = next(rest for word, rest in dockerfile_instructions() if word == "HEALTHCHECK")
     cmd = json.loads(rest[rest.index("CMD") + 3:].strip())
