@@ -21,6 +21,8 @@ pub fn completions(cmd: clap::Command, shell: Shell) -> Result<ExitCode, Failure
     // clap_complete offers hidden subcommands in bash and fish: offer the visible ones only
     // (the parser is not involved, so the top level's own settings do not matter here).
     let mut cmd = clap::Command::new("airlock")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
         .args(cmd.get_arguments().cloned())
         .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     let shell = match shell {

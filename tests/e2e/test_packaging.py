@@ -112,6 +112,7 @@ def test_bash_completions_register_and_complete_commands_and_options(tmp_path):
     # names after `completions`: zsh and fish do, below.)
     assert {"--since", "--follow", "--json"} <= set(complete("logs", "--"))
     assert "--listen" in complete("start", "--")
+    assert {"--version", "--help", "--config", "--data-dir"} <= set(complete("--"))
 
 
 def test_zsh_completions_load_into_compinit(tmp_path):
