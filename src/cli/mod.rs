@@ -4,6 +4,7 @@ mod admin_api;
 mod audit;
 mod ca;
 mod clients;
+mod completions;
 mod config_check;
 mod decide;
 mod doctor;
@@ -23,7 +24,7 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 pub use failure::Failure;
@@ -31,7 +32,8 @@ pub use failure::Failure;
 #[derive(Debug, Parser)]
 #[command(
     name = "airlock",
-    version,
+    // SPEC 2: `airlock X.Y.Z (git <rev>)`; build.rs finds the revision.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("AIRLOCK_GIT_REV"), ")"),
     about = "Egress security proxy for AI agents: see, scan and control everything they send",
     propagate_version = true
 )]
@@ -158,6 +160,13 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print a shell completion script (bash: `source <(airlock completions bash)`)
+    Completions {
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
+    /// Print the man page (roff): `airlock man | man -l -`
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +258,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             command,
         } => jailed::inside(&socket, port, &command),
         Command::Rules { json } => rules::rules(json),
+        Command::Completions { shell } => completions::completions(Cli::command(), shell),
+        Command::Man => completions::man(Cli::command()),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check::check(&file, &base),
