@@ -10,13 +10,47 @@ use super::Failure;
 use crate::config::Config;
 use crate::record::chain::{self, BadLine, ChainHead, FileReport, HeadCheck, Source, Start};
 use crate::record::jsonl::{KINDS, rotated_files};
+use crate::record::signing;
 
-pub fn verify(config: &Config, files: &[PathBuf]) -> Result<ExitCode, Failure> {
+pub fn verify(
+    config: &Config,
+    files: &[PathBuf],
+    public_key: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    let expected = match public_key {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::usage(format!("--public-key: cannot read {}: {e}", p.display()))
+            })?;
+            Some(
+                signing::parse_public_key(&text)
+                    .map_err(|m| Failure::usage(format!("--public-key {}: {m}", p.display())))?,
+            )
+        }
+        None => None,
+    };
+    let head_dir = if files.is_empty() {
+        config.log_dir.clone()
+    } else {
+        dir_of(files.last().expect("files given"))
+    };
+    let signed_by = check_signature(&head_dir, expected.as_ref())?;
     let checked = if files.is_empty() {
         verify_log_dir(config)?
     } else {
         verify_files(files)?
     };
+    if let Some(key) = signed_by {
+        println!(
+            "chain head signed by ed25519:{}{}",
+            &key[..16],
+            if expected.is_some() {
+                " (the key given)"
+            } else {
+                " (its own key: give --public-key to check it is yours)"
+            }
+        );
+    }
     let (n_files, n_lines) = checked
         .iter()
         .fold((0, 0), |(f, l), r| (f + 1, l + r.lines));
@@ -84,18 +118,8 @@ fn verify_files(files: &[PathBuf]) -> Result<Vec<FileReport>, Failure> {
     for (kind, paths) in groups {
         let sources = read_sources(&paths, |p| p.display().to_string())?;
         // The head kept beside the newest file, when it speaks of one of the files given.
-        let dir = paths
-            .last()
-            .and_then(|p| p.parent())
-            .map(|d| {
-                if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                }
-            })
-            .unwrap_or(Path::new("."));
-        let head = ChainHead::load(dir).map_err(|e| Failure::runtime(e.to_string()))?;
+        let dir = dir_of(paths.last().expect("a group has files"));
+        let head = ChainHead::load(&dir).map_err(|e| Failure::runtime(e.to_string()))?;
         let check = match head.as_ref().and_then(|h| h.kinds.get(&kind)) {
             Some(h) if paths.iter().any(|p| base_name(p) == h.file) => {
                 Some(head_check(h, &sources)?)
@@ -105,6 +129,55 @@ fn verify_files(files: &[PathBuf]) -> Result<Vec<FileReport>, Failure> {
         all.extend(run(&sources, &Start::Any, check.as_ref())?);
     }
     Ok(all)
+}
+
+/// The directory a file is in (`.` for a bare name): where its chain head is.
+fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Checks the head's signature, when it has one or `expected` asks for one; the signing key
+/// (hex) when it holds.
+fn check_signature(dir: &Path, expected: Option<&[u8; 32]>) -> Result<Option<String>, Failure> {
+    let head = ChainHead::load(dir).map_err(|e| Failure::runtime(e.to_string()))?;
+    let path = dir.join(chain::HEAD_FILE);
+    let Some(head) = head else {
+        return match expected {
+            Some(_) => Err(Failure::runtime(format!(
+                "{}: missing: --public-key asks for a signed chain head",
+                path.display()
+            ))),
+            None => Ok(None),
+        };
+    };
+    let Some(signed) = &head.signed else {
+        return match expected {
+            Some(_) => Err(Failure::runtime(format!(
+                "{}: not signed: --public-key asks for a signed chain head (it was written by an airlock without a signing key, or the signature was removed)",
+                path.display()
+            ))),
+            None => Ok(None),
+        };
+    };
+    if !head.signature_holds() {
+        return Err(Failure::runtime(format!(
+            "{}: the signature does not match the head's content: the head was edited",
+            path.display()
+        )));
+    }
+    if let Some(want) = expected
+        && signing::from_hex_bytes(&signed.public_key).as_deref() != Some(&want[..])
+    {
+        return Err(Failure::runtime(format!(
+            "{}: signed by another key (ed25519:{}), not the one given: the head was replaced",
+            path.display(),
+            &signed.public_key[..16.min(signed.public_key.len())]
+        )));
+    }
+    Ok(Some(signed.public_key.clone()))
 }
 
 fn read_sources(paths: &[PathBuf], name: impl Fn(&Path) -> String) -> Result<Vec<Source>, Failure> {

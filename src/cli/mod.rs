@@ -177,6 +177,10 @@ enum AuditCommand {
     Verify {
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Also require chain-head.json to be signed by this Ed25519 key (the PEM of
+        /// logs/chain-head.pub, kept apart from the logs, or its 64 hex digits)
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -264,8 +268,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             command: ConfigCommand::Check { file },
         } => config_check::check(&file, &base),
         Command::Audit {
-            command: AuditCommand::Verify { files },
-        } => audit::verify(&load(&cli.config, &base)?, &files),
+            command: AuditCommand::Verify { files, public_key },
+        } => audit::verify(&load(&cli.config, &base)?, &files, public_key.as_deref()),
     }
 }
 

@@ -142,8 +142,38 @@ pub struct ChainHead {
     /// Rotated audit files removed by `log_keep`, since the log directory was created.
     #[serde(default)]
     pub deleted_files: u64,
+    /// The Ed25519 signature of the rest of the head (see [`ChainHead::signed_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<HeadSignature>,
     #[serde(flatten)]
     pub kinds: BTreeMap<String, KindHead>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeadSignature {
+    /// Hex of the 32-byte Ed25519 public key (`chain-head.pub` holds the same as PEM).
+    pub public_key: String,
+    /// Hex of the signature of [`ChainHead::signed_bytes`].
+    pub signature: String,
+}
+
+impl ChainHead {
+    /// What the signature covers: the head without its signature, as compact JSON (fields in
+    /// their declared order, kinds sorted: the same bytes wherever it is computed).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = ChainHead {
+            signed: None,
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).expect("a chain head serializes")
+    }
+
+    /// Whether the head carries a signature that holds for its content and its own key.
+    pub fn signature_holds(&self) -> bool {
+        self.signed.as_ref().is_some_and(|s| {
+            super::signing::verify(&s.public_key, &self.signed_bytes(), &s.signature)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -197,6 +227,8 @@ impl ChainHead {
 pub struct HeadStore {
     dir: PathBuf,
     head: Mutex<ChainHead>,
+    /// Signs the head each time it is written (`None` in tests of the files alone).
+    signer: Option<super::signing::HeadSigner>,
 }
 
 impl HeadStore {
@@ -204,7 +236,11 @@ impl HeadStore {
     /// is still checked against the files by `audit verify`'s view of them).
     pub fn open(dir: &Path) -> HeadStore {
         let head = match ChainHead::load(dir) {
-            Ok(h) => h.unwrap_or_default(),
+            // Its old signature is of its old content: each save signs anew.
+            Ok(h) => ChainHead {
+                signed: None,
+                ..h.unwrap_or_default()
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "audit chain head unreadable; starting a new one");
                 ChainHead::default()
@@ -213,6 +249,15 @@ impl HeadStore {
         HeadStore {
             dir: dir.to_path_buf(),
             head: Mutex::new(head),
+            signer: None,
+        }
+    }
+
+    /// [`HeadStore::open`], the head signed with `signer` from now on.
+    pub fn open_signed(dir: &Path, signer: super::signing::HeadSigner) -> HeadStore {
+        HeadStore {
+            signer: Some(signer),
+            ..HeadStore::open(dir)
         }
     }
 
@@ -255,7 +300,20 @@ impl HeadStore {
     fn save(&self, head: &ChainHead) -> io::Result<()> {
         let path = self.dir.join(HEAD_FILE);
         let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
-        let text = serde_json::to_vec_pretty(head).map_err(io::Error::other)?;
+        let text = match &self.signer {
+            Some(signer) => {
+                let signed = ChainHead {
+                    signed: Some(HeadSignature {
+                        public_key: signer.public_key_hex(),
+                        signature: signer.sign(&head.signed_bytes()),
+                    }),
+                    ..head.clone()
+                };
+                serde_json::to_vec_pretty(&signed)
+            }
+            None => serde_json::to_vec_pretty(head),
+        }
+        .map_err(io::Error::other)?;
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;

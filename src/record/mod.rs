@@ -10,6 +10,7 @@ pub mod export;
 pub mod jsonl;
 pub mod metrics;
 pub mod otlp;
+pub mod signing;
 pub mod store;
 
 use std::collections::HashMap;
@@ -150,6 +151,8 @@ pub enum RecordError {
     },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
 }
 
 impl RecordSink {
@@ -160,7 +163,9 @@ impl RecordSink {
             source,
         };
         crate::config::restrict_dir(&config.log_dir).map_err(open_error)?;
-        let head = Arc::new(chain::HeadStore::open(&config.log_dir));
+        let signer = signing::HeadSigner::load_or_create(&config.data_dir)?;
+        signer.publish(&config.log_dir).map_err(open_error)?;
+        let head = Arc::new(chain::HeadStore::open_signed(&config.log_dir, signer));
         let keeper = Keeper {
             dir: config.log_dir.clone(),
             keep: config.log_keep,

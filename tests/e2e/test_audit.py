@@ -308,3 +308,88 @@ def test_verify_of_a_missing_file_fails(tmp_path):
 def test_verify_with_nothing_written_yet(tmp_path, run_env):
     r = airlock("audit", "verify", env=run_env(tmp_path / "empty"))
     assert r.returncode == 0 and "no audit files" in r.stdout, (r.stdout, r.stderr)
+
+
+# --------------------------------------------------------------------------- signed head
+
+
+def _copy_logs(p, dest):
+    """A copy of the logs elsewhere (the public key kept apart from them)."""
+    dest.mkdir()
+    for name in ("flows.jsonl", "chain-head.json"):
+        (dest / name).write_bytes((_logs(p) / name).read_bytes())
+    key = dest.parent / f"{dest.name}-trusted.pub"
+    key.write_bytes((_logs(p) / "chain-head.pub").read_bytes())
+    return dest / "flows.jsonl", dest / "chain-head.json", key
+
+
+def _truncate_and_rewrite_head(flows, head_path, keep: int):
+    """What someone who may write the logs can do: drop the newest lines and move the head
+    back to match, so that the chain alone holds."""
+    lines = _lines(flows)[:keep]
+    flows.write_bytes(b"".join(lines))
+    head = json.loads(head_path.read_text())
+    head["flows"]["line"] = keep
+    head["flows"]["hash"] = json.loads(lines[-1])["chain"]
+    head_path.write_text(json.dumps(head, indent=2))
+    return head
+
+
+def test_a_signed_head_lets_a_copy_be_checked_with_the_public_key_alone(start_proxy, tmp_path):
+    p = _stopped_with_flows(start_proxy)
+    key_file = p.data_dir / "audit" / "signing.key"
+    assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+    assert "BEGIN PUBLIC KEY" in (_logs(p) / "chain-head.pub").read_text()
+    r = _verify(p)
+    assert r.returncode == 0 and "chain head signed by ed25519:" in r.stdout, r.stdout + r.stderr
+    flows, head, key = _copy_logs(p, tmp_path / "copy")
+    r = airlock("audit", "verify", "--public-key", str(key), str(flows))
+    assert r.returncode == 0 and "(the key given)" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_rewritten_head_is_caught_by_its_signature(start_proxy, tmp_path):
+    p = _stopped_with_flows(start_proxy)
+    flows, head, key = _copy_logs(p, tmp_path / "copy")
+    rewritten = _truncate_and_rewrite_head(flows, head, keep=7)
+    # The chain and the head agree now; the signature does not.
+    error = _bad_line(airlock("audit", "verify", str(flows)))
+    assert "signature does not match" in error and "edited" in error, error
+    # Removing the signature passes a check without the key, never one with it.
+    del rewritten["signed"]
+    head.write_text(json.dumps(rewritten, indent=2))
+    assert airlock("audit", "verify", str(flows)).returncode == 0
+    error = _bad_line(airlock("audit", "verify", "--public-key", str(key), str(flows)))
+    assert "not signed" in error, error
+
+
+def test_a_head_signed_by_another_key_is_refused(start_proxy, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    p = _stopped_with_flows(start_proxy)
+    flows, head, key = _copy_logs(p, tmp_path / "copy")
+    rewritten = _truncate_and_rewrite_head(flows, head, keep=6)
+    # Re-signed with the forger's own key: what airlock signs is the head without
+    # `signed`, as compact JSON (deleted_files, then the kinds in order).
+    forger = Ed25519PrivateKey.generate()
+    del rewritten["signed"]
+    body = {"deleted_files": rewritten.pop("deleted_files")} | dict(sorted(rewritten.items()))
+    message = json.dumps(body, separators=(",", ":")).encode()
+    public = forger.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    forged = {"deleted_files": body["deleted_files"],
+              "signed": {"public_key": public, "signature": forger.sign(message).hex()}}
+    forged |= {k: v for k, v in body.items() if k != "deleted_files"}
+    head.write_text(json.dumps(forged, indent=2))
+    # Its own signature holds (so the message format above is airlock's), but not for our key.
+    r = airlock("audit", "verify", str(flows))
+    assert r.returncode == 0 and "give --public-key" in r.stdout, r.stdout + r.stderr
+    error = _bad_line(airlock("audit", "verify", "--public-key", str(key), str(flows)))
+    assert "signed by another key" in error, error
+
+
+def test_a_signing_key_readable_by_others_refuses_start(start_proxy, tmp_path):
+    p = _stopped_with_flows(start_proxy, 2)
+    key_file = p.data_dir / "audit" / "signing.key"
+    key_file.chmod(0o644)
+    r = airlock("start", "--data-dir", str(p.data_dir), "--listen", "127.0.0.1:0", timeout=30)
+    assert r.returncode != 0 and "readable by other users" in r.stderr, r.stderr
