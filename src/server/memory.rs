@@ -40,14 +40,17 @@ pub struct MemoryReturn {
     idle_ticks: u32,
     /// Ticks until the trim that follows closing the idle upstream connections.
     trim_in: Option<u32>,
+    /// A burst has been seen since the upstream connections were last closed.
+    burst_since_drop: bool,
 }
 
 /// What the server does after a tick besides trimming.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AfterTick {
     Nothing,
-    /// No connection has been open for [`MemoryReturn::IDLE_POOL_TICKS`]: close the idle
-    /// upstream connections (their buffers are most of what a burst leaves in use).
+    /// No connection has been open for [`MemoryReturn::IDLE_POOL_TICKS`] after a burst:
+    /// close the idle upstream connections (their buffers are most of what a burst leaves in
+    /// use).
     DropIdleUpstreams,
 }
 
@@ -58,15 +61,16 @@ impl MemoryReturn {
     const FREE_HELD: usize = 16 << 20;
     /// Ticks between two looks at how much the arenas hold free.
     const LOOK_EVERY: u32 = 8;
-    /// Ticks (of 250 ms) without a connection before the idle upstream connections are
-    /// closed: 5 s. An agent that keeps a connection to airlock keeps its upstream ones; one
-    /// that comes back after a quiet spell pays a new upstream handshake.
+    /// Ticks (of 250 ms) without a connection, after a burst, before the idle upstream
+    /// connections are closed: 5 s. Without a burst the pool keeps its 90 s idle timeout, so
+    /// that an agent's next LLM call after a quiet spell finds its upstream connection.
     const IDLE_POOL_TICKS: u32 = 20;
     /// Ticks between closing the upstream connections and the trim: their tasks end first.
     const TRIM_AFTER_DROP: u32 = 2;
 
     pub fn after_tick(&mut self, open: usize) -> AfterTick {
         self.peak = self.peak.max(open);
+        self.burst_since_drop |= open >= Self::BURST;
         self.ticks = self.ticks.wrapping_add(1);
         let after_burst = self.peak >= Self::BURST && open <= self.peak / 4;
         let idle = open == 0 && !self.idle_trimmed;
@@ -108,7 +112,8 @@ impl MemoryReturn {
                 let _ = always;
             });
         }
-        if self.idle_ticks == Self::IDLE_POOL_TICKS {
+        if self.idle_ticks == Self::IDLE_POOL_TICKS && self.burst_since_drop {
+            self.burst_since_drop = false;
             self.trim_in = Some(Self::TRIM_AFTER_DROP);
             return AfterTick::DropIdleUpstreams;
         }
@@ -121,7 +126,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn idle_upstreams_are_dropped_once_per_quiet_spell() {
+    async fn idle_upstreams_are_dropped_once_per_quiet_spell_after_a_burst() {
         let mut m = MemoryReturn::default();
         let drops = |m: &mut MemoryReturn, open: usize, ticks: u32| {
             (0..ticks)
@@ -129,14 +134,30 @@ mod tests {
                 .count()
         };
         assert_eq!(drops(&mut m, 3, 100), 0, "connections open: the pools stay");
+        assert_eq!(
+            drops(&mut m, 0, 200),
+            0,
+            "no burst: the pools keep their timeout"
+        );
+        assert_eq!(drops(&mut m, MemoryReturn::BURST, 4), 0);
         assert_eq!(drops(&mut m, 0, MemoryReturn::IDLE_POOL_TICKS - 1), 0);
-        assert_eq!(drops(&mut m, 0, 1), 1, "5 s without a connection");
+        assert_eq!(
+            drops(&mut m, 0, 1),
+            1,
+            "5 s without a connection after a burst"
+        );
         assert_eq!(drops(&mut m, 0, 200), 0, "once per quiet spell");
         assert_eq!(drops(&mut m, 1, 1), 0);
         assert_eq!(
+            drops(&mut m, 0, 200),
+            0,
+            "a quiet spell without a burst before it"
+        );
+        assert_eq!(drops(&mut m, 100, 1), 0);
+        assert_eq!(
             drops(&mut m, 0, MemoryReturn::IDLE_POOL_TICKS),
             1,
-            "the next spell"
+            "the next burst's"
         );
     }
 }
