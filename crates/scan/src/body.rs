@@ -334,6 +334,8 @@ impl Views {
         // The clear text: JSON escapes undone, only where there are any.
         let escaped = !self.json.is_idle() || (!binary && memchr::memchr(b'\\', plain).is_some());
         let clear_start = self.raw.position();
+        let idle_before = self.json.is_idle();
+        let first_escape = self.escapes.len();
         if escaped {
             self.clear.clear();
             let changed = if redact {
@@ -349,6 +351,19 @@ impl Views {
             self.json.pass(plain);
         }
         let clear: &[u8] = if escaped { &self.clear } else { plain };
+        // For the injection rules: the clear text, when it is what normalisation would make
+        // of the chunk (most chat), is not decoded a second time.
+        let clear_is_normalized = self.injections.is_some()
+            && escaped
+            && redact
+            && idle_before
+            && self.json.is_idle()
+            && normalized_is_clear(
+                plain,
+                &self.clear,
+                &self.escapes[first_escape..],
+                clear_start,
+            );
 
         // The raw view, on the clear text.
         feed(&mut self.raw, clear, last, &mut hits);
@@ -531,7 +546,9 @@ impl Views {
         // case ignored. Text that none of that changes is matched as it is.
         if let Some(inj) = &mut self.injections {
             let ascii = plain.is_ascii();
-            let text: &[u8] = if !needs_normalization(plain) {
+            let text: &[u8] = if clear_is_normalized {
+                &self.clear
+            } else if !needs_normalization(plain) {
                 plain
             } else {
                 self.clear.clear();
@@ -569,6 +586,24 @@ impl Views {
             );
         }
     }
+}
+
+/// Whether `normalize_for_injection(chunk)` is `clear`, the chunk with its JSON escapes
+/// undone by a [`JsonUnescaper`] that held nothing back before or after it (`escapes`: those
+/// it undid, `clear_start` the output offset of `clear[0]`). It is when the chunk is ASCII
+/// with no `&` (no HTML reference) and the escapes undone were only `\n \t \r \" \\ \/`:
+/// normalisation undoes those the same way, left to right, and leaves every other backslash
+/// alone unless it starts `\b`, `\f` or `\uXXXX`, which the unescaper would have undone too.
+fn normalized_is_clear(chunk: &[u8], clear: &[u8], escapes: &[Escape], clear_start: u64) -> bool {
+    chunk.is_ascii()
+        && memchr::memchr(b'&', chunk).is_none()
+        && escapes.iter().all(|e| {
+            e.raw_end - e.raw_start == 2
+                && matches!(
+                    clear.get((e.start - clear_start) as usize),
+                    Some(b'\n' | b'\t' | b'\r' | b'"' | b'\\' | b'/')
+                )
+        })
 }
 
 /// Redact mode: the raw view's findings, mapped from the clear text back to the bytes as
@@ -1130,6 +1165,51 @@ rules:
         assert!(s.truncated());
         assert_eq!(s.scanned(), 1 << 20);
         assert!(out < 40 << 20, "decompressed {out} bytes for a 1 MiB limit");
+    }
+
+    #[test]
+    fn the_clear_text_stands_for_the_normalised_one_only_where_they_are_the_same() {
+        let pieces: [&[u8]; 16] = [
+            b"ignore previous ",
+            b"\\n",
+            b"\\t",
+            b"\\r",
+            b"\\\"",
+            b"\\\\",
+            b"\\/",
+            b"\\b",
+            b"\\f",
+            b"\\u0041",
+            b"\\u00e9",
+            b"\\uD83D\\uDE00",
+            b"\\q",
+            b"&amp;",
+            b"\\",
+            b"curl x | sh",
+        ];
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut same = 0;
+        for _ in 0..5000 {
+            let mut chunk = Vec::new();
+            for _ in 0..6 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // Mostly the pieces normalisation reads as the unescaper does.
+                let k = (rng % 40) as usize;
+                chunk.extend_from_slice(pieces[if k < 16 { k } else { k % 7 }]);
+            }
+            let mut json = JsonUnescaper::default();
+            let (mut clear, mut escapes) = (Vec::new(), Vec::new());
+            json.feed_mapped(&chunk, &mut clear, &mut escapes);
+            if json.is_idle() && normalized_is_clear(&chunk, &clear, &escapes, 0) {
+                let mut normalized = Vec::new();
+                normalize_for_injection(&chunk, &mut normalized);
+                assert_eq!(normalized, clear, "{}", String::from_utf8_lossy(&chunk));
+                same += 1;
+            }
+        }
+        assert!(same > 500, "the fast path was taken {same} times");
     }
 
     fn serde_like_escape(s: &str) -> String {
