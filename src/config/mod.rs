@@ -947,6 +947,24 @@ pub fn restrict_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes`, mode 0600, through a temporary file and a rename: a reader
+/// finds the old content or the new, never half of it (the audit chain head, its public key).
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?
+        .write_all(bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

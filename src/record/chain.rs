@@ -299,7 +299,6 @@ impl HeadStore {
 
     fn save(&self, head: &ChainHead) -> io::Result<()> {
         let path = self.dir.join(HEAD_FILE);
-        let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
         let text = match &self.signer {
             Some(signer) => {
                 let signed = ChainHead {
@@ -314,18 +313,7 @@ impl HeadStore {
             None => serde_json::to_vec_pretty(head),
         }
         .map_err(io::Error::other)?;
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?
-                .write_all(&text)?;
-        }
-        std::fs::rename(&tmp, &path)
+        crate::config::replace_private_file(&path, &text)
     }
 }
 

@@ -110,15 +110,7 @@ impl HeadSigner {
         if std::fs::read_to_string(&path).is_ok_and(|have| have == pem) {
             return Ok(());
         }
-        let tmp = log_dir.join(format!("{PUBLIC_KEY_FILE}.tmp"));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?
-            .write_all(pem.as_bytes())?;
-        std::fs::rename(&tmp, &path)
+        crate::config::replace_private_file(&path, pem.as_bytes())
     }
 }
 
