@@ -15,11 +15,18 @@
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: mallopt only changes glibc's settings; the values are in range.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_ARENA_MAX, 1);
+        // glibc's own variables, when set, win: an operator's tuning is not overridden.
+        for (var, param, value) in [
+            ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 8 << 20),
+            ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 32 << 20),
+            ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 1),
+        ] {
+            if std::env::var_os(var).is_none() {
+                // SAFETY: mallopt only changes glibc's settings; the values are in range.
+                unsafe {
+                    libc::mallopt(param, value);
+                }
+            }
         }
     }
 }
