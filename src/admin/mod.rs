@@ -62,9 +62,10 @@ pub fn token(config: &Config) -> Result<Option<String>, AdminError> {
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
+    // Everything but the health checks, the dashboard's static files and the event stream
+    // (which also takes the token as a parameter: EventSource sends no headers) needs the
+    // admin token, checked once here for all of them.
+    let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/status", get(api_status))
         .route("/api/flows", get(api_flows))
@@ -75,12 +76,32 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/sessions/{id}", get(api_session))
         .route("/api/pending/{id}/approve", post(api_approve))
         .route("/api/pending/{id}/deny", post(api_deny))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
         .route("/api/events", get(api_events))
         .route("/", get(dashboard_page))
         .route("/dashboard.js", get(dashboard_js))
         .route("/dashboard.css", get(dashboard_css))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .merge(guarded)
         .with_state(state)
+}
+
+/// 401 unless the request carries the admin token (when `admin.token_env` sets one).
+async fn require_token(
+    State(state): State<Arc<AdminState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !authorized(&state, request.headers()) {
+        return unauthorized();
+    }
+    next.run(request).await
 }
 
 /// Serves until `stop` resolves.
@@ -126,10 +147,7 @@ fn failed(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     let mut text = state.records.metrics.encode();
     let (hits, misses) = state.tls.leaf_cache.stats();
     for (name, help, value) in [
@@ -159,10 +177,7 @@ async fn metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Re
         .into_response()
 }
 
-async fn api_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+async fn api_status(State(state): State<Arc<AdminState>>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let c = &state.records.counters;
     let live = (
@@ -211,14 +226,7 @@ struct FlowParams {
 }
 
 /// Newest first (SPEC 6b).
-async fn api_flows(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Query(p): Query<FlowParams>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+async fn api_flows(State(state): State<Arc<AdminState>>, Query(p): Query<FlowParams>) -> Response {
     let query = FlowQuery {
         since: None,
         host_glob: p.host.map(|h| h.to_ascii_lowercase()),
@@ -241,12 +249,8 @@ struct LimitParams {
 
 async fn api_threats(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
     Query(p): Query<LimitParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     let limit = p.limit.unwrap_or(100).min(10_000);
     let lines = crate::record::tail_lines(&state.config.audit_file("threats"), limit);
     let mut out: Vec<Value> = lines
@@ -262,14 +266,7 @@ struct UsageParams {
     by: Option<String>,
 }
 
-async fn api_usage(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Query(p): Query<UsageParams>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+async fn api_usage(State(state): State<Arc<AdminState>>, Query(p): Query<UsageParams>) -> Response {
     let by = match p.by.as_deref().unwrap_or("model") {
         "model" => UsageBy::Model,
         "day" => UsageBy::Day,
@@ -296,12 +293,8 @@ struct SessionParams {
 /// LLM conversations, the most recently active first.
 async fn api_sessions(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
     Query(p): Query<SessionParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     let limit = p.limit.unwrap_or(50).min(1000);
     match from_store(&state, move |s| s.sessions(None, limit)).await {
         Ok(rows) => Json(rows).into_response(),
@@ -312,12 +305,8 @@ async fn api_sessions(
 /// One conversation's transcript: its turns, oldest first, with their detections.
 async fn api_session(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     let view = from_store(&state, move |s| {
         crate::record::conversations::session_view(s, &id)
     })
@@ -334,10 +323,7 @@ async fn api_session(
 }
 
 /// Requests held by `ask` rules.
-async fn api_pending(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+async fn api_pending(State(state): State<Arc<AdminState>>) -> Response {
     pending::list(&state.pending)
 }
 
@@ -346,9 +332,6 @@ async fn api_approve(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     pending::answer(&state.pending, &headers, &id, Decision::Approved)
 }
 
@@ -357,9 +340,6 @@ async fn api_deny(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     pending::answer(&state.pending, &headers, &id, Decision::Denied)
 }
 
