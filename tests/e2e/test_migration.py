@@ -6,24 +6,15 @@ shipped table and the config's `prices:` (SPEC 6)."""
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 
 from detect_fixtures import *  # noqa: F401,F403
 from detect_fixtures import assert_credential_block, fresh_key
-from e2e_helpers import airlock
+from e2e_helpers import airlock, closed_port
 from llm_fixtures import *  # noqa: F401,F403
 from llm_fixtures import anthropic_client, check_llm_record, gateway_url, openai_client
 from records import wait_llm
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _clawsec(local: int, target: int) -> dict:
@@ -39,7 +30,7 @@ def _clawsec(local: int, target: int) -> dict:
 
 
 def test_clawsec_flat_config_starts_as_is(start_proxy, upstreams, tmp_path):
-    local = _free_port()
+    local = closed_port()
     flat = _clawsec(local, upstreams.http_port)
     path = tmp_path / "clawsec.json"
     path.write_text(json.dumps(flat))
@@ -65,7 +56,7 @@ def test_clawsec_flat_config_starts_as_is(start_proxy, upstreams, tmp_path):
         # The exemption is that target only: another loopback port through the forward proxy
         # is still refused by the destination guard.
         with httpx.Client(trust_env=False, proxy=p.url, timeout=10) as via:
-            r = via.get(f"http://127.0.0.1:{_free_port()}/")
+            r = via.get(f"http://127.0.0.1:{closed_port()}/")
         assert r.status_code == 403 and r.headers.get("x-airlock-block-reason") == "destination", r.text[:300]
 
 
