@@ -44,15 +44,22 @@ pub fn lockdown(config: &Config, state: &str) -> Result<ExitCode, Failure> {
         Probe::Running { pid, .. } if pid != 0 => {
             kill(Pid::from_raw(pid as i32), signal)
                 .map_err(|e| Failure::runtime(format!("cannot signal airlock (pid {pid}): {e}")))?;
-            // The instance applies it on its next turn; wait until it says so.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-            while std::time::Instant::now() < deadline {
-                let applied = crate::instance::read_state(&config.state_path())
+            // The instance applies it on its next turn (`off` through a reload, which rebuilds
+            // the detection engines: seconds on a loaded machine); wait until it says so.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            let mut applied = false;
+            while !applied && std::time::Instant::now() < deadline {
+                applied = crate::instance::read_state(&config.state_path())
                     .is_some_and(|s| s.lockdown == on);
-                if applied {
-                    break;
+                if !applied {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if !applied {
+                return Err(Failure::runtime(format!(
+                    "asked airlock (pid {pid}) to turn lockdown {}, and it has not said it did within 15 s; check `airlock status`",
+                    if on { "on" } else { "off" }
+                )));
             }
             println!(
                 "lockdown {} (pid {pid}){}",
