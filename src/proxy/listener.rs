@@ -2,6 +2,7 @@
 //! limit.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -46,8 +47,12 @@ pub async fn accept_loop(ctx: Arc<ProxyContext>, listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
-        let open = ctx.pipeline.records.metrics.open_connections.clone();
-        open.inc();
+        let metrics = &ctx.pipeline.records.metrics;
+        let open = metrics.open_connections.clone();
+        let now_open = usize::try_from(open.inc() + 1).unwrap_or(0);
+        metrics
+            .open_connections_peak
+            .fetch_max(now_open, Ordering::Relaxed);
         ctx.tasks.clone().spawn(async move {
             let _counted = OpenConnection(open);
             let activity = ConnActivity::default();

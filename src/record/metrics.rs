@@ -1,7 +1,8 @@
 //! Prometheus metrics (SPEC 6b), counted from the records themselves as they are handed to
 //! the writer: what `/metrics` says and what the audit log holds cannot disagree.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -72,6 +73,9 @@ pub struct Metrics {
     tls_failures: Family<SideLabel, Counter>,
     /// Client connections open now (the listeners count them).
     pub open_connections: Gauge,
+    /// The most client connections open at once since the server last took it (it takes it
+    /// every tick, see `server::memory`): a burst shorter than a tick still counts.
+    pub open_connections_peak: Arc<AtomicUsize>,
     /// Records waiting for the writer.
     pub store_queue: Gauge,
     /// Records the writer could not store (the audit files still hold them).
@@ -213,6 +217,7 @@ impl Metrics {
             upstream_errors,
             tls_failures,
             open_connections,
+            open_connections_peak: Arc::default(),
             store_queue,
             store_dropped,
             audit_files_deleted,

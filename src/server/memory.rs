@@ -75,13 +75,16 @@ impl MemoryReturn {
     /// Ticks between closing the upstream connections and the trim: their tasks end first.
     const TRIM_AFTER_DROP: u32 = 2;
 
-    pub fn after_tick(&mut self, open: usize) -> AfterTick {
-        self.peak = self.peak.max(open);
-        self.burst_since_drop |= open >= Self::BURST;
+    /// `open`: client connections open now; `peak`: the most open at once since the last
+    /// tick (a burst can open and close all its connections between two ticks).
+    pub fn after_tick(&mut self, open: usize, peak: usize) -> AfterTick {
+        self.peak = self.peak.max(open).max(peak);
+        self.burst_since_drop |= open.max(peak) >= Self::BURST;
         self.ticks = self.ticks.wrapping_add(1);
         let after_burst = self.peak >= Self::BURST && open <= self.peak / 4;
-        let idle = open == 0 && !self.idle_trimmed;
-        if open > 0 {
+        // Connections that came and went since the last tick end a quiet spell too.
+        let idle = open == 0 && peak == 0 && !self.idle_trimmed;
+        if open > 0 || peak > 0 {
             self.idle_trimmed = false;
             self.idle_ticks = 0;
         } else {
@@ -137,7 +140,7 @@ mod tests {
         let mut m = MemoryReturn::default();
         let drops = |m: &mut MemoryReturn, open: usize, ticks: u32| {
             (0..ticks)
-                .filter(|_| m.after_tick(open) == AfterTick::DropIdleUpstreams)
+                .filter(|_| m.after_tick(open, open) == AfterTick::DropIdleUpstreams)
                 .count()
         };
         assert_eq!(drops(&mut m, 3, 100), 0, "connections open: the pools stay");
@@ -165,6 +168,12 @@ mod tests {
             drops(&mut m, 0, MemoryReturn::IDLE_POOL_TICKS),
             1,
             "the next burst's"
+        );
+        assert_eq!(m.after_tick(0, MemoryReturn::BURST), AfterTick::Nothing);
+        assert_eq!(
+            drops(&mut m, 0, MemoryReturn::IDLE_POOL_TICKS),
+            1,
+            "a burst that opened and closed between two ticks counts too"
         );
     }
 }

@@ -485,7 +485,8 @@ async fn run(
                 SignalEvent::Lockdown => lockdown_on(&ctx, &config),
             },
             _ = refresh.tick() => {
-                if memory.after_tick(tasks.len()) == AfterTick::DropIdleUpstreams {
+                let peak = ctx.pipeline.records.metrics.open_connections_peak.swap(0, std::sync::atomic::Ordering::Relaxed);
+                if memory.after_tick(tasks.len(), peak) == AfterTick::DropIdleUpstreams {
                     ctx.upstreams.drop_idle();
                 }
                 if watch.changed(&ctx.pipeline.live().config) {
