@@ -1026,6 +1026,8 @@ fn hostnames_carrying_data_are_flagged() {
         "JBSWY3DPEHPK3PXP.exfil.evil.com",
         "KRUGS4ZANFZSAYJAONSWG4TFOQ.t.evil.com",
         "7QK4WBXVZ2L3YFUA5M6D.data.attacker.net",
+        // lower-case base32 of binary with a single digit (one label in fifty)
+        "iflvgx2tivbverkuhxnuocdvfmhrkrfygxaoo.c2.evil.test",
     ] {
         let v = check_hostname(host);
         assert!(v.flagged, "{}", v.explain(host));
@@ -1066,6 +1068,10 @@ fn infrastructure_names_pass() {
         "FILESERVER2019.AD.EXAMPLE.COM",
         "PRODUCTIONDATABASE.EU.EXAMPLE.COM",
         "prod-us-east-1-api-v2.internal.company.com",
+        // long words with a single digit: as random by entropy, but words by their vowels
+        "kubernetes-dashboard-production2.apps.example.com",
+        "compute-engine-default-service-account6.iam.example.com",
+        "stagingapigatewayloadbalancer4.corp.example.com",
         "o450123.ingest.sentry.io",
         "cluster0.ab1cd.mongodb.net",
         "bh4d9od16a-dsn.algolia.net",

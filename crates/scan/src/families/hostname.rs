@@ -226,7 +226,12 @@ fn random_looking(label: &[u8], min_len: usize) -> bool {
     }
     let digits = s.iter().filter(|b| b.is_ascii_digit()).count();
     let letters = n - digits;
-    if digits < 2 || letters < 2 {
+    // Base32 has only six digits in 32 characters: a long label of it has a single digit
+    // one time in fifty. Words have a vowel in every two or three letters, encoded bytes
+    // one in five (`kubernetes-dashboard-production2` is words).
+    let vowels = s.iter().filter(|b| b"aeiou".contains(b)).count();
+    let one_digit_data = digits == 1 && n >= 24 && vowels * 4 <= letters;
+    if (digits < 2 && !one_digit_data) || letters < 2 {
         return false;
     }
     // Random text of n characters over a big enough alphabet reaches about log2(n) bits per
