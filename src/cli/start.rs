@@ -43,6 +43,7 @@ pub fn start(
     base: Overrides,
     args: StartArgs,
 ) -> Result<ExitCode, Failure> {
+    crate::server::reexec_with_allocator_tunables();
     let overrides = Overrides {
         listen: args.listen.clone(),
         no_mitm: args.no_mitm,

@@ -31,6 +31,7 @@ use crate::record::{RecordError, RecordSink};
 use crate::tls::{TlsContext, TlsSetupError};
 use lockdown::lockdown_on;
 pub use lockdown::lockdown_path;
+pub use memory::reexec_with_allocator_tunables;
 use memory::{AfterTick, MemoryReturn};
 use reload::{ConfigWatch, log_routes, reload};
 pub use signals::Stop;

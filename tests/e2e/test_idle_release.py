@@ -1,7 +1,8 @@
 """What a burst leaves behind goes back when the proxy falls quiet (issue 13 item 6): after a
 burst (64 client connections or more at once), the pooled upstream connections are closed
 once no client connection has been open for 5 s, and the next request opens a new one as if
-nothing happened. Without a burst, an agent's upstream connection waits for its next call."""
+nothing happened. Without a burst, an agent's upstream connection waits for its next call.
+The proxy's memory comes back near what it was before the burst."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ def _connections_to(pid: int, port: int) -> int:
             if remote_port == port and cols[3] == "01" and cols[9] in inodes:
                 n += 1
     return n
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def _burst(p, n: int):
@@ -95,3 +104,21 @@ def test_a_client_that_stays_connected_keeps_its_upstream_connection(start_proxy
         time.sleep(7)  # quiet, but the client's tunnel stays open
         assert _connections_to(pid, upstreams.https_port) >= 1, "the pool was emptied under an open client"
         assert c.get("https://example.test/hello?n=2").status_code == 200
+
+
+def test_memory_comes_back_near_idle_after_a_burst(start_proxy, upstreams):
+    """The issue's target: within 5 MiB of idle 10 s after the load ends. Idle is taken once
+    start-up has settled (10 s), as an operator would read it."""
+    p = start_proxy()
+    pid = p.proc.pid
+    with httpx.Client(proxy=p.url, verify=str(p.ca_path), trust_env=False, timeout=10) as c:
+        assert c.get("https://example.test/hello?warm=1").status_code == 200
+    time.sleep(12)
+    idle = _rss_kib(pid)
+    for _ in range(3):
+        _burst(p, 80)
+    wait_for(lambda: _connections_to(pid, upstreams.https_port), lambda n: n == 0,
+             what="the idle upstream connections closed", timeout=15, interval=0.5)
+    time.sleep(10)
+    after = _rss_kib(pid)
+    assert after <= idle + 5 * 1024, f"RSS {after} KiB 10 s after the bursts, idle was {idle} KiB"
