@@ -28,7 +28,8 @@ use crate::tls::TlsContext;
 
 /// What the handlers read.
 pub struct AdminState {
-    pub config: Arc<Config>,
+    /// The reloadable settings: a reload's config shows in `/api/status` at once.
+    pub live: Arc<arc_swap::ArcSwap<crate::pipeline::live::Live>>,
     pub records: RecordSink,
     pub tls: Arc<TlsContext>,
     /// The bearer token required, when one is configured.
@@ -37,6 +38,13 @@ pub struct AdminState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The requests `ask` rules hold.
     pub pending: Arc<crate::pipeline::pending::PendingRequests>,
+}
+
+impl AdminState {
+    /// The config the instance runs with now (the last reload's).
+    fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +194,8 @@ async fn api_status(State(state): State<Arc<AdminState>>) -> Response {
         c.failed.load(Relaxed),
         c.threats.load(Relaxed),
     );
-    let mut object = status::status_object(&state.config, Some(live));
+    let config = state.config();
+    let mut object = status::status_object(&config, Some(live));
     object["pending"] = Value::from(state.pending.len());
     object["ca_fingerprint"] = Value::String(ca_fingerprint(&state.tls));
     let metrics = &state.records.metrics;
@@ -197,7 +206,7 @@ async fn api_status(State(state): State<Arc<AdminState>>) -> Response {
         "records_lost": metrics.audit_records_lost.get(),
     });
     object["store"] = serde_json::json!({
-        "enabled": state.config.store.enabled,
+        "enabled": config.store.enabled,
         "writable": state.records.store_failure().is_none(),
         "error": state.records.store_failure(),
         "records_dropped": metrics.store_dropped.get(),
@@ -205,10 +214,10 @@ async fn api_status(State(state): State<Arc<AdminState>>) -> Response {
     // Where records and alerts go (origins only: a path may hold a token), and how it goes.
     let totals = |(sent, dropped, failed): (u64, u64, u64), destination: String| serde_json::json!({"destination": destination, "sent": sent, "dropped": dropped, "failed": failed});
     object["export"] = serde_json::json!({
-        "otlp": state.config.otlp.as_ref().map(|o| {
+        "otlp": config.otlp.as_ref().map(|o| {
             totals(metrics.export_totals(), crate::config::url_origin(&o.logs_url))
         }),
-        "alerts": state.config.alerts.as_ref().map(|a| {
+        "alerts": config.alerts.as_ref().map(|a| {
             totals(metrics.alert_totals(), crate::config::url_origin(&a.webhook_url))
         }),
     });
@@ -252,7 +261,7 @@ async fn api_threats(
     Query(p): Query<LimitParams>,
 ) -> Response {
     let limit = p.limit.unwrap_or(100).min(10_000);
-    let lines = crate::record::tail_lines(&state.config.audit_file("threats"), limit);
+    let lines = crate::record::tail_lines(&state.config().audit_file("threats"), limit);
     let mut out: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -350,7 +359,7 @@ where
     T: Default + Send + 'static,
     Q: FnOnce(&Store) -> Result<T, crate::record::store::StoreError> + Send + 'static,
 {
-    let config = state.config.clone();
+    let config = state.config();
     let result = tokio::task::spawn_blocking(move || match read_store(&config)? {
         Some(store) => query(&store).map_err(|e| e.to_string()),
         None => Ok(T::default()),

@@ -435,7 +435,7 @@ async fn run(
             tracing::info!(admin = %addr, "the admin server requires a bearer token (admin.token_env)");
         }
         let state = Arc::new(crate::admin::AdminState {
-            config: config.clone(),
+            live: ctx.pipeline.live.clone(),
             records: records.clone(),
             tls: ctx.tls.clone(),
             token: admin_token,

@@ -177,6 +177,10 @@ def test_a_reload_moves_the_export_to_the_new_collector(start_proxy, collector):
             assert s.get("http://example.test/hello?after=1", timeout=20).status_code == 200
         second.wait_records(lambda r: "after=1" in str(r.attributes.get("url.full")))
         assert not [r for r in collector.log_records() if "after=1" in str(r.attributes.get("url.full"))]
+        # the admin API names the destination the instance exports to now
+        with urllib.request.urlopen(f"http://{p.boot['admin']}/api/status", timeout=5) as r:
+            status = json.loads(r.read())
+        assert status["export"]["otlp"]["destination"] == second.url, status["export"]
 
 
 def test_an_https_collector_is_verified_and_used(start_proxy, certs):
