@@ -90,11 +90,25 @@ const MERGE_GAP: usize = 256;
 /// hundreds). Kept per thread, so a scan allocates nothing.
 #[derive(Default)]
 struct Windows {
-    table: Vec<(usize, usize)>,
+    table: Vec<Window>,
     touched: Vec<usize>,
 }
 
-const NO_WINDOW: (usize, usize) = (usize::MAX, 0);
+/// A window's span, and whether a keyword in it can start a match (see `Rule::word_start`):
+/// one that cannot is merged all the same, so that the windows, and what the regex finds
+/// in them, stay what they are, but a window of such keywords alone is not searched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Window {
+    lo: usize,
+    hi: usize,
+    viable: bool,
+}
+
+const NO_WINDOW: Window = Window {
+    lo: usize::MAX,
+    hi: 0,
+    viable: false,
+};
 
 impl Windows {
     fn reset(&mut self, rules: usize) {
@@ -109,25 +123,27 @@ impl Windows {
 
     /// Grows `local`'s window by `lo..hi`; returns the window it closes when `lo..hi` is
     /// too far from it to merge (that one is scanned now).
-    fn grow(&mut self, local: usize, lo: usize, hi: usize) -> Option<(usize, usize)> {
+    fn grow(&mut self, local: usize, lo: usize, hi: usize, viable: bool) -> Option<Window> {
         let window = &mut self.table[local];
         if *window == NO_WINDOW {
-            *window = (lo, hi);
+            *window = Window { lo, hi, viable };
             self.touched.push(local);
             None
-        } else if lo <= window.1 + MERGE_GAP {
-            *window = (window.0.min(lo), window.1.max(hi));
+        } else if lo <= window.hi + MERGE_GAP {
+            *window = Window {
+                lo: window.lo.min(lo),
+                hi: window.hi.max(hi),
+                viable: window.viable || viable,
+            };
             None
         } else {
-            Some(std::mem::replace(window, (lo, hi)))
+            Some(std::mem::replace(window, Window { lo, hi, viable }))
         }
     }
 
-    /// The windows still open: (local rule, lo, hi).
-    fn open(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        self.touched
-            .iter()
-            .map(|&l| (l, self.table[l].0, self.table[l].1))
+    /// The windows still open, by local rule.
+    fn open(&self) -> impl Iterator<Item = (usize, Window)> + '_ {
+        self.touched.iter().map(|&l| (l, self.table[l]))
     }
 }
 
@@ -320,14 +336,22 @@ impl Engine {
                     let global = self.rules[local];
                     let lo = start.saturating_sub(self.match_lead[local]);
                     // One byte past the longest match, so `\b` sees what follows it.
-                    let hi = (end + self.catalogue.rules[global].max_len + 1).min(hay.len());
-                    if let Some((wlo, whi)) = windows.grow(local, lo, hi) {
-                        self.scan_window(global, hay, wlo, whi, out);
+                    let rule = &self.catalogue.rules[global];
+                    let hi = (end + rule.max_len + 1).min(hay.len());
+                    let viable = !rule.word_start
+                        || start == 0
+                        || !(hay[start - 1].is_ascii_alphanumeric() || hay[start - 1] == b'_');
+                    if let Some(w) = windows.grow(local, lo, hi, viable)
+                        && w.viable
+                    {
+                        self.scan_window(global, hay, w.lo, w.hi, out);
                     }
                 }
             });
-            for (local, lo, hi) in windows.open() {
-                self.scan_window(self.rules[local], hay, lo, hi, out);
+            for (local, w) in windows.open() {
+                if w.viable {
+                    self.scan_window(self.rules[local], hay, w.lo, w.hi, out);
+                }
             }
         });
         // A long keyword ending after a short one can open a window reaching back into one
@@ -503,6 +527,83 @@ fn leads(rule: &Rule) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::{PartialKeywords, ends_with_hash_token};
+    use crate::{Catalogue, Engine, RuleKind};
+    use std::sync::Arc;
+
+    const SECRETS: &str = include_str!("../../../rules/secrets.yaml");
+    const INJECTIONS: &str = include_str!("../../../rules/injections.yaml");
+
+    /// Skipping windows whose keywords all follow a word byte (`Rule::word_start`) finds
+    /// what searching them finds, with every rule's examples glued to word bytes or not,
+    /// among keyword-laden words (`async ` holds `nc `), at several chunk sizes.
+    #[test]
+    fn skipping_windows_without_a_word_start_finds_the_same() {
+        let pruned = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
+        let mut full = Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap();
+        assert!(
+            full.rules
+                .iter()
+                .any(|r| r.id == "reverse_shell" && r.word_start),
+            "reverse_shell starts at a word boundary"
+        );
+        for r in &mut full.rules {
+            r.word_start = false;
+        }
+        let full = Arc::new(full);
+        let mut pieces: Vec<String> = [
+            "async ",
+            "nc ",
+            "nc.",
+            "ncat",
+            "netcat",
+            " -e /bin/sh ",
+            "x",
+            "_",
+            " ",
+            "\n",
+            "\n",
+            "sync.",
+            "abc-",
+            "ghp_",
+            "sk-",
+            "token",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for r in &pruned.rules {
+            pieces.extend(r.examples.positive.iter().cloned());
+        }
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut text = String::new();
+        while text.len() < 400_000 {
+            text.push_str(&pieces[(next() % pieces.len() as u64) as usize]);
+        }
+        let mut checked = 0;
+        for kind in [RuleKind::Secret, RuleKind::Injection] {
+            let a = Engine::new(pruned.clone(), |r| r.kind == kind);
+            let b = Engine::new(full.clone(), |r| r.kind == kind);
+            for chunk in [700, 4093, 65536] {
+                for piece in text.as_bytes().chunks(chunk) {
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let cx = a.scan_with_carry(piece, &mut x, piece.len() / 2);
+                    let cy = b.scan_with_carry(piece, &mut y, piece.len() / 2);
+                    x.sort_by_key(|f| (f.rule, f.start, f.end, f.match_start, f.match_end));
+                    y.sort_by_key(|f| (f.rule, f.start, f.end, f.match_start, f.match_end));
+                    assert_eq!(x, y);
+                    assert_eq!(cx, cy);
+                    checked += x.len();
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} findings");
+    }
 
     #[test]
     fn a_keyword_cut_off_at_the_end_is_found_by_its_longest_prefix() {
