@@ -114,6 +114,8 @@ impl Detector {
         let injections_raw = Arc::new(Engine::new(catalogue.clone(), |r| {
             r.kind == RuleKind::Injection && r.raw && enabled(r)
         }));
+        // Responses scan for both with one keyword walk: built now, not on the first one.
+        secrets.pair_with(&injections);
         let issuers = catalogue
             .rules
             .iter()

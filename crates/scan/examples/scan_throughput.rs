@@ -280,6 +280,8 @@ fn main() {
     let inj_raw = Arc::new(Engine::new(catalogue.clone(), |r| {
         r.kind == RuleKind::Injection && r.raw
     }));
+    // As the proxy does at start-up: the keyword walk responses share between the two.
+    secrets.pair_with(&inj);
     eprintln!(
         "RSS: {before:.1} MB before, {:.1} MB with the catalogue and engines built",
         rss_mb()

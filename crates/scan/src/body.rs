@@ -18,7 +18,7 @@ use crate::decode::{
     last_percent_escape,
 };
 use crate::decompress::Decompressor;
-use crate::engine::{Engine, Finding};
+use crate::engine::{Engine, Finding, PairedKeywords};
 use crate::normalize::{needs_normalization, normalize_for_injection};
 use crate::stream::{StreamFinding, StreamScanner};
 
@@ -133,6 +133,9 @@ struct Injections {
     norm: StreamScanner,
     raw: StreamScanner,
     engines: (Arc<Engine>, Arc<Engine>),
+    /// One keyword walk for the secret rules and the normalised-text injection rules, for
+    /// chunks where the two scan the same text.
+    pair: Option<Arc<PairedKeywords>>,
 }
 
 impl BodyScanner {
@@ -171,6 +174,7 @@ impl BodyScanner {
                 injections: injections.map(|(norm, raw)| Injections {
                     norm: StreamScanner::new(norm.clone()),
                     raw: StreamScanner::new(raw.clone()),
+                    pair: secrets.paired_with(&norm),
                     engines: (norm, raw),
                 }),
                 recent: Recent::default(),
@@ -365,8 +369,33 @@ impl Views {
                 clear_start,
             );
 
-        // The raw view, on the clear text.
-        feed(&mut self.raw, clear, last, &mut hits);
+        // Text without escapes that normalisation leaves as it is is scanned as it is by
+        // the injection rules (known now for a chunk without escapes, later otherwise).
+        let plain_is_normalized =
+            (self.injections.is_some() && !escaped && !binary).then(|| !needs_normalization(plain));
+        // The raw view, on the clear text; and where that is the injection rules' text too
+        // (never binary, which they do not scan), their scan of it, with one keyword walk
+        // (reported in their turn).
+        let mut injection_hits = None;
+        let mut paired = false;
+        if (clear_is_normalized || plain_is_normalized == Some(true))
+            && !last
+            && let Some(inj) = &mut self.injections
+            && let Some(pair) = &inj.pair
+        {
+            let mut found_there = Vec::new();
+            paired = StreamScanner::feed_paired(
+                &mut self.raw,
+                &mut inj.norm,
+                pair,
+                clear,
+                [&mut hits, &mut found_there],
+            );
+            injection_hits = paired.then_some(found_there);
+        }
+        if !paired {
+            feed(&mut self.raw, clear, last, &mut hits);
+        }
         if redact {
             report_mapped(
                 &self.raw,
@@ -548,15 +577,20 @@ impl Views {
             let ascii = plain.is_ascii();
             let text: &[u8] = if clear_is_normalized {
                 &self.clear
-            } else if !needs_normalization(plain) {
+            } else if plain_is_normalized.unwrap_or_else(|| !needs_normalization(plain)) {
                 plain
             } else {
                 self.clear.clear();
                 normalize_for_injection(plain, &mut self.clear);
                 &self.clear
             };
-            hits.clear();
-            feed(&mut inj.norm, text, last, &mut hits);
+            match injection_hits {
+                Some(found_there) => hits = found_there,
+                None => {
+                    hits.clear();
+                    feed(&mut inj.norm, text, last, &mut hits);
+                }
+            }
             report(
                 View::Normalized,
                 &inj.norm,

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 
+use crate::keywords::folds;
 use crate::verify::Checksum;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,11 @@ pub struct Rule {
     /// (a keyword inside a bounded name, as in `encryption_key =`) or read off the
     /// pattern's literal prefixes (`sk-proj-…`: 0). Unknown, the engine assumes `max_len`.
     pub lead: Option<usize>,
+    /// Every match starts with one of the keywords, at an ASCII word boundary, and every
+    /// keyword starts with a word byte (`\b(?:nc|ncat|netcat) …` with `nc `, `ncat`): a
+    /// keyword found right after a word byte (the `nc ` of `async `) cannot start a match,
+    /// and a window holding only such keywords holds no match.
+    pub word_start: bool,
     pub entropy: Option<f64>,
     pub checksum: Checksum,
     pub issuer_hosts: Vec<String>,
@@ -325,6 +331,7 @@ fn compile(file: &str, kind: RuleKind, r: RawRule) -> Result<Rule, CatalogueErro
         lead: r
             .lead
             .or_else(|| literal_prefix_lead(&pattern_text, &r.keywords)),
+        word_start: starts_at_a_word_boundary(&r.pattern, flags.contains("(?i)"), &r.keywords),
         entropy: r.entropy,
         checksum,
         issuer_hosts: r.issuer_hosts,
@@ -357,6 +364,7 @@ fn family_rule(id: &str, name: &str, family: &str, detector: FamilyDetector) -> 
         secret_group: None,
         max_len: crate::families::MAX_SPAN,
         lead: Some(0),
+        word_start: false,
         entropy: None,
         checksum: Checksum::None,
         issuer_hosts: Vec::new(),
@@ -368,6 +376,70 @@ fn family_rule(id: &str, name: &str, family: &str, detector: FamilyDetector) -> 
         examples: RawExamples::default(),
         detector: Some(detector),
     }
+}
+
+/// Whether every match of `pattern` (in bytes mode, ignoring ASCII case when `ignore_case`)
+/// starts at an ASCII word boundary with one of `keywords`, each of which starts with a
+/// word byte: the pattern opens with `\b` (in every alternative) and each of its literal
+/// prefixes (a finite set) starts with a keyword. `\b` before a word byte then means that
+/// the byte before the match is not one.
+fn starts_at_a_word_boundary(pattern: &str, ignore_case: bool, keywords: &[String]) -> bool {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    fn opens_with_boundary(hir: &Hir) -> bool {
+        match hir.kind() {
+            HirKind::Look(look) => matches!(
+                look,
+                Look::WordAscii | Look::WordStartAscii | Look::WordStartHalfAscii
+            ),
+            HirKind::Concat(parts) => parts.first().is_some_and(opens_with_boundary),
+            HirKind::Capture(c) => opens_with_boundary(&c.sub),
+            HirKind::Alternation(alts) => alts.iter().all(opens_with_boundary),
+            _ => false,
+        }
+    }
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    if !keywords
+        .iter()
+        .all(|k| k.as_bytes().first().is_some_and(word))
+    {
+        return false;
+    }
+    // Ignoring case, the prefixes are taken from the pattern as written: its case variants
+    // would overflow the extractor's limits (`nc.traditional` has 4,096), and a match
+    // ignoring case starts with a prefix ignoring case, which a folding keyword matches.
+    if ignore_case && !keywords.iter().all(|k| folds(k)) {
+        return false;
+    }
+    let Ok(hir) = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(false)
+        .build()
+        .parse(pattern)
+    else {
+        return false;
+    };
+    if !opens_with_boundary(&hir) {
+        return false;
+    }
+    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let Some(literals) = prefixes.literals() else {
+        return false;
+    };
+    !literals.is_empty()
+        && literals.iter().all(|literal| {
+            let bytes = literal.as_bytes();
+            keywords.iter().any(|k| {
+                let folds = folds(k);
+                let k = k.as_bytes();
+                bytes.len() >= k.len()
+                    && if folds {
+                        bytes[..k.len()].eq_ignore_ascii_case(k)
+                    } else {
+                        &bytes[..k.len()] == k
+                    }
+            })
+        })
 }
 
 /// The lead a pattern's literal prefixes prove: every match begins with one of a finite

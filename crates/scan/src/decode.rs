@@ -70,7 +70,8 @@ impl JsonUnescaper {
         let mut changed = false;
         let mut i = 0;
         let out_start = out.len();
-        out.reserve(input.len());
+        // A block copy may write up to 63 bytes past what is kept (cut back at once).
+        out.reserve(input.len() + 64);
         let (consumed, produced) = (self.consumed, self.produced);
         let mut note = |out: &Vec<u8>, before: usize, from: usize, to: usize| {
             if let Some(e) = escapes.as_deref_mut() {
@@ -83,12 +84,30 @@ impl JsonUnescaper {
             }
         };
         while i < input.len() {
-            // Copy the run up to the next backslash in one go.
-            let Some(run) = memchr::memchr(b'\\', &input[i..]) else {
-                out.extend_from_slice(&input[i..]);
-                break;
+            // Copy the run up to the next backslash: 64 bytes at a time, a block with one
+            // copied whole and cut back to it. Chat has an escape every line or so, and a
+            // search and a copy of variable length per escape (two calls) cost more than
+            // the bytes between them.
+            let run = if let Some(block) = input.get(i..i + 64) {
+                let block: &[u8; 64] = block.try_into().expect("64 bytes");
+                let backslashes = crate::text_runs::byte_mask(block, b'\\');
+                let kept = out.len();
+                out.extend_from_slice(block);
+                if backslashes == 0 {
+                    i += 64;
+                    continue;
+                }
+                let run = backslashes.trailing_zeros() as usize;
+                out.truncate(kept + run);
+                run
+            } else {
+                let Some(run) = memchr::memchr(b'\\', &input[i..]) else {
+                    out.extend_from_slice(&input[i..]);
+                    break;
+                };
+                out.extend_from_slice(&input[i..i + run]);
+                run
             };
-            out.extend_from_slice(&input[i..i + run]);
             i += run;
             let b = input[i];
             let Some(&next) = input.get(i + 1) else {
@@ -310,6 +329,88 @@ mod tests {
         d.feed(br#"nabc\u00"#, &mut out);
         d.feed(br#"41\/x"}"#, &mut out);
         assert_eq!(out, b"{\"c\":\"-----BEGIN KEY-----\nabcA/x\"}");
+    }
+
+    /// The block-at-a-time copy undoes what a byte-at-a-time reading undoes, with the same
+    /// escapes mapped, whatever the chunks: escapes on and across every block edge.
+    #[test]
+    fn json_unescaping_by_blocks_is_byte_by_byte() {
+        fn reference(input: &[u8]) -> (Vec<u8>, Vec<Escape>) {
+            let (mut out, mut map) = (Vec::new(), Vec::new());
+            let mut i = 0;
+            while i < input.len() {
+                let before = out.len() as u64;
+                let taken = match (input[i], input.get(i + 1)) {
+                    (b'\\', Some(&n)) if simple_escape(n).is_some() => {
+                        out.push(simple_escape(n).unwrap());
+                        2
+                    }
+                    (b'\\', Some(b'u')) if input.len() >= i + 6 => match hex4(&input[i + 2..i + 6])
+                    {
+                        Some(cp) => {
+                            push_code_point(cp, &mut out);
+                            6
+                        }
+                        None => {
+                            out.push(b'\\');
+                            1
+                        }
+                    },
+                    (b, _) => {
+                        out.push(b);
+                        1
+                    }
+                };
+                if taken > 1 {
+                    map.push(Escape {
+                        start: before,
+                        end: out.len() as u64,
+                        raw_start: i as u64,
+                        raw_end: (i + taken) as u64,
+                    });
+                }
+                i += taken;
+            }
+            (out, map)
+        }
+        let pieces: [&[u8]; 10] = [
+            b"\\n",
+            b"\\u0041",
+            b"\\u00e9",
+            b"\\uZZ41",
+            b"\\",
+            b"\\x",
+            b"\\\\",
+            b"abcdefghijklmnopqrstuvwxyz0123456789",
+            b"a",
+            b" \\\"q\\\" ",
+        ];
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 1000, 20_000] {
+            let mut input = Vec::new();
+            while input.len() < len {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                input.extend_from_slice(pieces[(rng % pieces.len() as u64) as usize]);
+            }
+            // Nothing left waiting for a next chunk at the end.
+            input.extend_from_slice(b"........");
+            let expected = reference(&input);
+            for chunk in [1, 2, 5, 63, 64, 65, 100, 4096, usize::MAX] {
+                let mut d = JsonUnescaper::default();
+                let (mut out, mut map) = (Vec::new(), Vec::new());
+                for piece in input.chunks(chunk.min(input.len())) {
+                    d.feed_mapped(piece, &mut out, &mut map);
+                }
+                assert!(d.is_idle());
+                assert_eq!(
+                    (&out, &map),
+                    (&expected.0, &expected.1),
+                    "len {len} chunk {chunk}"
+                );
+            }
+        }
     }
 
     #[test]

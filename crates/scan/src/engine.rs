@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use rustc_hash::FxHashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::catalogue::{Catalogue, Rule};
 use crate::keywords::{Keywords, folds};
@@ -90,11 +90,25 @@ const MERGE_GAP: usize = 256;
 /// hundreds). Kept per thread, so a scan allocates nothing.
 #[derive(Default)]
 struct Windows {
-    table: Vec<(usize, usize)>,
+    table: Vec<Window>,
     touched: Vec<usize>,
 }
 
-const NO_WINDOW: (usize, usize) = (usize::MAX, 0);
+/// A window's span, and whether a keyword in it can start a match (see `Rule::word_start`):
+/// one that cannot is merged all the same, so that the windows, and what the regex finds
+/// in them, stay what they are, but a window of such keywords alone is not searched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Window {
+    lo: usize,
+    hi: usize,
+    viable: bool,
+}
+
+const NO_WINDOW: Window = Window {
+    lo: usize::MAX,
+    hi: 0,
+    viable: false,
+};
 
 impl Windows {
     fn reset(&mut self, rules: usize) {
@@ -109,25 +123,27 @@ impl Windows {
 
     /// Grows `local`'s window by `lo..hi`; returns the window it closes when `lo..hi` is
     /// too far from it to merge (that one is scanned now).
-    fn grow(&mut self, local: usize, lo: usize, hi: usize) -> Option<(usize, usize)> {
+    fn grow(&mut self, local: usize, lo: usize, hi: usize, viable: bool) -> Option<Window> {
         let window = &mut self.table[local];
         if *window == NO_WINDOW {
-            *window = (lo, hi);
+            *window = Window { lo, hi, viable };
             self.touched.push(local);
             None
-        } else if lo <= window.1 + MERGE_GAP {
-            *window = (window.0.min(lo), window.1.max(hi));
+        } else if lo <= window.hi + MERGE_GAP {
+            *window = Window {
+                lo: window.lo.min(lo),
+                hi: window.hi.max(hi),
+                viable: window.viable || viable,
+            };
             None
         } else {
-            Some(std::mem::replace(window, (lo, hi)))
+            Some(std::mem::replace(window, Window { lo, hi, viable }))
         }
     }
 
-    /// The windows still open: (local rule, lo, hi).
-    fn open(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        self.touched
-            .iter()
-            .map(|&l| (l, self.table[l].0, self.table[l].1))
+    /// The windows still open, by local rule.
+    fn open(&self) -> impl Iterator<Item = (usize, Window)> + '_ {
+        self.touched.iter().map(|&l| (l, self.table[l]))
     }
 }
 
@@ -162,6 +178,12 @@ pub struct Engine {
     carry_lead: usize,
     /// Every proper prefix of every keyword, for spotting one cut off at a chunk's end.
     partials: PartialKeywords,
+    /// The keywords and their local rules, for a walk shared with another engine.
+    keyword_list: Vec<(String, Vec<u32>)>,
+    /// The walk shared with the one other engine asked for (see [`Engine::paired_with`]),
+    /// and that engine (held weakly: its allocation, and so its address, stays while this
+    /// is kept).
+    paired: OnceLock<(Weak<Engine>, Arc<PairedKeywords>)>,
     max_len: usize,
     /// How far a secret can start before its first keyword (a Mailchimp key's `-us` suffix
     /// comes after 32 secret characters).
@@ -200,6 +222,8 @@ impl Engine {
         Engine {
             partials: PartialKeywords::new(keywords.iter().map(|(k, _)| k.as_str())),
             keywords: Keywords::build(&keywords),
+            keyword_list: keywords.clone(),
+            paired: OnceLock::new(),
             max_len: rules
                 .iter()
                 .map(|&i| catalogue.rules[i].max_len)
@@ -262,9 +286,48 @@ impl Engine {
     /// keyword, so it starts at most one lead before the earliest keyword in the tail (one
     /// cut off at the end included), or one lead before the end when there is none.
     pub fn scan_with_carry(&self, hay: &[u8], out: &mut Vec<Finding>, tail: usize) -> usize {
+        self.scan_hits(Walk(&self.keywords, hay), hay, out, tail)
+    }
+
+    /// [`Engine::scan_with_carry`] with the keyword hits found already (by a walk shared
+    /// with another engine, [`PairedKeywords::hits`]): (start, end, keyword) in the order of
+    /// their ends, as this engine's own walk finds them, `rules` the local rules per keyword.
+    pub(crate) fn scan_with_carry_listed(
+        &self,
+        hay: &[u8],
+        out: &mut Vec<Finding>,
+        tail: usize,
+        hits: &[(usize, usize, u32)],
+        rules: &[Vec<u32>],
+    ) -> usize {
+        self.scan_hits(Listed(hits, rules), hay, out, tail)
+    }
+
+    /// Builds now the keyword walk this engine shares with `other` on texts both scan (a
+    /// response's secret and injection rules), which a [`crate::body::BodyScanner`] given
+    /// both would otherwise build when it is created: at start-up, not on the first
+    /// response (some 15 ms for the built-in catalogue). Only the first engine paired
+    /// with is shared with.
+    pub fn pair_with(&self, other: &Arc<Engine>) {
+        let _ = self.paired_with(other);
+    }
+
+    /// The walk over the union of this engine's keywords and `other`'s, for texts both scan
+    /// (built on first use; `None` for an engine other than the first one asked for).
+    pub(crate) fn paired_with(&self, other: &Arc<Engine>) -> Option<Arc<PairedKeywords>> {
+        let (partner, pair) = self.paired.get_or_init(|| {
+            (
+                Arc::downgrade(other),
+                Arc::new(PairedKeywords::build(self, other)),
+            )
+        });
+        Weak::ptr_eq(partner, &Arc::downgrade(other)).then(|| pair.clone())
+    }
+
+    fn scan_hits(&self, hits: impl Hits, hay: &[u8], out: &mut Vec<Finding>, tail: usize) -> usize {
         let first = out.len();
         let mut anchor = hay.len();
-        self.scan_all(hay, out, tail, &mut anchor);
+        self.scan_all(hits, hay, out, tail, &mut anchor);
         anchor = anchor
             .min(self.partial_keyword_at_end(&hay[tail.min(hay.len())..]) + tail.min(hay.len()));
         let carry_from = anchor.saturating_sub(self.carry_lead);
@@ -301,7 +364,14 @@ impl Engine {
     /// Windows of one rule closer than this are scanned as one: a regex search has a fixed
     /// cost worth about as many bytes of scanning (text dense with keywords pays it
     /// thousands of times per megabyte).
-    fn scan_all(&self, hay: &[u8], out: &mut Vec<Finding>, tail: usize, anchor: &mut usize) {
+    fn scan_all(
+        &self,
+        hits: impl Hits,
+        hay: &[u8],
+        out: &mut Vec<Finding>,
+        tail: usize,
+        anchor: &mut usize,
+    ) {
         if self.rules.is_empty() || hay.is_empty() {
             return;
         }
@@ -311,7 +381,7 @@ impl Engine {
         let first = out.len();
         WINDOWS.with_borrow_mut(|windows| {
             windows.reset(self.rules.len());
-            self.keywords.for_each_hit(hay, |start, end, locals| {
+            hits.each(|start, end, locals| {
                 if start >= tail && start < *anchor {
                     *anchor = start;
                 }
@@ -320,14 +390,22 @@ impl Engine {
                     let global = self.rules[local];
                     let lo = start.saturating_sub(self.match_lead[local]);
                     // One byte past the longest match, so `\b` sees what follows it.
-                    let hi = (end + self.catalogue.rules[global].max_len + 1).min(hay.len());
-                    if let Some((wlo, whi)) = windows.grow(local, lo, hi) {
-                        self.scan_window(global, hay, wlo, whi, out);
+                    let rule = &self.catalogue.rules[global];
+                    let hi = (end + rule.max_len + 1).min(hay.len());
+                    let viable = !rule.word_start
+                        || start == 0
+                        || !(hay[start - 1].is_ascii_alphanumeric() || hay[start - 1] == b'_');
+                    if let Some(w) = windows.grow(local, lo, hi, viable)
+                        && w.viable
+                    {
+                        self.scan_window(global, hay, w.lo, w.hi, out);
                     }
                 }
             });
-            for (local, lo, hi) in windows.open() {
-                self.scan_window(self.rules[local], hay, lo, hi, out);
+            for (local, w) in windows.open() {
+                if w.viable {
+                    self.scan_window(self.rules[local], hay, w.lo, w.hi, out);
+                }
             }
         });
         // A long keyword ending after a short one can open a window reaching back into one
@@ -402,6 +480,91 @@ impl Engine {
                 match_end: whole.end(),
             });
         }
+    }
+}
+
+/// Where the keyword hits of a scan come from.
+trait Hits {
+    /// Calls `each(start, end, local rules)` per hit, in the order of their ends.
+    fn each(self, each: impl FnMut(usize, usize, &[u32]));
+}
+
+/// The engine's own walk over the text.
+struct Walk<'a>(&'a Keywords, &'a [u8]);
+
+impl Hits for Walk<'_> {
+    #[inline(always)]
+    fn each(self, each: impl FnMut(usize, usize, &[u32])) {
+        self.0.for_each_hit(self.1, each);
+    }
+}
+
+/// Hits found by a shared walk: (start, end, keyword), and the local rules per keyword.
+struct Listed<'a>(&'a [(usize, usize, u32)], &'a [Vec<u32>]);
+
+impl Hits for Listed<'_> {
+    #[inline(always)]
+    fn each(self, mut each: impl FnMut(usize, usize, &[u32])) {
+        for &(start, end, k) in self.0 {
+            each(start, end, &self.1[k as usize]);
+        }
+    }
+}
+
+/// One keyword walk for two engines that scan the same text (the secret rules and the
+/// injection rules on a response whose clear text is its normalised text): one automaton
+/// over the union of their keywords. Each engine's hits come out as its own walk finds
+/// them, in the same order: the automaton reports the keywords ending at a byte longest
+/// first (each its own state's, then its suffixes'), and keywords of one length ending at
+/// one byte in the order of the sorted list, which both lists keep.
+pub(crate) struct PairedKeywords {
+    keywords: Keywords,
+    /// Per keyword of the union, the local rules of each engine (none where it is not one
+    /// of that engine's).
+    rules: [Vec<Vec<u32>>; 2],
+}
+
+impl PairedKeywords {
+    fn build(a: &Engine, b: &Engine) -> PairedKeywords {
+        let mut union: std::collections::BTreeMap<&str, [Vec<u32>; 2]> = Default::default();
+        for (side, engine) in [a, b].into_iter().enumerate() {
+            for (keyword, rules) in &engine.keyword_list {
+                union.entry(keyword.as_str()).or_default()[side] = rules.clone();
+            }
+        }
+        let list: Vec<(String, Vec<u32>)> =
+            union.keys().map(|k| (k.to_string(), Vec::new())).collect();
+        let mut rules: [Vec<Vec<u32>>; 2] = Default::default();
+        for [ra, rb] in union.into_values() {
+            rules[0].push(ra);
+            rules[1].push(rb);
+        }
+        PairedKeywords {
+            keywords: Keywords::build(&list),
+            rules,
+        }
+    }
+
+    /// The local rules per keyword of engine `side` (0: the engine asked, 1: its partner).
+    pub(crate) fn rules(&self, side: usize) -> &[Vec<u32>] {
+        &self.rules[side]
+    }
+
+    /// Walks `hay` once. `hits[side]` gets the hits of engine `side` starting at or after
+    /// `from[side]`, shifted by it: what that engine's walk of `hay[from[side]..]` finds.
+    pub(crate) fn hits(
+        &self,
+        hay: &[u8],
+        from: [usize; 2],
+        hits: &mut [Vec<(usize, usize, u32)>; 2],
+    ) {
+        self.keywords.for_each_keyword(hay, |start, end, k| {
+            for side in 0..2 {
+                if start >= from[side] && !self.rules[side][k].is_empty() {
+                    hits[side].push((start - from[side], end - from[side], k as u32));
+                }
+            }
+        });
     }
 }
 
@@ -503,6 +666,192 @@ fn leads(rule: &Rule) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::{PartialKeywords, ends_with_hash_token};
+    use crate::{Catalogue, Engine, RuleKind};
+    use std::sync::Arc;
+
+    const SECRETS: &str = include_str!("../../../rules/secrets.yaml");
+    const INJECTIONS: &str = include_str!("../../../rules/injections.yaml");
+
+    /// Text dense with the keywords of both engines (folding ones in random case), keyword
+    /// prefixes, words and every rule's examples.
+    fn keyword_soup(cat: &Catalogue, len: usize) -> Vec<u8> {
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        for r in &cat.rules {
+            for k in &r.keywords {
+                pieces.push(k.as_bytes().to_vec());
+                pieces.push(k.to_ascii_uppercase().into_bytes());
+                pieces.push(k.as_bytes()[..k.len() - 1].to_vec());
+            }
+            pieces.extend(r.examples.positive.iter().map(|e| e.as_bytes().to_vec()));
+        }
+        for w in [" ", "\n", "\n", "x", "async ", "the ", "{\"a\":\""] {
+            pieces.push(w.as_bytes().to_vec());
+        }
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut text = Vec::new();
+        while text.len() < len {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            text.extend_from_slice(&pieces[(rng % pieces.len() as u64) as usize]);
+            if rng.is_multiple_of(5) {
+                text.push(b' ');
+            }
+        }
+        text
+    }
+
+    /// One walk over the union of two engines' keywords gives each engine the hits of its
+    /// own walk, in the same order (ties at one end included), over the text or a suffix.
+    #[test]
+    fn a_paired_walk_finds_what_each_engine_walk_finds() {
+        let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
+        let a = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Secret));
+        let b = Arc::new(Engine::new(cat.clone(), |r| {
+            r.kind == RuleKind::Injection && !r.raw
+        }));
+        let other = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Injection));
+        let pair = a.paired_with(&b).expect("the first engine asked");
+        assert!(
+            a.paired_with(&other).is_none(),
+            "only the engine paired first"
+        );
+        let text = keyword_soup(&cat, 300_000);
+        for len in [0, 5, 1000, 1023, 1024, 5000, 300_000] {
+            let text = &text[..len.min(text.len())];
+            for from in [[0, 0], [0, 7], [13, 0], [0, 300], [200, 0]] {
+                if from.iter().any(|&f| f > text.len()) {
+                    continue;
+                }
+                let mut hits: [Vec<(usize, usize, u32)>; 2] = Default::default();
+                pair.hits(text, from, &mut hits);
+                for (side, engine) in [&a, &b].into_iter().enumerate() {
+                    let mut expected = Vec::new();
+                    engine
+                        .keywords
+                        .for_each_hit(&text[from[side]..], |s, e, r| {
+                            expected.push((s, e, r.to_vec()))
+                        });
+                    let got: Vec<_> = hits[side]
+                        .iter()
+                        .map(|&(s, e, k)| (s, e, pair.rules(side)[k as usize].clone()))
+                        .collect();
+                    assert!(len < 100_000 || expected.len() > 1000);
+                    assert_eq!(got, expected, "len {len} from {from:?} side {side}");
+                }
+            }
+        }
+    }
+
+    /// Two stream scanners fed the same chunks with one walk report what each fed alone
+    /// reports, and carry the same.
+    #[test]
+    fn paired_stream_scanners_find_what_each_finds() {
+        use crate::stream::{StreamFinding, StreamScanner};
+        let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
+        let a = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Secret));
+        let b = Arc::new(Engine::new(cat.clone(), |r| {
+            r.kind == RuleKind::Injection && !r.raw
+        }));
+        let pair = a.paired_with(&b).unwrap();
+        let text = keyword_soup(&cat, 400_000);
+        let mut total = 0;
+        for chunk in [1000, 4093, 65536] {
+            let (mut pa, mut pb) = (StreamScanner::new(a.clone()), StreamScanner::new(b.clone()));
+            let (mut sa, mut sb) = (StreamScanner::new(a.clone()), StreamScanner::new(b.clone()));
+            for piece in text.chunks(chunk) {
+                let (mut x, mut y) = (Vec::<StreamFinding>::new(), Vec::new());
+                assert!(StreamScanner::feed_paired(
+                    &mut pa,
+                    &mut pb,
+                    &pair,
+                    piece,
+                    [&mut x, &mut y]
+                ));
+                let (mut x2, mut y2) = (Vec::new(), Vec::new());
+                sa.feed(piece, &mut x2);
+                sb.feed(piece, &mut y2);
+                assert_eq!((&x, &y), (&x2, &y2), "chunk {chunk}");
+                assert_eq!((pa.carry(), pb.carry()), (sa.carry(), sb.carry()));
+                assert_eq!(pa.window(), sa.window());
+                assert_eq!(pb.window(), sb.window());
+                total += x.len() + y.len();
+            }
+        }
+        assert!(total > 1000, "only {total} findings");
+    }
+
+    /// Skipping windows whose keywords all follow a word byte (`Rule::word_start`) finds
+    /// what searching them finds, with every rule's examples glued to word bytes or not,
+    /// among keyword-laden words (`async ` holds `nc `), at several chunk sizes.
+    #[test]
+    fn skipping_windows_without_a_word_start_finds_the_same() {
+        let pruned = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
+        let mut full = Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap();
+        assert!(
+            full.rules
+                .iter()
+                .any(|r| r.id == "reverse_shell" && r.word_start),
+            "reverse_shell starts at a word boundary"
+        );
+        for r in &mut full.rules {
+            r.word_start = false;
+        }
+        let full = Arc::new(full);
+        let mut pieces: Vec<String> = [
+            "async ",
+            "nc ",
+            "nc.",
+            "ncat",
+            "netcat",
+            " -e /bin/sh ",
+            "x",
+            "_",
+            " ",
+            "\n",
+            "\n",
+            "sync.",
+            "abc-",
+            "ghp_",
+            "sk-",
+            "token",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for r in &pruned.rules {
+            pieces.extend(r.examples.positive.iter().cloned());
+        }
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut text = String::new();
+        while text.len() < 400_000 {
+            text.push_str(&pieces[(next() % pieces.len() as u64) as usize]);
+        }
+        let mut checked = 0;
+        for kind in [RuleKind::Secret, RuleKind::Injection] {
+            let a = Engine::new(pruned.clone(), |r| r.kind == kind);
+            let b = Engine::new(full.clone(), |r| r.kind == kind);
+            for chunk in [700, 4093, 65536] {
+                for piece in text.as_bytes().chunks(chunk) {
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let cx = a.scan_with_carry(piece, &mut x, piece.len() / 2);
+                    let cy = b.scan_with_carry(piece, &mut y, piece.len() / 2);
+                    x.sort_by_key(|f| (f.rule, f.start, f.end, f.match_start, f.match_end));
+                    y.sort_by_key(|f| (f.rule, f.start, f.end, f.match_start, f.match_end));
+                    assert_eq!(x, y);
+                    assert_eq!(cx, cy);
+                    checked += x.len();
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} findings");
+    }
 
     #[test]
     fn a_keyword_cut_off_at_the_end_is_found_by_its_longest_prefix() {

@@ -170,6 +170,11 @@ impl Keywords {
     /// Calls `each(start, end, rules)` for every keyword occurrence, overlapping ones
     /// included, in the order of their ends.
     pub(crate) fn for_each_hit(&self, hay: &[u8], mut each: impl FnMut(usize, usize, &[u32])) {
+        self.for_each_keyword(hay, |start, end, k| each(start, end, &self.rules[k]));
+    }
+
+    /// [`Keywords::for_each_hit`] with the keyword's index in the list built from.
+    pub(crate) fn for_each_keyword(&self, hay: &[u8], mut each: impl FnMut(usize, usize, usize)) {
         let Some(table) = &self.table else { return };
         let mut expand = |state: u32, end: usize| {
             for &(k, len) in &table.matches[(state / table.stride) as usize] {
@@ -180,7 +185,7 @@ impl Keywords {
                 {
                     continue;
                 }
-                each(start, end, &self.rules[k]);
+                each(start, end, k);
             }
         };
         if hay.len() < SPLIT_MIN {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::engine::{Engine, Finding};
+use crate::engine::{Engine, Finding, PairedKeywords};
 
 /// A finding with offsets into the whole stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,15 +178,67 @@ impl StreamScanner {
         if chunk.is_empty() {
             return;
         }
+        let tail = self.load(chunk);
+        let carry_from = self
+            .engine
+            .scan_with_carry(&self.buf, &mut self.found, tail);
+        self.carry_on(carry_from, out);
+    }
+
+    /// [`StreamScanner::feed`] of the same chunk to two scanners, with one keyword walk
+    /// (`pair`, from `a`'s engine paired with `b`'s) where the text one scans ends the text
+    /// the other scans (their carries are both the stream's last bytes, one longer). False,
+    /// and nothing done, where the carries differ: the caller feeds each.
+    pub(crate) fn feed_paired(
+        a: &mut StreamScanner,
+        b: &mut StreamScanner,
+        pair: &PairedKeywords,
+        chunk: &[u8],
+        out: [&mut Vec<StreamFinding>; 2],
+    ) -> bool {
+        let (la, lb) = (a.carry.len(), b.carry.len());
+        let from = if a.carry.ends_with(&b.carry) {
+            [0, la - lb]
+        } else if b.carry.ends_with(&a.carry) {
+            [lb - la, 0]
+        } else {
+            return false;
+        };
+        if chunk.is_empty() {
+            return true;
+        }
+        let tails = [a.load(chunk), b.load(chunk)];
+        let longer = if from[0] == 0 { &a.buf } else { &b.buf };
+        let mut hits: [Vec<(usize, usize, u32)>; 2] = Default::default();
+        pair.hits(longer, from, &mut hits);
+        let [out_a, out_b] = out;
+        for (side, (scanner, out)) in [(a, out_a), (b, out_b)].into_iter().enumerate() {
+            let carry_from = scanner.engine.scan_with_carry_listed(
+                &scanner.buf,
+                &mut scanner.found,
+                tails[side],
+                &hits[side],
+                pair.rules(side),
+            );
+            scanner.carry_on(carry_from, out);
+        }
+        true
+    }
+
+    /// The carry and `chunk` into `buf`, to be scanned; returns where the tail (what may
+    /// reach into the next chunk) starts.
+    fn load(&mut self, chunk: &[u8]) -> usize {
         self.buf.clear();
         self.base_of_buf = self.base;
         self.buf.extend_from_slice(&self.carry);
         self.buf.extend_from_slice(chunk);
         self.found.clear();
+        self.buf.len().saturating_sub(self.overlap)
+    }
+
+    /// Reports what the scan of `buf` found and keeps from `carry_from` on for the next.
+    fn carry_on(&mut self, carry_from: usize, out: &mut Vec<StreamFinding>) {
         let tail = self.buf.len().saturating_sub(self.overlap);
-        let carry_from = self
-            .engine
-            .scan_with_carry(&self.buf, &mut self.found, tail);
         // A match touching the end may go on in the next chunk (half a key would otherwise be
         // reported, by a catch-all, before the whole key is seen): it is found again next
         // time, or by `finish`.

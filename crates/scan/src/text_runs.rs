@@ -120,6 +120,39 @@ fn text_mask_sse2(bytes: &[u8; 64]) -> u64 {
     m
 }
 
+/// One bit per byte of `block` equal to `byte`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn byte_mask(block: &[u8; 64], byte: u8) -> u64 {
+    // SAFETY: SSE2 is part of every x86_64 target.
+    unsafe { byte_mask_sse2(block, byte) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn byte_mask_sse2(bytes: &[u8; 64], byte: u8) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let needle = _mm_set1_epi8(byte as i8);
+    let mut m = 0u64;
+    for k in 0..4 {
+        // SAFETY: `bytes` holds 64 bytes, so the 16 read at 16 * k are in bounds.
+        let v = unsafe { _mm_loadu_si128(bytes.as_ptr().add(16 * k).cast::<__m128i>()) };
+        m |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, needle)) as u16) << (16 * k);
+    }
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn byte_mask(block: &[u8; 64], byte: u8) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | u64::from(b == byte) << k)
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn text_mask(block: &[u8]) -> u64 {
     block.iter().enumerate().fold(0, |m, (k, &b)| {

@@ -120,3 +120,57 @@ fn print_unknown_leads() {
         }
     }
 }
+
+/// A rule marked `word_start` has every match start with one of its keywords, after a
+/// byte that is not a word byte: checked on matches generated from its pattern, put after
+/// word bytes and after other bytes (the engine skips a window whose keywords all follow a
+/// word byte).
+#[test]
+fn word_start_holds_for_generated_matches() {
+    let cat = Catalogue::from_yaml(SECRETS, INJECTIONS).expect("the catalogue loads");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let marked: Vec<_> = cat.rules.iter().filter(|r| r.word_start).collect();
+    assert!(marked.iter().any(|r| r.id == "reverse_shell"));
+    for rule in marked {
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(rule.regex.as_str())
+            .expect("pattern parses");
+        let generator = rand_regex::Regex::with_hir(without_looks(&hir), 24)
+            .unwrap_or_else(|e| panic!("{}: cannot generate: {e}", rule.id));
+        for i in 0..SAMPLES {
+            let mut text: Vec<u8> =
+                [&b"as"[..], b"a_", b"x9", b"a ", b"\n", b"-", b""][i % 7].to_vec();
+            text.extend(rng.sample::<Vec<u8>, _>(&generator));
+            for m in rule.regex.get().find_iter(&text) {
+                checked += 1;
+                let at = &text[m.start()..];
+                let keyword = rule.keywords.iter().any(|k| {
+                    let k = k.as_bytes();
+                    at.len() >= k.len()
+                        && if k.iter().any(u8::is_ascii_uppercase) {
+                            &at[..k.len()] == k
+                        } else {
+                            at[..k.len()].eq_ignore_ascii_case(k)
+                        }
+                });
+                let after_word = m.start() > 0
+                    && (text[m.start() - 1].is_ascii_alphanumeric() || text[m.start() - 1] == b'_');
+                if !keyword || after_word {
+                    failures.push(format!(
+                        "{}: {:?} at {}",
+                        rule.id,
+                        String::from_utf8_lossy(&text),
+                        m.start()
+                    ));
+                }
+            }
+        }
+    }
+    failures.dedup_by(|a, b| a.split(':').next() == b.split(':').next());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 1000, "only {checked} generated matches checked");
+}
