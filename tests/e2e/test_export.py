@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import statistics
 import ssl
 import time
 import urllib.request
@@ -234,13 +235,15 @@ def test_retry_after_is_honoured(start_proxy, collector):
 def test_a_collector_that_is_down_costs_the_requests_nothing(start_proxy):
     port = closed_port()
     p = start_proxy(_export(f"http://127.0.0.1:{port}"))
-    slowest = 0.0
+    took = []
     with requests_session(p) as s:
         for i in range(20):
             started = time.monotonic()
             assert s.get(f"http://example.test/hello?down={i}", timeout=20).status_code == 200
-            slowest = max(slowest, time.monotonic() - started)
-    assert slowest < 1.0, f"a request took {slowest:.2f}s with the collector down"
+            took.append(time.monotonic() - started)
+    # A request that waited on the exporter would wait on its connect and backoffs (0.5 s and
+    # up), every one of them: the median says so; one slow request on a busy machine does not.
+    assert statistics.median(took) < 0.25, f"requests took {sorted(took)} s with the collector down"
     # the batch is given up on after its retries (0.5 + 1 + 2 + 4 + 8 s) and counted
     wait_for(lambda: _counter(p, "airlock_export_records_total", "failed"), lambda n: n >= 20,
              timeout=40, what="failed records in /metrics")
