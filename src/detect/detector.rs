@@ -277,8 +277,21 @@ impl Detector {
             .then_some(index)
     }
 
+    /// Whether anything is looked for in what leaves: the credential rules, or a family with
+    /// an action of its own (`outbound_secrets: off` leaves `crypto_keys: block` blocking).
     pub fn scans_outbound(&self) -> bool {
-        self.settings.outbound_secrets != DetectAction::Off && !self.secrets.is_empty()
+        let s = &self.settings;
+        (s.outbound_secrets != DetectAction::Off && !self.secrets.is_empty())
+            || [
+                s.financial,
+                s.crypto_keys,
+                s.pii,
+                s.hostname_exfil,
+                s.url_entropy,
+                s.outbound_injection,
+            ]
+            .iter()
+            .any(|action| *action != DetectAction::Off)
     }
 
     pub fn scans_inbound(&self) -> bool {

