@@ -41,6 +41,17 @@ pub struct ProxyContext {
 }
 
 impl ProxyContext {
+    /// Notes how many client connections and tunnels are open now (their tasks), for the
+    /// server's look at bursts between two of its ticks. A tunnel outlives the connection
+    /// task that answered its CONNECT, so the connections alone undercount.
+    pub fn note_open_tasks(&self) {
+        self.pipeline
+            .records
+            .metrics
+            .open_connections_peak
+            .fetch_max(self.tasks.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The gateway this listener serves, if it is one.
     pub fn gateway(&self) -> Option<&Arc<GatewayConfig>> {
         self.pipeline.gateway.as_ref()

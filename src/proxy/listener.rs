@@ -2,7 +2,6 @@
 //! limit.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -46,24 +45,25 @@ pub async fn accept_loop(ctx: Arc<ProxyContext>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        let metrics = &ctx.pipeline.records.metrics;
-        let open = metrics.open_connections.clone();
-        let now_open = usize::try_from(open.inc() + 1).unwrap_or(0);
-        metrics
-            .open_connections_peak
-            .fetch_max(now_open, Ordering::Relaxed);
-        ctx.tasks.clone().spawn(async move {
+        let open = ctx.pipeline.records.metrics.open_connections.clone();
+        open.inc();
+        let conn_ctx = ctx.clone();
+        ctx.tasks.spawn(async move {
             let _counted = OpenConnection(open);
             let activity = ConnActivity::default();
-            let io = IdleIo::new(stream, activity.clone(), ctx.config.limits.idle_timeout);
-            let svc_ctx = ctx.clone();
+            let io = IdleIo::new(
+                stream,
+                activity.clone(),
+                conn_ctx.config.limits.idle_timeout,
+            );
+            let svc_ctx = conn_ctx.clone();
             let service = hyper::service::service_fn(move |req| {
                 handle_request(svc_ctx.clone(), peer, req, activity.begin())
             });
-            serve_http1(&ctx, TokioIo::new(io), service, peer, "http", None).await;
+            serve_http1(&conn_ctx, TokioIo::new(io), service, peer, "http", None).await;
             drop(permit);
         });
+        ctx.note_open_tasks();
     }
 }
 

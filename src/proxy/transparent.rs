@@ -38,9 +38,10 @@ pub async fn accept_loop(ctx: Arc<ProxyContext>, listener: TcpListener, names: A
             _ = stopping(&mut shutdown) => return,
         };
         let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        let names = names.clone();
-        ctx.tasks.clone().spawn(handle(ctx, stream, peer, names));
+        ctx.tasks
+            .clone()
+            .spawn(handle(ctx.clone(), stream, peer, names.clone()));
+        ctx.note_open_tasks();
     }
 }
 

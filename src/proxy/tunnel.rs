@@ -76,6 +76,7 @@ pub async fn handle_connect(
     // Intercept: answer 200 now and dial per request inside the tunnel, through the shared
     // upstream pool. A dead upstream then shows as a 502 with its reason on the request.
     let tasks = ctx.tasks.clone();
+    let ctx_for_peak = ctx.clone();
     tasks.spawn(async move {
         let _busy = in_flight;
         match hyper::upgrade::on(req).await {
@@ -83,6 +84,7 @@ pub async fn handle_connect(
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
     });
+    ctx_for_peak.note_open_tasks();
     Response::new(empty_body())
 }
 
@@ -111,6 +113,7 @@ async fn blind_tunnel(
             Err(e) => tracker.fail(Some(200), format!("CONNECT upgrade failed: {e}")),
         }
     });
+    ctx.note_open_tasks();
     Response::new(empty_body())
 }
 

@@ -44,5 +44,6 @@ pub fn bridge(
             Err(e) => tracker.fail(Some(101), format!("protocol upgrade failed: {e}")),
         }
     });
+    ctx.note_open_tasks();
     upgrade_head(resp.into_parts().0)
 }

@@ -73,8 +73,9 @@ pub struct Metrics {
     tls_failures: Family<SideLabel, Counter>,
     /// Client connections open now (the listeners count them).
     pub open_connections: Gauge,
-    /// The most client connections open at once since the server last took it (it takes it
-    /// every tick, see `server::memory`): a burst shorter than a tick still counts.
+    /// The most client connections and tunnels open at once (the proxy's tasks) since the
+    /// server last took it (every tick, see `server::memory`): a burst shorter than a tick
+    /// still counts.
     pub open_connections_peak: Arc<AtomicUsize>,
     /// Records waiting for the writer.
     pub store_queue: Gauge,

@@ -488,6 +488,7 @@ async fn run(
             _ = refresh.tick() => {
                 let peak = ctx.pipeline.records.metrics.open_connections_peak.swap(0, std::sync::atomic::Ordering::Relaxed);
                 if memory.after_tick(tasks.len(), peak) == AfterTick::DropIdleUpstreams {
+                    tracing::info!("quiet after a burst: closing the idle upstream connections");
                     ctx.upstreams.drop_idle();
                 }
                 if watch.changed(&ctx.pipeline.live().config) {
