@@ -371,3 +371,12 @@ def assert_serving(proxy):
         f"proxy no longer serves a normal request: rc={res.rc} status={res.status} body={res.body[:200]!r} {res.stderr}"
     )
     assert proxy.alive(), "airlock process exited"
+
+
+def rss_kb(pid: int) -> int:
+    """The resident memory of process `pid`, in KiB (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from e2e_helpers import assert_serving, curl, read_response, tls_wrap
+from e2e_helpers import assert_serving, curl, read_response, rss_kb, tls_wrap
 from llm_fixtures import llm_gateway, llm_up  # noqa: F401 (fixtures)
 from fault_upstream import FaultUpstream
 from records import wait_for
@@ -68,14 +68,6 @@ def _reason(body: bytes) -> str:
 
 def _flow(proxy, tag: str, timeout: float = 10.0) -> dict:
     return proxy.wait_flows(lambda f: tag in (f.get("url") or ""), timeout=timeout)[0]
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def fd_count(pid: int) -> int:

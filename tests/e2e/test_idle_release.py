@@ -12,6 +12,7 @@ import time
 
 import httpx
 
+from e2e_helpers import rss_kb
 from records import wait_for
 
 
@@ -39,14 +40,6 @@ def _connections_to(pid: int, port: int) -> int:
             if remote_port == port and cols[3] == "01" and cols[9] in inodes:
                 n += 1
     return n
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def _burst(p, n: int):
@@ -114,10 +107,10 @@ def test_memory_comes_back_near_idle_after_a_burst(start_proxy, upstreams):
     with httpx.Client(proxy=p.url, verify=str(p.ca_path), trust_env=False, timeout=10) as c:
         assert c.get("https://example.test/hello?warm=1").status_code == 200
     time.sleep(12)
-    idle = _rss_kib(pid)
+    idle = rss_kb(pid)
     _burst(p, 80)
     wait_for(lambda: _connections_to(pid, upstreams.https_port), lambda n: n == 0,
              what="the idle upstream connections closed", timeout=30, interval=0.5)
     time.sleep(10)
-    after = _rss_kib(pid)
+    after = rss_kb(pid)
     assert after <= idle + 5 * 1024, f"RSS {after} KiB 10 s after the bursts, idle was {idle} KiB"

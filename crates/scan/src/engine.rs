@@ -701,15 +701,22 @@ mod tests {
         text
     }
 
-    /// One walk over the union of two engines' keywords gives each engine the hits of its
-    /// own walk, in the same order (ties at one end included), over the text or a suffix.
-    #[test]
-    fn a_paired_walk_finds_what_each_engine_walk_finds() {
+    /// The catalogue and the two engines a response is scanned with (secrets; injections over
+    /// normalised text).
+    fn secret_and_injection_engines() -> (Arc<Catalogue>, Arc<Engine>, Arc<Engine>) {
         let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
         let a = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Secret));
         let b = Arc::new(Engine::new(cat.clone(), |r| {
             r.kind == RuleKind::Injection && !r.raw
         }));
+        (cat, a, b)
+    }
+
+    /// One walk over the union of two engines' keywords gives each engine the hits of its
+    /// own walk, in the same order (ties at one end included), over the text or a suffix.
+    #[test]
+    fn a_paired_walk_finds_what_each_engine_walk_finds() {
+        let (cat, a, b) = secret_and_injection_engines();
         let other = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Injection));
         let pair = a.paired_with(&b).expect("the first engine asked");
         assert!(
@@ -748,11 +755,7 @@ mod tests {
     #[test]
     fn paired_stream_scanners_find_what_each_finds() {
         use crate::stream::{StreamFinding, StreamScanner};
-        let cat = Arc::new(Catalogue::from_yaml(SECRETS, INJECTIONS).unwrap());
-        let a = Arc::new(Engine::new(cat.clone(), |r| r.kind == RuleKind::Secret));
-        let b = Arc::new(Engine::new(cat.clone(), |r| {
-            r.kind == RuleKind::Injection && !r.raw
-        }));
+        let (cat, a, b) = secret_and_injection_engines();
         let pair = a.paired_with(&b).unwrap();
         let text = keyword_soup(&cat, 400_000);
         let mut total = 0;

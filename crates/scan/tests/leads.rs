@@ -2,8 +2,8 @@
 //! matches generated from the rule's own pattern, not only for its hand-written examples:
 //! a lead too short makes the engine look in the wrong place and miss the secret.
 
-use airlock_scan::Catalogue;
 use airlock_scan::engine::match_lead;
+use airlock_scan::{Catalogue, Rule};
 use rand::{RngExt, SeedableRng};
 use regex_syntax::hir::{Hir, HirKind};
 
@@ -30,6 +30,18 @@ fn without_looks(hir: &Hir) -> Hir {
     }
 }
 
+/// Matches of `rule`'s pattern, its look-arounds left out (the generator cannot honour them;
+/// the tests keep only what the real pattern matches).
+fn generator(rule: &Rule) -> rand_regex::Regex {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(rule.regex.as_str())
+        .expect("pattern parses");
+    rand_regex::Regex::with_hir(without_looks(&hir), 24)
+        .unwrap_or_else(|e| panic!("{}: cannot generate: {e}", rule.id))
+}
+
 #[test]
 fn leads_hold_for_generated_matches() {
     let cat = Catalogue::from_yaml(SECRETS, INJECTIONS).expect("the catalogue loads");
@@ -38,13 +50,7 @@ fn leads_hold_for_generated_matches() {
     let mut checked = 0;
     for rule in &cat.rules {
         let lead = match_lead(rule);
-        let hir = regex_syntax::ParserBuilder::new()
-            .utf8(false)
-            .build()
-            .parse(rule.regex.as_str())
-            .expect("pattern parses");
-        let generator = rand_regex::Regex::with_hir(without_looks(&hir), 24)
-            .unwrap_or_else(|e| panic!("{}: cannot generate: {e}", rule.id));
+        let generator = generator(rule);
         for _ in 0..SAMPLES {
             let sample: Vec<u8> = rng.sample(&generator);
             let Some(m) = rule.regex.get().find(&sample) else {
@@ -134,13 +140,7 @@ fn word_start_holds_for_generated_matches() {
     let marked: Vec<_> = cat.rules.iter().filter(|r| r.word_start).collect();
     assert!(marked.iter().any(|r| r.id == "reverse_shell"));
     for rule in marked {
-        let hir = regex_syntax::ParserBuilder::new()
-            .utf8(false)
-            .build()
-            .parse(rule.regex.as_str())
-            .expect("pattern parses");
-        let generator = rand_regex::Regex::with_hir(without_looks(&hir), 24)
-            .unwrap_or_else(|e| panic!("{}: cannot generate: {e}", rule.id));
+        let generator = generator(rule);
         for i in 0..SAMPLES {
             let mut text: Vec<u8> =
                 [&b"as"[..], b"a_", b"x9", b"a ", b"\n", b"-", b""][i % 7].to_vec();
