@@ -11,6 +11,8 @@
 
 use std::borrow::Cow;
 
+use crate::text_runs::{RunBytes, first_run};
+
 /// Undoes JSON string escapes everywhere in the text (outside strings a backslash is rare,
 /// and treating it the same costs nothing in accuracy for scanning).
 #[derive(Debug, Default)]
@@ -631,10 +633,11 @@ impl BlobDecoder {
             MIN_HEX_RUN
         };
         while i < len {
-            // A run of MIN_RUN bytes holds two whole 8-byte words (counted from `i`) without
-            // a byte below `+`: most of a text is passed over a word at a time without one.
-            i = match clean_pair(&chunk[i..]) {
-                Some(k) => i + k.saturating_sub(8),
+            // A run of MIN_RUN alphabet bytes is a run of MIN_RUN bytes from `+` up (no space,
+            // line break or common punctuation): most of a text is passed over 64 bytes at a
+            // time without one.
+            i = match first_run::<MIN_RUN>(&chunk[i..], RunBytes::AtLeast(b'+')) {
+                Some(k) => i + k,
                 None => i.max(len.saturating_sub(MIN_RUN)),
             };
             let probe = i + MIN_RUN - 1;
@@ -895,19 +898,11 @@ impl BlobDecoder {
             i = end + 1;
         }
         while i < len {
-            // A run of MIN_RUN bytes holds five whole 8-byte words (counted from `i`), one of
-            // them at a multiple of four words, with no letter past `f`: probe those words.
-            let mut probe = usize::MAX;
-            let mut k = i;
-            while k + 8 <= len {
-                let w = u64::from_le_bytes(chunk[k..k + 8].try_into().expect("eight bytes"));
-                if !has_letter_past_f(w) && delimited_here(chunk, k) {
-                    probe = k;
-                    break;
-                }
-                k += 32;
-            }
-            if probe == usize::MAX {
+            // The first run of MIN_RUN bytes of delimited hex's alphabet, found 64 bytes at a
+            // time; decoding reads its shape.
+            let Some(probe) =
+                first_run::<MIN_RUN>(&chunk[i..], RunBytes::DelimitedHex).map(|k| i + k)
+            else {
                 // No run in sight: keep what may begin one that goes on next chunk.
                 let start = chunk[i..]
                     .iter()
@@ -919,16 +914,9 @@ impl BlobDecoder {
                     self.decode_delimited(&chunk[start..], sink);
                 }
                 break;
-            }
-            if !in_alphabet(chunk[probe]) {
-                i = probe + 1;
-                continue;
-            }
-            let mut start = probe;
-            while start > i && in_alphabet(chunk[start - 1]) {
-                start -= 1;
-            }
-            let mut end = probe + 1;
+            };
+            let start = probe;
+            let mut end = probe + MIN_RUN;
             while end < len && in_alphabet(chunk[end]) {
                 end += 1;
             }
@@ -985,60 +973,6 @@ impl BlobDecoder {
             }
         }
     }
-}
-
-/// Where in `text` two whole 8-byte words with no byte below `+` (a space, a line break,
-/// punctuation that no base64 or hex holds) follow each other (the first such pair, or one
-/// no earlier than it overlaps), in bytes from its start; `None` when no two do.
-fn clean_pair(text: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let clean = |k: usize| {
-        text.get(8 * k..8 * k + 8).is_some_and(|w| {
-            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-            w.wrapping_sub(ONES * 0x2b) & !w & (ONES * 0x80) == 0
-        })
-    };
-    // Two words in a row hold one of even index: probe those, then their neighbours.
-    let mut k = 0;
-    while 8 * k + 8 <= text.len() {
-        if clean(k) {
-            if k > 0 && clean(k - 1) {
-                return Some(8 * (k - 1));
-            }
-            if clean(k + 1) {
-                return Some(8 * k);
-            }
-        }
-        k += 2;
-    }
-    None
-}
-
-/// Whether an 8-byte word holds a letter past `f` (either case): not delimited hex.
-fn has_letter_past_f(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // Letters folded to lower case; then a byte strictly between `f` and `{` (the bit trick
-    // for "between", exact for ASCII bytes; the others never count).
-    let x = w | (ONES * 0x20);
-    let low = x & (ONES * 0x7f);
-    (ONES * (127 + u64::from(b'{')) - low)
-        & !x
-        & (low + ONES * (127 - u64::from(b'f')))
-        & (ONES * 0x80)
-        != 0
-}
-
-/// Whether delimited hex may run through `chunk[p]`: within the next six bytes, two
-/// delimiters of the same kind three bytes apart, with a hex pair between them (prose, whose
-/// spaces are delimiters too, almost never has that shape). Near the chunk's end, yes.
-fn delimited_here(chunk: &[u8], p: usize) -> bool {
-    let Some(a) = chunk.get(p..p + 6) else {
-        return true;
-    };
-    let hex = |b: u8| CLASS[b as usize] & HEX != 0;
-    (a[0] == a[3] && !hex(a[0]) && hex(a[1]) && hex(a[2]))
-        || (a[1] == a[4] && !hex(a[1]) && hex(a[2]) && hex(a[3]))
-        || (a[2] == a[5] && !hex(a[2]) && hex(a[3]) && hex(a[4]))
 }
 
 /// Standard or URL-safe base64 without padding; trailing partial groups are dropped.
@@ -1149,37 +1083,6 @@ mod blob_tests {
         assert_eq!(got[0].0, "hex");
         assert_eq!(got[0].1, b"my key is ghp4f9W");
         assert!(blobs(&[b"short words only, nothing long here"]).is_empty());
-    }
-
-    #[test]
-    fn word_tests_agree_with_bytes() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for _ in 0..20_000 {
-            // Words mostly of ASCII, with the boundary bytes often.
-            let mut w = [0u8; 8];
-            for b in &mut w {
-                let r = next();
-                *b = match r % 4 {
-                    0 => [b'f', b'g', b'F', b'G', b'z', b'{', b'*', b'+', b'`', b'@']
-                        [(r >> 8) as usize % 10],
-                    1 => (r >> 8) as u8,
-                    _ => (r >> 8) as u8 & 0x7f,
-                };
-            }
-            let word = u64::from_le_bytes(w);
-            let letter = w
-                .iter()
-                .any(|&b| matches!(b.to_ascii_lowercase(), b'g'..=b'z') && b.is_ascii());
-            assert_eq!(has_letter_past_f(word), letter, "{w:?}");
-            let spaced = w.iter().any(|&b| b < b'+');
-            assert_eq!(clean_pair(&[w, w].concat()).is_none(), spaced, "{w:?}");
-        }
     }
 
     #[test]
@@ -2082,7 +1985,7 @@ impl Lines {
 /// Where the next lines that may open a wrap, a hunk or a block start, found by searches
 /// over the whole stretch rather than a look at each line: a hunk header (`@@ -` at a line's
 /// start), a block header (`|` or `>`, maybe indicators, at a line's end), a wrapped line
-/// (it ends in 32 printable bytes, so it holds three whole 8-byte words without a space).
+/// (it ends in 32 printable bytes).
 /// Each search stops at what it finds, and goes on from there only once the lines read have
 /// passed it: each byte is searched once per kind.
 #[derive(Default)]
@@ -2143,30 +2046,11 @@ fn next_block(chunk: &[u8], pos: usize, end: usize) -> usize {
 }
 
 fn next_run(chunk: &[u8], pos: usize, end: usize) -> usize {
-    // A word of 8 bytes none of which is below `!` (a space, a line break, a control).
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let text = &chunk[pos..end];
-    let clean = |k: usize| {
-        text.get(8 * k..8 * k + 8).is_some_and(|w| {
-            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-            w.wrapping_sub(ONES * 0x21) & !w & (ONES * 0x80) == 0
-        })
-    };
-    // Three clean words in a row hold one whose index is a multiple of three: probe those,
-    // and look around the few that are clean.
-    let words = text.len() / 8;
-    let mut k = 0;
-    while k < words {
-        if clean(k) {
-            let before = (1..=2).take_while(|&d| k >= d && clean(k - d)).count();
-            let after = (1..=2).take_while(|&d| clean(k + d)).count();
-            if before + 1 + after >= 3 {
-                return line_start(chunk, pos, pos + 8 * (k - before));
-            }
-        }
-        k += 3;
+    // A wrapped line ends in MIN_WRAPPED_RUN printable bytes: a run of bytes from `!` up.
+    match first_run::<MIN_WRAPPED_RUN>(&chunk[pos..end], RunBytes::AtLeast(b'!')) {
+        Some(k) => line_start(chunk, pos, pos + k),
+        None => usize::MAX,
     }
-    usize::MAX
 }
 
 /// A YAML line that opens a block scalar: `key: |`, `- >-`, `key: |2+` (a key or a list

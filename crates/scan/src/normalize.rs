@@ -140,10 +140,7 @@ static SPECIAL: [bool; 256] = {
 /// True when [`normalize_for_injection`] changes `input`: it holds non-ASCII bytes, a JSON
 /// string escape or an HTML character reference. Other text is matched as it is.
 pub fn needs_normalization(input: &[u8]) -> bool {
-    if !input.is_ascii() {
-        return true;
-    }
-    memchr::memchr2_iter(b'&', b'\\', input).any(|i| match input[i] {
+    crate::text_runs::high_or_any_at(input, b'&', b'\\', |i| match input[i] {
         b'&' => reference(&input[i..]).is_some(),
         _ => json_escape(&input[i..]).is_some(),
     })
@@ -527,5 +524,59 @@ mod tests {
         assert!(needs_normalization(br"\u0049"));
         assert!(needs_normalization(br#"{"a":"x\ny"}"#));
         assert!(needs_normalization("é".as_bytes()));
+    }
+
+    /// On generated text with references, escapes, near-misses of both and non-ASCII bytes
+    /// at every place around the 64-byte blocks: it says yes exactly when normalising
+    /// changes ASCII text, and always for text that is not ASCII.
+    #[test]
+    fn says_so_exactly_on_generated_text() {
+        let pieces: [&[u8]; 12] = [
+            b"&&",
+            b"&amp;",
+            b"&#73;",
+            b"&nope",
+            b"\\n",
+            b"\\q",
+            b"\\u0049",
+            b"x",
+            b" word",
+            b";",
+            b"\xc3\xa9",
+            b"&",
+        ];
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        for len in 0..400 {
+            let mut text = Vec::new();
+            while text.len() < len {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // Mostly plain bytes, so that many texts need nothing.
+                let p: &[u8] = if rng % 16 == 0 {
+                    pieces[(rng >> 8) as usize % pieces.len()]
+                } else {
+                    b"ab"
+                };
+                text.extend_from_slice(p);
+            }
+            let expected = if text.is_ascii() {
+                let mut out = Vec::new();
+                normalize_for_injection(&text, &mut out);
+                out != text
+            } else {
+                true
+            };
+            for baseline in [false, true] {
+                crate::text_runs::force_baseline(baseline);
+                assert_eq!(
+                    needs_normalization(&text),
+                    expected,
+                    "baseline {baseline}: {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+            crate::text_runs::force_baseline(false);
+        }
     }
 }

@@ -159,3 +159,442 @@ fn text_mask(block: &[u8]) -> u64 {
         m | u64::from(matches!(b, b' '..=b'~' | b'\t' | b'\n' | b'\r')) << k
     })
 }
+
+/// Which bytes a run found by [`first_run`] is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunBytes {
+    /// Bytes at or above this one (unsigned): `+` and up is what base64 and hex can hold,
+    /// `!` and up is anything but a space, a line break or a control.
+    AtLeast(u8),
+    /// Hex digits and the delimiters of delimited hex (`:`, `-`, a space).
+    DelimitedHex,
+}
+
+impl RunBytes {
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn has(self, b: u8) -> bool {
+        match self {
+            RunBytes::AtLeast(floor) => b >= floor,
+            RunBytes::DelimitedHex => b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b' '),
+        }
+    }
+
+    /// One bit per byte of `block` that is one of these bytes.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn mask(self, block: &[u8; 64]) -> u64 {
+        // SAFETY: SSE2 is part of every x86_64 target.
+        unsafe { run_mask_sse2(self, block) }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn mask(self, block: &[u8; 64]) -> u64 {
+        block
+            .iter()
+            .enumerate()
+            .fold(0, |m, (k, &b)| m | u64::from(self.has(b)) << k)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn run_mask_sse2(bytes: RunBytes, block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut m = 0u64;
+    for k in 0..4 {
+        // SAFETY: `block` holds 64 bytes, so the 16 read at 16 * k are in bounds.
+        let v = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>()) };
+        let yes = match bytes {
+            // Unsigned `v >= floor`: the larger of the two is `v` itself.
+            RunBytes::AtLeast(floor) => {
+                _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(floor as i8)), v)
+            }
+            RunBytes::DelimitedHex => {
+                // Signed compares: bytes of 0x80 and above are negative, below every range.
+                let within = |v: __m128i, lo: u8, hi: u8| {
+                    _mm_and_si128(
+                        _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
+                        _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
+                    )
+                };
+                // `0`-`9` and `:` are one range; letters folded to lower case.
+                let digit_colon = within(v, b'0', b':');
+                let letter = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'f');
+                let dash_space = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)),
+                );
+                _mm_or_si128(_mm_or_si128(digit_colon, letter), dash_space)
+            }
+        };
+        m |= u64::from(_mm_movemask_epi8(yes) as u16) << (16 * k);
+    }
+    m
+}
+
+/// Bit `i`: bits `i .. i + k` of `m` are all set (`1 <= k <= 64`; runs reaching past the
+/// block's end are not seen).
+#[inline(always)]
+pub(crate) fn runs_from(m: u64, k: u32) -> u64 {
+    // `acc`: the starts of runs of `acc_len` set bits; `p`: of `p_len` (powers of two).
+    let (mut acc, mut acc_len) = (u64::MAX, 0);
+    let (mut p, mut p_len) = (m, 1);
+    let mut k = k;
+    loop {
+        if k & 1 == 1 {
+            acc &= p >> acc_len;
+            acc_len += p_len;
+        }
+        k >>= 1;
+        if k == 0 {
+            break;
+        }
+        p &= p >> p_len;
+        p_len *= 2;
+    }
+    acc
+}
+
+/// Where in `text` the first run of at least `min` bytes (`1..=64`) of `bytes` starts.
+/// Read 64 bytes at a time from bit masks: text without such a run (prose, code, JSON for
+/// the base64 and hex finders) is passed over at a few instructions per 64 bytes, where a
+/// byte-by-byte or word-by-word look costs one to several per byte.
+pub(crate) fn first_run<const MIN: usize>(text: &[u8], bytes: RunBytes) -> Option<usize> {
+    const { assert!(MIN >= 1 && MIN <= 64) };
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { first_run_avx2::<MIN>(text, bytes) };
+    }
+    let mut run = OpenRun::default();
+    let whole = text.len() / 64;
+    for k in 0..whole {
+        let block = text[64 * k..64 * k + 64].try_into().expect("64 bytes");
+        if let Some(at) = run.step::<MIN>(64 * k, bytes.mask(block)) {
+            return Some(at);
+        }
+    }
+    run.last::<MIN>(text, whole, bytes)
+}
+
+/// Whether this CPU has AVX2 (nearly every x86_64 CPU since 2013).
+#[cfg(target_arch = "x86_64")]
+static AVX2: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| is_x86_feature_detected!("avx2"));
+
+/// Whether to take the AVX2 paths: where the CPU has it, unless a test asks for the others.
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    *AVX2 && !baseline_forced()
+}
+
+#[cfg(test)]
+thread_local! {
+    static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Takes the SSE2 paths on this thread (`yes`) even where the CPU has AVX2: for the tests of
+/// both.
+#[cfg(test)]
+pub(crate) fn force_baseline(yes: bool) {
+    BASELINE.with(|b| b.set(yes));
+}
+
+#[cfg(test)]
+fn baseline_forced() -> bool {
+    BASELINE.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn baseline_forced() -> bool {
+    false
+}
+
+/// [`first_run`] with AVX2: a 64-byte block's mask in two compares a class.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn first_run_avx2<const MIN: usize>(text: &[u8], bytes: RunBytes) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+        _mm256_max_epu8, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let mut run = OpenRun::default();
+    let whole = text.len() / 64;
+    for k in 0..whole {
+        let mut m = 0u64;
+        for half in 0..2 {
+            // SAFETY: block `k` is whole, so the 32 bytes read at 64 * k + 32 * half are in
+            // bounds.
+            let v = unsafe {
+                _mm256_loadu_si256(text.as_ptr().add(64 * k + 32 * half).cast::<__m256i>())
+            };
+            let yes = match bytes {
+                RunBytes::AtLeast(floor) => {
+                    _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(floor as i8)), v)
+                }
+                RunBytes::DelimitedHex => {
+                    let within = |v: __m256i, lo: u8, hi: u8| {
+                        _mm256_and_si256(
+                            _mm256_cmpgt_epi8(v, _mm256_set1_epi8(lo as i8 - 1)),
+                            _mm256_cmpgt_epi8(_mm256_set1_epi8(hi as i8 + 1), v),
+                        )
+                    };
+                    let digit_colon = within(v, b'0', b':');
+                    let letter = within(_mm256_or_si256(v, _mm256_set1_epi8(0x20)), b'a', b'f');
+                    let dash_space = _mm256_or_si256(
+                        _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'-' as i8)),
+                        _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8)),
+                    );
+                    _mm256_or_si256(_mm256_or_si256(digit_colon, letter), dash_space)
+                }
+            };
+            m |= u64::from(_mm256_movemask_epi8(yes) as u32) << (32 * half);
+        }
+        if let Some(at) = run.step::<MIN>(64 * k, m) {
+            return Some(at);
+        }
+    }
+    run.last::<MIN>(text, whole, bytes)
+}
+
+/// The run of class bytes reaching the end of the blocks read so far.
+#[derive(Default)]
+struct OpenRun {
+    len: usize,
+}
+
+impl OpenRun {
+    /// The block at `base` with mask `m`: where a run of `MIN` starts, if one does by its end.
+    #[inline(always)]
+    fn step<const MIN: usize>(&mut self, base: usize, m: u64) -> Option<usize> {
+        let head = m.trailing_ones() as usize;
+        if self.len + head >= MIN {
+            return Some(base - self.len);
+        }
+        let inner = runs_from(m, MIN as u32);
+        if inner != 0 {
+            return Some(base + inner.trailing_zeros() as usize);
+        }
+        self.len = if head == 64 {
+            self.len + 64
+        } else {
+            m.leading_ones() as usize
+        };
+        None
+    }
+
+    /// The last, short block (after `whole` whole ones), if any.
+    fn last<const MIN: usize>(
+        mut self,
+        text: &[u8],
+        whole: usize,
+        bytes: RunBytes,
+    ) -> Option<usize> {
+        let rest = &text[64 * whole..];
+        if rest.is_empty() {
+            return None;
+        }
+        let mut padded = [0u8; 64];
+        padded[..rest.len()].copy_from_slice(rest);
+        let m = bytes.mask(&padded) & ((1u64 << rest.len()) - 1);
+        self.step::<MIN>(64 * whole, m)
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    fn first_run_n(text: &[u8], min: usize, bytes: RunBytes) -> Option<usize> {
+        match min {
+            1 => first_run::<1>(text, bytes),
+            8 => first_run::<8>(text, bytes),
+            16 => first_run::<16>(text, bytes),
+            24 => first_run::<24>(text, bytes),
+            47 => first_run::<47>(text, bytes),
+            63 => first_run::<63>(text, bytes),
+            _ => first_run::<64>(text, bytes),
+        }
+    }
+
+    /// The first run by brute force.
+    fn brute(text: &[u8], min: usize, bytes: RunBytes) -> Option<usize> {
+        let mut start = 0;
+        for (i, &b) in text.iter().enumerate() {
+            if !bytes.has(b) {
+                start = i + 1;
+            } else if i + 1 - start >= min {
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_first_run_is_the_one_a_byte_by_byte_look_finds() {
+        // Runs of every length around the thresholds, at every offset across block bounds,
+        // of bytes on both sides of each class's edges.
+        let pieces: [&[u8]; 10] = [
+            b" ",
+            b"\n",
+            b"*",
+            b"+",
+            b"a0",
+            b"de:ad:",
+            b"g",
+            b"\xc3\xa9",
+            b"-",
+            b"Z",
+        ];
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for bytes in [
+            RunBytes::AtLeast(b'+'),
+            RunBytes::AtLeast(b'!'),
+            RunBytes::DelimitedHex,
+        ] {
+            for min in [1, 8, 16, 24, 47, 63, 64] {
+                for round in 0..300 {
+                    let mut text = Vec::new();
+                    let len = 1 + round % 200;
+                    while text.len() < len {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        // Mostly bytes of the class, so that long runs happen.
+                        let p = if rng % 4 == 0 {
+                            pieces[(rng >> 8) as usize % pieces.len()]
+                        } else {
+                            &b"a1-:+~"[(rng >> 8) as usize % 6..][..1]
+                        };
+                        text.extend_from_slice(p);
+                    }
+                    for baseline in [false, true] {
+                        force_baseline(baseline);
+                        assert_eq!(
+                            first_run_n(&text, min, bytes),
+                            brute(&text, min, bytes),
+                            "{bytes:?} min {min} baseline {baseline} in {:?}",
+                            String::from_utf8_lossy(&text)
+                        );
+                    }
+                    force_baseline(false);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `text` holds a byte of 0x80 or above, or a byte `a` or `b` at which `at(i)` says
+/// yes (in order, stopping at the first). One pass of 64-byte masks: where `a` or `b` is
+/// frequent (`&&` in code), a byte search would start again at each.
+pub(crate) fn high_or_any_at(text: &[u8], a: u8, b: u8, mut at: impl FnMut(usize) -> bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        let whole = text.len() / 64;
+        for k in 0..whole {
+            // SAFETY: the CPU has AVX2, and block `k` is whole.
+            let (high, either) = unsafe { high_and_either_avx2(text, 64 * k, a, b) };
+            if high != 0 || bits_say_yes(64 * k, either, &mut at) {
+                return true;
+            }
+        }
+        return last_block(text, whole, a, b, &mut at);
+    }
+    let whole = text.len() / 64;
+    for k in 0..whole {
+        let block = text[64 * k..64 * k + 64].try_into().expect("64 bytes");
+        let (high, either) = high_and_either_64(block, a, b);
+        if high != 0 || bits_say_yes(64 * k, either, &mut at) {
+            return true;
+        }
+    }
+    last_block(text, whole, a, b, &mut at)
+}
+
+/// `at` of the bytes whose bits are set in `bits` (of the block at `base`), until one says yes.
+#[inline(always)]
+fn bits_say_yes(base: usize, mut bits: u64, at: &mut impl FnMut(usize) -> bool) -> bool {
+    while bits != 0 {
+        if at(base + bits.trailing_zeros() as usize) {
+            return true;
+        }
+        bits &= bits - 1;
+    }
+    false
+}
+
+/// [`high_or_any_at`] of the last, short block (after `whole` whole ones).
+fn last_block(text: &[u8], whole: usize, a: u8, b: u8, at: &mut impl FnMut(usize) -> bool) -> bool {
+    let rest = &text[64 * whole..];
+    if rest.is_empty() {
+        return false;
+    }
+    let mut padded = [0u8; 64];
+    padded[..rest.len()].copy_from_slice(rest);
+    let valid = (1u64 << rest.len()) - 1;
+    let (high, either) = high_and_either_64(&padded, a, b);
+    high & valid != 0 || bits_say_yes(64 * whole, either & valid, at)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn high_and_either_avx2(text: &[u8], from: usize, a: u8, b: u8) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
+    };
+    debug_assert!(from + 64 <= text.len());
+    let (va, vb) = (_mm256_set1_epi8(a as i8), _mm256_set1_epi8(b as i8));
+    let (mut high, mut either) = (0u64, 0u64);
+    for half in 0..2 {
+        // SAFETY: the caller passes a whole block: 64 bytes from `from` are in bounds.
+        let v =
+            unsafe { _mm256_loadu_si256(text.as_ptr().add(from + 32 * half).cast::<__m256i>()) };
+        high |= u64::from(_mm256_movemask_epi8(v) as u32) << (32 * half);
+        let hit = _mm256_or_si256(_mm256_cmpeq_epi8(v, va), _mm256_cmpeq_epi8(v, vb));
+        either |= u64::from(_mm256_movemask_epi8(hit) as u32) << (32 * half);
+    }
+    (high, either)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn high_and_either_64(block: &[u8; 64], a: u8, b: u8) -> (u64, u64) {
+    // SAFETY: SSE2 is part of every x86_64 target.
+    unsafe { high_and_either_sse2(block, a, b) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn high_and_either_sse2(block: &[u8; 64], a: u8, b: u8) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let (va, vb) = (_mm_set1_epi8(a as i8), _mm_set1_epi8(b as i8));
+    let (mut high, mut either) = (0u64, 0u64);
+    for k in 0..4 {
+        // SAFETY: `block` holds 64 bytes, so the 16 read at 16 * k are in bounds.
+        let v = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>()) };
+        high |= u64::from(_mm_movemask_epi8(v) as u16) << (16 * k);
+        let hit = _mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb));
+        either |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
+    }
+    (high, either)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn high_and_either_64(block: &[u8; 64], a: u8, b: u8) -> (u64, u64) {
+    block.iter().enumerate().fold((0, 0), |(h, e), (k, &x)| {
+        (
+            h | u64::from(x >= 0x80) << k,
+            e | u64::from(x == a || x == b) << k,
+        )
+    })
+}

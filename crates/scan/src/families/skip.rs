@@ -28,6 +28,7 @@
 //! changes no finding: `differential.rs` compares with the walk of every token.
 
 use super::bip39::{MAX_GAP, bip39_word_index};
+use crate::text_runs::runs_from;
 
 /// What the enabled families need the walk to see.
 #[derive(Debug, Clone, Copy)]
@@ -203,29 +204,6 @@ fn masks(block: &[u8]) -> Masks {
 #[cfg(any(test, not(target_arch = "x86_64")))]
 fn is_breaker_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !b.is_ascii_alphanumeric() && !super::bip39::gap_byte(b)
-}
-
-/// Bit `i`: bits `i .. i + k` of `m` are all set (`1 <= k <= 64`; runs reaching past the
-/// block's end are not seen).
-#[inline(always)]
-fn runs_from(m: u64, k: u32) -> u64 {
-    // `acc`: the starts of runs of `acc_len` set bits; `p`: of `p_len` (powers of two).
-    let (mut acc, mut acc_len) = (u64::MAX, 0);
-    let (mut p, mut p_len) = (m, 1);
-    let mut k = k;
-    loop {
-        if k & 1 == 1 {
-            acc &= p >> acc_len;
-            acc_len += p_len;
-        }
-        k >>= 1;
-        if k == 0 {
-            break;
-        }
-        p &= p >> p_len;
-        p_len *= 2;
-    }
-    acc
 }
 
 /// Bits `i` of `cur` with bit `i - s` of the stream (`cur` after `prev`), `1 <= s <= 63`.
