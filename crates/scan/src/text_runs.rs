@@ -304,12 +304,12 @@ pub(crate) fn force_baseline(yes: bool) {
     BASELINE.with(|b| b.set(yes));
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 fn baseline_forced() -> bool {
     BASELINE.with(std::cell::Cell::get)
 }
 
-#[cfg(not(test))]
+#[cfg(all(not(test), target_arch = "x86_64"))]
 #[inline(always)]
 fn baseline_forced() -> bool {
     false
