@@ -553,7 +553,7 @@ mod tests {
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 // Mostly plain bytes, so that many texts need nothing.
-                let p: &[u8] = if rng % 16 == 0 {
+                let p: &[u8] = if rng.is_multiple_of(16) {
                     pieces[(rng >> 8) as usize % pieces.len()]
                 } else {
                     b"ab"

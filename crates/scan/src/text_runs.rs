@@ -466,7 +466,7 @@ mod run_tests {
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
                         // Mostly bytes of the class, so that long runs happen.
-                        let p = if rng % 4 == 0 {
+                        let p = if rng.is_multiple_of(4) {
                             pieces[(rng >> 8) as usize % pieces.len()]
                         } else {
                             &b"a1-:+~"[(rng >> 8) as usize % 6..][..1]
