@@ -297,21 +297,21 @@ thread_local! {
     static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Takes the SSE2 paths on this thread (`yes`) even where the CPU has AVX2: for the tests of
-/// both.
+/// Takes the SSE2 (baseline) paths on this thread (`yes`) even where the CPU has AVX2: here
+/// and in the families' planning, for the tests of both.
 #[cfg(test)]
 pub(crate) fn force_baseline(yes: bool) {
     BASELINE.with(|b| b.set(yes));
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
-fn baseline_forced() -> bool {
+pub(crate) fn baseline_forced() -> bool {
     BASELINE.with(std::cell::Cell::get)
 }
 
 #[cfg(all(not(test), target_arch = "x86_64"))]
 #[inline(always)]
-fn baseline_forced() -> bool {
+pub(crate) fn baseline_forced() -> bool {
     false
 }
 

@@ -8,11 +8,11 @@
 use proptest::prelude::*;
 
 use super::crypto::sha256;
-use super::skip::force_baseline;
 use super::{
     BIP39_ENGLISH, Edges, Family, FamilyFinding, FamilyRule, FamilyScanner, FamilySet,
     FamilyStream, FamilyStreamFinding,
 };
+use crate::text_runs::force_baseline;
 
 struct Rng(u64);
 

@@ -290,35 +290,12 @@ pub(crate) struct Scratch {
 /// Fills `scratch.ranges` with what the walk must see of `run`, a run of text.
 fn plan(run: &[u8], want: Want, scratch: &mut Scratch) {
     #[cfg(target_arch = "x86_64")]
-    if *AVX2 && !baseline_forced() {
+    if *AVX2 && !crate::text_runs::baseline_forced() {
         // SAFETY: the CPU has the features `plan_avx2` is compiled for.
         unsafe { plan_avx2(run, want, scratch) };
         return;
     }
     plan_with::<false>(run, want, scratch);
-}
-
-#[cfg(test)]
-thread_local! {
-    static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Plans with the baseline masks and bit operations on this thread (`yes`), even where AVX2
-/// is there: for the tests of both.
-#[cfg(test)]
-pub(crate) fn force_baseline(yes: bool) {
-    BASELINE.with(|b| b.set(yes));
-}
-
-#[cfg(test)]
-fn baseline_forced() -> bool {
-    BASELINE.with(std::cell::Cell::get)
-}
-
-#[cfg(not(test))]
-#[inline(always)]
-fn baseline_forced() -> bool {
-    false
 }
 
 /// Whether this CPU has AVX2 and the bit instructions (`popcnt`, `lzcnt`, `tzcnt`, `bzhi`) that
@@ -689,6 +666,7 @@ mod tests {
     use super::super::tokens::for_each_token;
     use super::super::{DIGIT, is_alnum};
     use super::*;
+    use crate::text_runs::force_baseline;
     use proptest::prelude::*;
 
     fn scalar_masks(block: &[u8]) -> Masks {
