@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
@@ -153,12 +153,12 @@ struct JailSockets {
     ports: JailPorts,
 }
 
-async fn bind_jail(addr: SocketAddr) -> Result<JailSockets, ServeError> {
+async fn bind_jail(addr: SocketAddr, backlog: u32) -> Result<JailSockets, ServeError> {
     let err = |source| ServeError::TransparentBind { addr, source };
     // With port 0 the TCP port is chosen first and the UDP one must match it: a few tries.
     let mut tries = 0;
     let (tcp, dns, bound) = loop {
-        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        let tcp = bind_tcp(addr, backlog).map_err(err)?;
         let bound = tcp.local_addr().map_err(err)?;
         match UdpSocket::bind(bound).await {
             Ok(dns) => break (tcp, dns, bound),
@@ -184,13 +184,32 @@ async fn bind_jail(addr: SocketAddr) -> Result<JailSockets, ServeError> {
     })
 }
 
+/// The listen queue for the client-facing listeners. tokio's `bind` asks for 1,024, so a burst
+/// of more new connections than that (a slowloris, or many agents starting at once) saw SYNs
+/// dropped and retried a second or three later, before `header_timeout` even began. The kernel
+/// caps it at `net.core.somaxconn`.
+fn listen_backlog(max_connections: usize) -> u32 {
+    max_connections.clamp(1024, 65_535) as u32
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As tokio's own bind does: a restart finds the port free though old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 async fn bind(config: &Config) -> Result<Listeners, ServeError> {
-    let proxy = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let backlog = listen_backlog(config.limits.max_connections);
+    let proxy = bind_tcp(config.listen, backlog).map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let listen = proxy.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen,
         source,
@@ -202,12 +221,12 @@ async fn bind(config: &Config) -> Result<Listeners, ServeError> {
             addr: gateway.listen,
             source,
         };
-        let tcp = TcpListener::bind(gateway.listen).await.map_err(bind_err)?;
+        let tcp = bind_tcp(gateway.listen, backlog).map_err(bind_err)?;
         let bound = tcp.local_addr().map_err(bind_err)?;
         gateways.push((Arc::new(gateway.clone()), tcp, bound));
     }
     let jail = match config.transparent {
-        Some(addr) => Some(bind_jail(addr).await?),
+        Some(addr) => Some(bind_jail(addr, backlog).await?),
         None => None,
     };
     let admin = match &config.admin {
