@@ -182,7 +182,30 @@ fn masks_avx2(block: &[u8]) -> Masks {
         m.sep |= bits!(_mm256_or_si256(is!(v, b' '), is!(v, b'-')), k);
     }
     m.alnum = m.digit | m.upper | m.lower;
+    // Inlined, the masks would otherwise be worked on as vectors of 64 booleans, which AVX2
+    // has no instructions for: LLVM then builds each u64 a byte at a time (half the speed).
+    for mask in [
+        &mut m.alnum,
+        &mut m.digit,
+        &mut m.upper,
+        &mut m.lower,
+        &mut m.breaker,
+        &mut m.sep,
+    ] {
+        *mask = in_register(*mask);
+    }
     m
+}
+
+/// `x`, which the compiler cannot see through: the bits come out of a general register.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn in_register(mut x: u64) -> u64 {
+    // SAFETY: an empty instruction sequence; it reads and writes only `x`'s register.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags));
+    }
+    x
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -279,8 +302,13 @@ pub(crate) struct Scratch {
     marks: Vec<u64>,
     /// One bit per byte of the run: lower-case letters.
     lower: Vec<u64>,
+    /// Per block of the run, its masks (with seed phrases wanted).
+    masks: Vec<Masks>,
     /// One bit per byte of the run: letters and digits.
     alnum: Vec<u64>,
+    /// Stretches between two capitals or breaker bytes with 12 starts of lower-case tokens or
+    /// more: where the stretches below can be.
+    coarse: Vec<(usize, usize)>,
     /// Stretches between two breakers with 12 starts of lower-case tokens or more.
     stretches: Vec<(usize, usize)>,
     /// What the walk must see, in whole tokens.
@@ -295,7 +323,11 @@ fn plan(run: &[u8], want: Want, scratch: &mut Scratch) {
         unsafe { plan_avx2(run, want, scratch) };
         return;
     }
-    plan_with::<false>(run, want, scratch);
+    if want.seeds && wordy::<false>(run) {
+        plan_with::<false, true>(run, want, scratch);
+    } else {
+        plan_with::<false, false>(run, want, scratch);
+    }
 }
 
 /// Whether this CPU has AVX2 and the bit instructions (`popcnt`, `lzcnt`, `tzcnt`, `bzhi`) that
@@ -314,26 +346,203 @@ static AVX2: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
 fn plan_avx2(run: &[u8], want: Want, scratch: &mut Scratch) {
-    plan_with::<true>(run, want, scratch);
+    // Two loops, each with its own way to the stretches: one loop holding both ran 4 % slower
+    // on code.
+    if want.seeds && wordy::<true>(run) {
+        plan_with::<true, true>(run, want, scratch);
+    } else {
+        plan_with::<true, false>(run, want, scratch);
+    }
 }
 
+/// The masks of block `k` of `run`.
 #[inline(always)]
-fn plan_with<const AVX2: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
+fn block_masks<const AVX2: bool>(run: &[u8], k: usize) -> Masks {
+    let base = 64 * k;
+    let block = &run[base..(base + 64).min(run.len())];
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `plan_avx2`, compiled for AVX2 and called on a CPU that has it, asks
+        // for these masks.
+        return unsafe { masks_avx2(block) };
+    }
+    masks(block)
+}
+
+/// The starts of lower-case tokens (a word or not) in a block.
+#[inline(always)]
+fn word_starts(m: &Masks, prev: &Masks) -> u64 {
+    m.lower & !back(m.alnum, prev.alnum, 1)
+}
+
+/// Ends and opens stretches at the set bits of `brk`, a block's breakers (the block starts at
+/// `base`; `words`: the starts of lower-case tokens in it). `open` is the stretch running into
+/// the block (its start, its count of words), and becomes the one running out of it. A
+/// stretch ended with `MIN_WORDS` or more is pushed to `out`.
+#[inline(always)]
+fn end_stretches(
+    brk: u64,
+    words: u64,
+    base: usize,
+    open: &mut (usize, usize),
+    out: &mut Vec<(usize, usize)>,
+) {
+    if brk == 0 {
+        open.1 += words.count_ones() as usize;
+        return;
+    }
+    // No byte is both a breaker and the start of a lower-case token.
+    debug_assert_eq!(brk & words, 0);
+    let first = brk.trailing_zeros();
+    let before = open.1 + (words & below(first)).count_ones() as usize;
+    if before >= MIN_WORDS {
+        out.push((open.0, base + first as usize));
+    }
+    let last = 63 - brk.leading_zeros();
+    // Stretches between two breakers of this block (rare: 12 words fill 47 bytes).
+    if last > first && (words & below(last) & !below(first + 1)).count_ones() as usize >= MIN_WORDS
+    {
+        let mut rest = brk & !below(first + 1);
+        let mut from = first;
+        while rest != 0 {
+            let to = rest.trailing_zeros();
+            let inner = below(to) & !below(from + 1);
+            if (words & inner).count_ones() as usize >= MIN_WORDS {
+                out.push((base + from as usize + 1, base + to as usize));
+            }
+            from = to;
+            rest &= rest - 1;
+        }
+    }
+    *open = (
+        base + last as usize + 1,
+        (words & !below(last + 1)).count_ones() as usize,
+    );
+}
+
+/// Every breaker of a block (see the module's header), given the block's masks, the previous
+/// block's, and its bytes (`valid`).
+#[inline(always)]
+fn breakers(m: &Masks, prev: &Masks, valid: u64) -> u64 {
+    let l = m.lower;
+    let gap = !m.alnum & valid;
+    let alpha = m.upper | l;
+    let prev_alpha = prev.upper | prev.lower;
+    m.upper
+        | m.breaker
+        // A digit next to a letter: a token of both.
+        | (m.digit & back(alpha, prev_alpha, 1))
+        | (alpha & back(m.digit, prev.digit, 1))
+        // Three digits: a number, not a list number.
+        | (m.digit & back(m.digit, prev.digit, 1) & back(m.digit, prev.digit, 2))
+        // The byte after a run of 1 or 2 lower-case letters.
+        | (!l & valid
+            & back(l, prev.lower, 1)
+            & !(back(l, prev.lower, 2) & back(l, prev.lower, 3)))
+        // The 10th of 10 lower-case letters (a run reaching past the block is not seen: a
+        // breaker less is walking more).
+        | (runs_from(l, 10) << 9)
+        | runs_from(gap, LONG_GAP)
+}
+
+/// The stretches (between two breakers, with `MIN_WORDS` starts of lower-case tokens or more)
+/// inside `s..e`, a stretch between two capitals or breaker bytes (or the run's edges) that
+/// holds `MIN_WORDS` such starts or more. Every breaker is worked out only here: text where
+/// capitals and symbols come more often than every 12 words (code, JSON, most of prose)
+/// never gets this far.
+fn stretches_within(
+    n: usize,
+    masks: &[Masks],
+    (s, e): (usize, usize),
+    out: &mut Vec<(usize, usize)>,
+) {
+    let first_block = s / 64;
+    // The block holding `e` (a capital or a breaker byte, which ends a stretch), or the last.
+    let last_block = if e < n { e / 64 } else { (n - 1) / 64 };
+    let mut prev = if first_block > 0 {
+        masks[first_block - 1]
+    } else {
+        Masks::default()
+    };
+    let from = out.len();
+    // Stretches ending before `s` are cut short here, and dropped below: they are not in
+    // `s..e`, and the one ending at `s - 1` has too few words (`s - 1` is a capital or a
+    // breaker byte, so its stretch was found by the caller or had fewer than 12 words).
+    let mut open = (64 * first_block, 0);
+    for (k, &m) in masks
+        .iter()
+        .enumerate()
+        .take(last_block + 1)
+        .skip(first_block)
+    {
+        let base = 64 * k;
+        let valid = below((n - base).min(64) as u32);
+        end_stretches(
+            breakers(&m, &prev, valid),
+            word_starts(&m, &prev),
+            base,
+            &mut open,
+            out,
+        );
+        prev = m;
+    }
+    // The end of the run ends the last stretch.
+    if e == n && open.1 >= MIN_WORDS {
+        out.push((open.0, n));
+    }
+    let mut keep = from;
+    for i in from..out.len() {
+        let (a, b) = out[i];
+        if a >= s && b <= e {
+            out[keep] = (a, b);
+            keep += 1;
+        }
+    }
+    out.truncate(keep);
+}
+
+/// Whether `run` looks like prose, from its first blocks: most stretches between capitals and
+/// breaker bytes then hold 12 words or more, and working out every breaker at once is cheaper
+/// than finding those stretches first. Either way finds the same stretches.
+#[inline(always)]
+fn wordy<const AVX2: bool>(run: &[u8]) -> bool {
+    const SAMPLE: usize = 8;
+    let sampled = run.len().div_ceil(64).min(SAMPLE);
+    let free = (0..sampled)
+        .filter(|&k| {
+            let m = block_masks::<AVX2>(run, k);
+            m.upper | m.breaker == 0
+        })
+        .count();
+    free * WORDY_SHARE >= sampled
+}
+
+/// A run is taken for prose when one block in this many of its first ones holds no capital
+/// and no breaker byte.
+const WORDY_SHARE: usize = 4;
+
+#[inline(always)]
+/// `WORDY`: every breaker is worked out in the one pass (see [`wordy`]).
+fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
     let n = run.len();
     let blocks = n.div_ceil(64);
     let Scratch {
         marks,
         lower,
+        masks: block_masks_of,
         alnum,
+        coarse,
         stretches,
         ranges,
     } = scratch;
+    coarse.clear();
     stretches.clear();
     marks.clear();
     marks.resize(blocks, 0);
     alnum.clear();
     alnum.resize(blocks, 0);
     lower.clear();
+    block_masks_of.clear();
     if want.seeds {
         lower.resize(blocks, 0);
     }
@@ -341,28 +550,17 @@ fn plan_with<const AVX2: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
     // text, or it is before the window, where the walk starts too).
     let mut prev = Masks::default();
     let mut tail = 0usize;
-    // The stretch since the last breaker, and the starts of lower-case tokens in it.
-    let mut seg_start = 0usize;
-    let mut seg_words = 0usize;
+    // The stretch since the last capital or breaker byte (a subset of the breakers, and the
+    // cheap one), and the starts of lower-case tokens in it. Only those with 12 starts or
+    // more can hold a stretch between two breakers with 12 words.
+    let mut open = (0usize, 0usize);
     for k in 0..blocks {
         let base = 64 * k;
-        let len = (n - base).min(64) as u32;
-        let valid = below(len);
-        let block = &run[base..base + len as usize];
-        #[cfg(target_arch = "x86_64")]
-        let m = if AVX2 {
-            // SAFETY: only `plan_avx2`, compiled for AVX2 and called on a CPU that has it,
-            // asks for these masks.
-            unsafe { masks_avx2(block) }
-        } else {
-            masks(block)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let m = masks(block);
+        let m = block_masks::<AVX2>(run, k);
         let mut x = 0;
         if want.all_digits {
             x |= m.digit;
-        } else if want.digits {
+        } else if want.digits && m.digit != 0 {
             // A token with a digit of 3 bytes or less is looked at by no rule of `financial`
             // (an IBAN has 15 bytes or more, an address 26), unless it is a number that a card
             // number could start with: followed by a space or a dash and a digit. Marked: the
@@ -380,7 +578,9 @@ fn plan_with<const AVX2: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
         if want.long {
             // Every run of LONG_TOKEN alphanumeric bytes, within the block or reaching into it
             // from before (then its part here is marked): widened to its token.
-            x |= runs_from(m.alnum, LONG_TOKEN);
+            if m.alnum.count_ones() >= LONG_TOKEN {
+                x |= runs_from(m.alnum, LONG_TOKEN);
+            }
             if tail + head as usize >= LONG_TOKEN as usize {
                 x |= below(head);
             }
@@ -393,64 +593,36 @@ fn plan_with<const AVX2: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
         marks[k] |= x;
         alnum[k] = m.alnum;
         if want.seeds {
-            let l = m.lower;
-            lower[k] = l;
-            let gap = !m.alnum & valid;
-            let alpha = m.upper | l;
-            let prev_alpha = prev.upper | prev.lower;
-            // The first byte of every lower-case token (a word or not).
-            let words = l & !back(m.alnum, prev.alnum, 1);
-            let brk = m.upper
-                | m.breaker
-                // A digit next to a letter: a token of both.
-                | (m.digit & back(alpha, prev_alpha, 1))
-                | (alpha & back(m.digit, prev.digit, 1))
-                // Three digits: a number, not a list number.
-                | (m.digit & back(m.digit, prev.digit, 1) & back(m.digit, prev.digit, 2))
-                // The byte after a run of 1 or 2 lower-case letters.
-                | (!l & valid
-                    & back(l, prev.lower, 1)
-                    & !(back(l, prev.lower, 2) & back(l, prev.lower, 3)))
-                // The 10th of 10 lower-case letters (a run reaching past the block is not
-                // seen: a breaker less is walking more).
-                | (runs_from(l, 10) << 9)
-                | runs_from(gap, LONG_GAP);
-            if brk == 0 {
-                seg_words += words.count_ones() as usize;
+            lower[k] = m.lower;
+            let words = word_starts(&m, &prev);
+            if WORDY {
+                let valid = below((n - base).min(64) as u32);
+                end_stretches(
+                    breakers(&m, &prev, valid),
+                    words,
+                    base,
+                    &mut open,
+                    stretches,
+                );
             } else {
-                // No byte is both a breaker and the start of a lower-case token.
-                debug_assert_eq!(brk & words, 0);
-                let first = brk.trailing_zeros();
-                seg_words += (words & below(first)).count_ones() as usize;
-                if seg_words >= MIN_WORDS {
-                    stretches.push((seg_start, base + first as usize));
-                }
-                let last = 63 - brk.leading_zeros();
-                // Stretches between two breakers of this block (rare: 12 words fill 47 bytes).
-                if last > first
-                    && (words & below(last) & !below(first + 1)).count_ones() as usize >= MIN_WORDS
-                {
-                    let mut rest = brk & !below(first + 1);
-                    let mut from = first;
-                    while rest != 0 {
-                        let to = rest.trailing_zeros();
-                        let inner = below(to) & !below(from + 1);
-                        if (words & inner).count_ones() as usize >= MIN_WORDS {
-                            stretches.push((base + from as usize + 1, base + to as usize));
-                        }
-                        from = to;
-                        rest &= rest - 1;
-                    }
-                }
-                seg_start = base + last as usize + 1;
-                seg_words = (words & !below(last + 1)).count_ones() as usize;
+                block_masks_of.push(m);
+                end_stretches(m.upper | m.breaker, words, base, &mut open, coarse);
             }
         }
         prev = m;
     }
-    // The end of the run ends the last stretch.
-    if want.seeds && seg_words >= MIN_WORDS {
-        stretches.push((seg_start, n));
+    if want.seeds {
+        // The end of the run ends the last stretch.
+        if open.1 >= MIN_WORDS {
+            if WORDY {
+                stretches.push((open.0, n));
+            } else {
+                coarse.push((open.0, n));
+            }
+        }
+        for &c in coarse.iter() {
+            stretches_within(n, block_masks_of, c, stretches);
+        }
     }
     for &(s, e) in stretches.iter() {
         if (Letters { run, lower, s, e }).list_words_in_a_row() {
@@ -800,6 +972,95 @@ mod tests {
                 );
             }
         });
+    }
+
+    /// The stretches the old way: every breaker of every block worked out, in one pass.
+    fn stretches_reference(run: &[u8]) -> Vec<(usize, usize)> {
+        let n = run.len();
+        let mut prev = Masks::default();
+        let mut open = (0, 0);
+        let mut out = Vec::new();
+        for k in 0..n.div_ceil(64) {
+            let base = 64 * k;
+            let m = scalar_masks(&run[base..(base + 64).min(n)]);
+            let valid = below((n - base).min(64) as u32);
+            end_stretches(
+                breakers(&m, &prev, valid),
+                word_starts(&m, &prev),
+                base,
+                &mut open,
+                &mut out,
+            );
+            prev = m;
+        }
+        if open.1 >= MIN_WORDS {
+            out.push((open.0, n));
+        }
+        out
+    }
+
+    /// Text where stretches of 12 words and more are common: list words, short and long words,
+    /// list numbers, capitals and breakers, separators of every length.
+    fn wordy_text() -> impl Strategy<Value = Vec<u8>> {
+        let words: Vec<&str> = super::super::bip39::BIP39_ENGLISH.lines().collect();
+        let piece = prop_oneof![
+            8 => prop::sample::select(words).prop_map(|w| w.as_bytes().to_vec()),
+            1 => prop::sample::select(vec!["a", "to", "of", "it", "abstraction", "xyz", "zzzz"])
+                .prop_map(|w| w.as_bytes().to_vec()),
+            1 => prop::sample::select(vec!["1.", "12)", "123", "The", "A", "x9", "9x", "=", "/", "_"])
+                .prop_map(|w| w.as_bytes().to_vec()),
+        ];
+        let gap = prop::collection::vec(prop::sample::select(b" \n\t,\"-.:".to_vec()), 1..15);
+        prop::collection::vec((piece, gap), 0..120).prop_map(|parts| {
+            let mut out = Vec::new();
+            for (p, g) in parts {
+                out.extend_from_slice(&p);
+                out.extend_from_slice(&g);
+            }
+            out
+        })
+    }
+
+    fn check_stretches(run: &[u8]) {
+        let want = Want {
+            digits: true,
+            all_digits: false,
+            long: true,
+            seeds: true,
+        };
+        let expected = stretches_reference(run);
+        for baseline in [false, true] {
+            force_baseline(baseline);
+            let mut scratch = Scratch::default();
+            plan(run, want, &mut scratch);
+            force_baseline(false);
+            assert_eq!(scratch.stretches, expected, "baseline {baseline}");
+        }
+        // Both ways to the stretches, whichever the run looks like.
+        let mut scratch = Scratch::default();
+        plan_with::<false, true>(run, want, &mut scratch);
+        assert_eq!(scratch.stretches, expected, "every breaker at once");
+        plan_with::<false, false>(run, want, &mut scratch);
+        assert_eq!(
+            scratch.stretches, expected,
+            "capitals and breaker bytes first"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Working out every breaker only between capitals and breaker bytes 12 words apart
+        /// finds the stretches a pass over every block finds.
+        #[test]
+        fn stretches_are_those_of_every_breaker(run in wordy_text()) {
+            check_stretches(&run);
+        }
+
+        #[test]
+        fn stretches_are_those_of_every_breaker_in_mixed_text(run in run_text()) {
+            check_stretches(&run);
+        }
     }
 
     proptest! {
