@@ -5,6 +5,11 @@
 //! gives the CPU four independent chains to overlap, which is most of the speed of the
 //! whole scanner on text without candidates. The automaton is aho-corasick's DFA; only
 //! the walk is ours, through the crate's public `Automaton` interface.
+//!
+//! Where the CPU has AVX-512 VBMI, eight stretches are walked side by side: the bytes'
+//! classes are looked up 64 at a time by vector permutes beforehand, so that a step of a lane
+//! loads its class from one buffer (one pointer for all lanes) and then the table, and eight
+//! states fit in registers. Elsewhere, four lanes (each step also loads the byte itself).
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
@@ -13,6 +18,9 @@ use aho_corasick::{Anchored, MatchKind};
 /// Texts shorter than this are walked in one stretch (splitting costs a warm-up per lane).
 const SPLIT_MIN: usize = 1024;
 const LANES: usize = 4;
+/// Lanes of the walk with classes looked up beforehand, and the steps looked up at once.
+const WIDE: usize = 8;
+const BLOCK: usize = 64;
 
 /// One automaton over every keyword (matched ignoring ASCII case) and, per keyword, the
 /// rules carrying it and, for a keyword with upper-case letters, the exact bytes it must
@@ -28,16 +36,18 @@ pub(crate) struct Keywords {
 
 /// aho-corasick's DFA copied into a flat table that the walk reads without bounds checks or
 /// calls: the next state is `next[state + class[byte]]`, states numbered by their offset in
-/// `next`, match states first, so a state is a match state when it is below `match_limit`.
+/// `next` less `match_limit`, match states first, so a state is a match state when it is
+/// negative (several lanes are tested with one OR).
 /// The copy is the same automaton (every state reachable from the unanchored start, with
 /// its transitions and its matches in the automaton's order): the hits are the same, in the
 /// same order. Only the walk's speed changes: a step is one load, an add and a compare, and
 /// four lanes' states stay in registers (through the crate's `Automaton` interface the
 /// compiler spilled them, and each step paid a bounds check).
 struct Table {
-    next: Vec<u32>,
+    next: Vec<i32>,
     class: [u8; 256],
-    start: u32,
+    start: i32,
+    /// The offset of the first state that is not a match state.
     match_limit: u32,
     /// Per match state (its offset divided by the stride): (keyword, its length), in the
     /// order the automaton reports them.
@@ -91,13 +101,14 @@ impl Table {
             .iter()
             .take_while(|&&i| dfa.is_match(states[i]))
             .count();
-        let mut next = vec![0u32; states.len() * stride as usize];
+        let limit = (matching as u32 * stride) as i32;
+        let mut next = vec![0i32; states.len() * stride as usize];
         let mut matches = Vec::with_capacity(matching);
         for (new, &old) in order.iter().enumerate() {
             let sid = states[old];
             for (c, &b) in representatives.iter().enumerate() {
                 let to = index[&dfa.next_state(Anchored::No, sid, b)];
-                next[new * stride as usize + c] = renumber[to] * stride;
+                next[new * stride as usize + c] = (renumber[to] * stride) as i32 - limit;
             }
             if new < matching {
                 matches.push(
@@ -113,22 +124,39 @@ impl Table {
         Table {
             next,
             class,
-            start: renumber[0] * stride,
-            match_limit: matching as u32 * stride,
+            start: (renumber[0] * stride) as i32 - limit,
+            match_limit: limit as u32,
             matches,
             stride,
         }
     }
 
+    /// Where state 0 is: the first state that is not a match state.
     #[inline(always)]
-    fn step(&self, state: u32, byte: u8) -> u32 {
-        let at = state as usize + usize::from(self.class[usize::from(byte)]);
-        debug_assert!(at < self.next.len());
-        // SAFETY: `state` is a state's offset (the start, or read from `next`, which holds
-        // only offsets of states), below `next.len()` by at least the stride, and classes
-        // are below the stride.
-        unsafe { *self.next.get_unchecked(at) }
+    fn origin(&self) -> *const i32 {
+        // SAFETY: `match_limit` is the offset of a state, or the table's length.
+        unsafe { self.next.as_ptr().add(self.match_limit as usize) }
     }
+
+    #[inline(always)]
+    fn step(&self, state: i32, byte: u8) -> i32 {
+        // SAFETY: as `step_from`, whose origin this is.
+        unsafe { step_from(self.origin(), state, self.class[usize::from(byte)]) }
+    }
+
+    /// The keywords ending where the walk is in `state`, a match state.
+    fn matches_of(&self, state: i32) -> &[(u32, u32)] {
+        &self.matches[((state + self.match_limit as i32) as u32 / self.stride) as usize]
+    }
+}
+
+/// The state after `state` on a byte of class `class`, `origin` being [`Table::origin`].
+///
+/// SAFETY: `state` is a state of the table (its start, or read from it, which holds only
+/// states): its offset plus a class is within the table, as classes are below the stride.
+#[inline(always)]
+unsafe fn step_from(origin: *const i32, state: i32, class: u8) -> i32 {
+    unsafe { *origin.offset(state as isize + class as isize) }
 }
 
 /// A keyword without upper-case letters matches ignoring case.
@@ -176,8 +204,8 @@ impl Keywords {
     /// [`Keywords::for_each_hit`] with the keyword's index in the list built from.
     pub(crate) fn for_each_keyword(&self, hay: &[u8], mut each: impl FnMut(usize, usize, usize)) {
         let Some(table) = &self.table else { return };
-        let mut expand = |state: u32, end: usize| {
-            for &(k, len) in &table.matches[(state / table.stride) as usize] {
+        let mut expand = |state: i32, end: usize| {
+            for &(k, len) in table.matches_of(state) {
                 let k = k as usize;
                 let start = end - len as usize;
                 if let Some(exact) = &self.exact[k]
@@ -192,58 +220,92 @@ impl Keywords {
             walk(table, hay, 0, 0, table.start, &mut expand);
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if wide() {
+            self.walk_split::<WIDE>(table, hay, &mut expand, |lanes, on_match| {
+                // SAFETY: `wide()` saw the features `walk_wide` is compiled for.
+                unsafe { walk_wide(table, lanes, on_match) }
+            });
+            return;
+        }
+        self.walk_split::<LANES>(table, hay, &mut expand, |lanes, on_match| {
+            walk_lanes(table, lanes, on_match)
+        });
+    }
+
+    /// Walks `hay` in `L` stretches side by side (`walk_side_by_side` walks as many steps as
+    /// it chooses, at most the shortest lane's length, and returns the states and the steps),
+    /// the rest of each stretch alone, and reports the hits in order.
+    fn walk_split<const L: usize>(
+        &self,
+        table: &Table,
+        hay: &[u8],
+        expand: &mut impl FnMut(i32, usize),
+        walk_side_by_side: impl FnOnce([&[u8]; L], &mut dyn FnMut(usize, [i32; L])) -> ([i32; L], usize),
+    ) {
         // Lane j reports the keywords ending in (bounds[j], bounds[j + 1]], walking from
         // `warmup` bytes earlier so that a keyword straddling its left bound is seen whole.
         // Each lane keeps its match states in order; replaying the lanes one after the
         // other gives every hit in order.
-        let stretch = hay.len() / LANES;
-        let bound = |j: usize| if j == LANES { hay.len() } else { j * stretch };
-        let mut at = [0usize; LANES];
-        let mut found: [Vec<(u32, usize)>; LANES] = Default::default();
+        let stretch = hay.len() / L;
+        let bound = |j: usize| if j == L { hay.len() } else { j * stretch };
+        let mut at = [0usize; L];
+        let mut found: [Vec<(i32, usize)>; L] = std::array::from_fn(|_| Vec::new());
         for (j, a) in at.iter_mut().enumerate() {
             *a = bound(j).saturating_sub(self.warmup);
         }
         // All lanes step together for as long as the shortest one has bytes.
-        let common = (0..LANES).map(|j| bound(j + 1) - at[j]).min().unwrap_or(0);
-        let lane = |j: usize| &hay[at[j]..at[j] + common];
-        let lanes: [&[u8]; LANES] = std::array::from_fn(lane);
-        let mut on_match = |i: usize, states: [u32; LANES]| {
+        let common = (0..L).map(|j| bound(j + 1) - at[j]).min().unwrap_or(0);
+        let lanes: [&[u8]; L] = std::array::from_fn(|j| &hay[at[j]..at[j] + common]);
+        let mut on_match = |i: usize, states: [i32; L]| {
             for (j, state) in states.into_iter().enumerate() {
                 let end = at[j] + i + 1;
-                if state < table.match_limit && end > bound(j) {
+                if state < 0 && end > bound(j) {
                     found[j].push((state, end));
                 }
             }
         };
-        let s = walk_lanes(table, lanes, &mut on_match);
-        for j in 0..LANES {
+        let (s, walked) = walk_side_by_side(lanes, &mut on_match);
+        for j in 0..L {
             for &(state, end) in &found[j] {
                 expand(state, end);
             }
             walk(
                 table,
                 &hay[..bound(j + 1)],
-                at[j] + common,
+                at[j] + walked,
                 bound(j),
                 s[j],
-                &mut expand,
+                expand,
             );
         }
     }
 }
 
+/// Whether this CPU has what [`walk_wide`] is compiled for (AVX-512 with byte permutes: Intel
+/// since Ice Lake, AMD since Zen 4), unless a test asks for the other walk.
+#[cfg(target_arch = "x86_64")]
+fn wide() -> bool {
+    static VBMI: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vbmi")
+    });
+    *VBMI && !crate::text_runs::baseline_forced()
+}
+
 /// Walks four stretches of equal length side by side from the start state, calling
-/// `on_match(i, states)` when a lane is in a match state after byte `i`; returns the states.
+/// `on_match(i, states)` when a lane is in a match state after byte `i`; returns the states
+/// and the bytes walked (all of them).
 /// Kept apart from its caller so that the four states, the four stretches and the table stay
 /// in registers (otherwise each step waits on a store and a load of its state).
 #[inline(never)]
 fn walk_lanes(
     table: &Table,
     lanes: [&[u8]; LANES],
-    on_match: &mut dyn FnMut(usize, [u32; LANES]),
-) -> [u32; LANES] {
+    on_match: &mut dyn FnMut(usize, [i32; LANES]),
+) -> ([i32; LANES], usize) {
     let mut s = [table.start; LANES];
-    let limit = table.match_limit;
     let len = lanes.iter().map(|l| l.len()).min().unwrap_or(0);
     let lanes = lanes.map(|l| &l[..len]);
     // Byte `i` of every lane in one step: the lanes cut to one length, the index needs no
@@ -253,11 +315,68 @@ fn walk_lanes(
         for j in 0..LANES {
             s[j] = table.step(s[j], lanes[j][i]);
         }
-        if s.iter().fold(u32::MAX, |a, &b| a.min(b)) < limit {
+        if s.iter().fold(0, |a, &b| a | b) < 0 {
             on_match(i, s);
         }
     }
-    s
+    (s, len)
+}
+
+/// [`walk_lanes`] with eight lanes, in blocks of 64 steps: first the classes of the block's
+/// bytes of every lane (64 at a time, by byte permutes of the class table), then the steps.
+/// Returns the states and the bytes walked (whole blocks; the callers walk the rest).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+fn walk_wide(
+    table: &Table,
+    lanes: [&[u8]; WIDE],
+    on_match: &mut dyn FnMut(usize, [i32; WIDE]),
+) -> ([i32; WIDE], usize) {
+    use std::arch::x86_64::{
+        __m512i, _mm512_loadu_si512, _mm512_mask_blend_epi8, _mm512_movepi8_mask,
+        _mm512_permutex2var_epi8, _mm512_storeu_si512,
+    };
+    #[repr(align(64))]
+    struct Classes([u8; WIDE * BLOCK]);
+    let len = lanes.iter().map(|l| l.len()).min().unwrap_or(0) / BLOCK * BLOCK;
+    let class = |k: usize| {
+        // SAFETY: the class table has 256 bytes, so the 64 read at 64 * k (k < 4) are in it.
+        unsafe { _mm512_loadu_si512(table.class.as_ptr().add(64 * k).cast::<__m512i>()) }
+    };
+    let (c0, c1, c2, c3) = (class(0), class(1), class(2), class(3));
+    let mut classes = Classes([0; WIDE * BLOCK]);
+    let origin = table.origin();
+    let mut s = [table.start; WIDE];
+    let mut i0 = 0;
+    while i0 < len {
+        for (j, lane) in lanes.iter().enumerate() {
+            // SAFETY: `i0 + BLOCK <= len`, at most the lane's length.
+            let v = unsafe { _mm512_loadu_si512(lane.as_ptr().add(i0).cast::<__m512i>()) };
+            // The low 7 bits pick one of 128 classes, the top bit which half of the table.
+            let low = _mm512_permutex2var_epi8(c0, v, c1);
+            let high = _mm512_permutex2var_epi8(c2, v, c3);
+            let cls = _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high);
+            // SAFETY: lane j's classes go to bytes 64 * j .. 64 * (j + 1) of the buffer.
+            unsafe {
+                _mm512_storeu_si512(classes.0.as_mut_ptr().add(BLOCK * j).cast::<__m512i>(), cls)
+            };
+        }
+        for i in 0..BLOCK {
+            // The lanes by index, unrolled: the eight states stay in registers (seen in the
+            // disassembly).
+            #[allow(clippy::needless_range_loop)]
+            for j in 0..WIDE {
+                let c = classes.0[BLOCK * j + i];
+                // SAFETY: `s[j]` is the start or a state read from the table.
+                s[j] = unsafe { step_from(origin, s[j], c) };
+            }
+            if s.iter().fold(0, |a, &b| a | b) < 0 {
+                on_match(i0 + i, s);
+            }
+        }
+        i0 += BLOCK;
+    }
+    (s, len)
 }
 
 /// Walks `hay[from..]` from `state`, reporting matches that end past `report_after`.
@@ -266,12 +385,12 @@ fn walk(
     hay: &[u8],
     from: usize,
     report_after: usize,
-    mut state: u32,
-    report: &mut impl FnMut(u32, usize),
+    mut state: i32,
+    report: &mut impl FnMut(i32, usize),
 ) {
     for (i, &b) in hay.iter().enumerate().skip(from) {
         state = table.step(state, b);
-        if state < table.match_limit && i + 1 > report_after {
+        if state < 0 && i + 1 > report_after {
             report(state, i + 1);
         }
     }
@@ -291,6 +410,12 @@ mod tests {
         let mut out = Vec::new();
         kw.for_each_hit(hay, |s, e, r| out.push((s, e, r.to_vec())));
         assert!(out.windows(2).all(|w| w[0].1 <= w[1].1), "in order of ends");
+        // The four-lane walk (the eight-lane one where the CPU has it) finds the same.
+        crate::text_runs::force_baseline(true);
+        let mut four = Vec::new();
+        kw.for_each_hit(hay, |s, e, r| four.push((s, e, r.to_vec())));
+        crate::text_runs::force_baseline(false);
+        assert_eq!(out, four, "both walks");
         out.sort();
         out
     }
@@ -321,15 +446,17 @@ mod tests {
         let keywords = ["sk-", "sk-ant-api03-", "ant", "AKIA", "token", "x"];
         // Long enough to split, with keywords placed on and around every lane bound.
         let mut hay = vec![b'.'; 4099];
+        // (Four lanes: bounds at multiples of 1,024; eight: of 512, with blocks of 64 steps.)
         for at in [
-            0, 3, 1020, 1021, 1022, 1023, 1024, 2046, 2048, 3070, 3072, 4090,
+            0, 3, 60, 63, 64, 500, 510, 511, 512, 575, 576, 1020, 1021, 1022, 1023, 1024, 1535,
+            1536, 2046, 2048, 2559, 2560, 3070, 3072, 3583, 3584, 4090,
         ] {
             let piece = b"sk-ant-api03-Token-akia-AKIAx";
             let end = (at + piece.len()).min(hay.len());
             hay[at..end].copy_from_slice(&piece[..end - at]);
         }
         assert_eq!(hits(&keywords, &hay), brute(&keywords, &hay));
-        for len in [0, 1, 5, 1023, 1024, 1025, 2000] {
+        for len in [0, 1, 5, 1023, 1024, 1025, 1535, 2000, 4098] {
             assert_eq!(
                 hits(&keywords, &hay[..len]),
                 brute(&keywords, &hay[..len]),
@@ -387,13 +514,19 @@ mod tests {
             b"\xff",
         ];
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        for len in [0, 3, 100, 1023, 1024, 1025, 4096, 10_000] {
+        for len in [0, 3, 100, 1023, 1024, 1025, 4095, 4096, 10_000, 65_536] {
             let mut hay = Vec::new();
             while hay.len() < len {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
-                hay.extend_from_slice(pieces[(rng % pieces.len() as u64) as usize]);
+                if rng.is_multiple_of(5) {
+                    // Any byte: the classes of all 256 (the upper half is a table of its own
+                    // in the eight-lane walk).
+                    hay.push((rng >> 40) as u8);
+                } else {
+                    hay.extend_from_slice(pieces[(rng % pieces.len() as u64) as usize]);
+                }
             }
             hay.truncate(len);
             let mut expected = Vec::new();
@@ -404,9 +537,13 @@ mod tests {
                     expected.push((m.start(), m.end(), k as u32));
                 }
             }
-            let mut got = Vec::new();
-            kw.for_each_hit(&hay, |s, e, r| got.push((s, e, r[0])));
-            assert_eq!(got, expected, "len {len}");
+            for four_lanes in [false, true] {
+                crate::text_runs::force_baseline(four_lanes);
+                let mut got = Vec::new();
+                kw.for_each_hit(&hay, |s, e, r| got.push((s, e, r[0])));
+                crate::text_runs::force_baseline(false);
+                assert_eq!(got, expected, "len {len}, four lanes {four_lanes}");
+            }
         }
     }
 }
