@@ -302,8 +302,6 @@ pub(crate) struct Scratch {
     marks: Vec<u64>,
     /// One bit per byte of the run: lower-case letters.
     lower: Vec<u64>,
-    /// Per block of the run, its masks (with seed phrases wanted).
-    masks: Vec<Masks>,
     /// One bit per byte of the run: letters and digits.
     alnum: Vec<u64>,
     /// Stretches between two capitals or breaker bytes with 12 starts of lower-case tokens or
@@ -450,17 +448,17 @@ fn breakers(m: &Masks, prev: &Masks, valid: u64) -> u64 {
 /// holds `MIN_WORDS` such starts or more. Every breaker is worked out only here: text where
 /// capitals and symbols come more often than every 12 words (code, JSON, most of prose)
 /// never gets this far.
-fn stretches_within(
-    n: usize,
-    masks: &[Masks],
+fn stretches_within<const AVX2: bool>(
+    run: &[u8],
     (s, e): (usize, usize),
     out: &mut Vec<(usize, usize)>,
 ) {
+    let n = run.len();
     let first_block = s / 64;
     // The block holding `e` (a capital or a breaker byte, which ends a stretch), or the last.
     let last_block = if e < n { e / 64 } else { (n - 1) / 64 };
     let mut prev = if first_block > 0 {
-        masks[first_block - 1]
+        block_masks::<AVX2>(run, first_block - 1)
     } else {
         Masks::default()
     };
@@ -469,12 +467,8 @@ fn stretches_within(
     // `s..e`, and the one ending at `s - 1` has too few words (`s - 1` is a capital or a
     // breaker byte, so its stretch was found by the caller or had fewer than 12 words).
     let mut open = (64 * first_block, 0);
-    for (k, &m) in masks
-        .iter()
-        .enumerate()
-        .take(last_block + 1)
-        .skip(first_block)
-    {
+    for k in first_block..=last_block {
+        let m = block_masks::<AVX2>(run, k);
         let base = 64 * k;
         let valid = below((n - base).min(64) as u32);
         end_stretches(
@@ -529,7 +523,6 @@ fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratc
     let Scratch {
         marks,
         lower,
-        masks: block_masks_of,
         alnum,
         coarse,
         stretches,
@@ -542,7 +535,6 @@ fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratc
     alnum.clear();
     alnum.resize(blocks, 0);
     lower.clear();
-    block_masks_of.clear();
     if want.seeds {
         lower.resize(blocks, 0);
     }
@@ -605,7 +597,6 @@ fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratc
                     stretches,
                 );
             } else {
-                block_masks_of.push(m);
                 end_stretches(m.upper | m.breaker, words, base, &mut open, coarse);
             }
         }
@@ -621,7 +612,7 @@ fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratc
             }
         }
         for &c in coarse.iter() {
-            stretches_within(n, block_masks_of, c, stretches);
+            stretches_within::<AVX2>(run, c, stretches);
         }
     }
     for &(s, e) in stretches.iter() {
