@@ -221,9 +221,9 @@ impl Keywords {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if wide() {
+        if crate::text_runs::vbmi() {
             self.walk_split::<WIDE>(table, hay, &mut expand, |lanes, on_match| {
-                // SAFETY: `wide()` saw the features `walk_wide` is compiled for.
+                // SAFETY: `vbmi()` saw the features `walk_wide` is compiled for.
                 unsafe { walk_wide(table, lanes, on_match) }
             });
             return;
@@ -280,18 +280,6 @@ impl Keywords {
             );
         }
     }
-}
-
-/// Whether this CPU has what [`walk_wide`] is compiled for (AVX-512 with byte permutes: Intel
-/// since Ice Lake, AMD since Zen 4), unless a test asks for the other walk.
-#[cfg(target_arch = "x86_64")]
-fn wide() -> bool {
-    static VBMI: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vbmi")
-    });
-    *VBMI && !crate::text_runs::baseline_forced()
 }
 
 /// Walks four stretches of equal length side by side from the start state, calling

@@ -292,9 +292,53 @@ fn avx2() -> bool {
     *AVX2 && !baseline_forced()
 }
 
+/// Whether to take the AVX-512 VBMI paths (byte permutes: Intel since Ice Lake, AMD since
+/// Zen 4): where the CPU has it, unless a test asks for the baseline ones.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn vbmi() -> bool {
+    static VBMI: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vbmi")
+    });
+    *VBMI && !baseline_forced() && !avx2_forced()
+}
+
 #[cfg(test)]
 thread_local! {
     static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static AVX2_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Which instructions the paths with several versions take on this thread, for tests: what
+/// the CPU has, AVX2 (not AVX-512 VBMI), or SSE2 (baseline).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Paths {
+    Native,
+    Avx2,
+    Baseline,
+}
+
+#[cfg(test)]
+impl Paths {
+    pub(crate) const ALL: [Paths; 3] = [Paths::Native, Paths::Avx2, Paths::Baseline];
+
+    pub(crate) fn force(self) {
+        BASELINE.with(|b| b.set(self == Paths::Baseline));
+        AVX2_ONLY.with(|b| b.set(self == Paths::Avx2));
+    }
+}
+
+#[cfg(test)]
+fn avx2_forced() -> bool {
+    AVX2_ONLY.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn avx2_forced() -> bool {
+    false
 }
 
 /// Takes the SSE2 (baseline) paths on this thread (`yes`) even where the CPU has AVX2: here

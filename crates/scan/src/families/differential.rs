@@ -3,7 +3,7 @@
 //! and adversarial texts (seed phrases in every layout, the same broken in every way a breaker
 //! can break them, list words, prose, numbers, cards, IBANs, keys, JSON escapes, binary bytes),
 //! for every selection of families, in windows with every kind of edge and in streams of small
-//! chunks, with the AVX2 masks and with the baseline ones.
+//! chunks, with the AVX-512 VBMI, AVX2 and baseline masks.
 
 use proptest::prelude::*;
 
@@ -12,7 +12,7 @@ use super::{
     BIP39_ENGLISH, Edges, Family, FamilyFinding, FamilyRule, FamilyScanner, FamilySet,
     FamilyStream, FamilyStreamFinding,
 };
-use crate::text_runs::force_baseline;
+use crate::text_runs::Paths;
 
 struct Rng(u64);
 
@@ -467,16 +467,12 @@ fn window(s: FamilyScanner, hay: &[u8], edges: Edges) -> Vec<FamilyFinding> {
 /// masks: the same findings. Returns how many there were.
 fn same_findings(hay: &[u8], cut: usize) -> usize {
     let mut found = 0;
-    for baseline in [false, true] {
-        force_baseline(baseline);
+    for paths in Paths::ALL {
+        paths.force();
         for s in scanners() {
             let reference = s.every_token();
             let whole = window(reference, hay, Edges::WHOLE);
-            assert_eq!(
-                window(s, hay, Edges::WHOLE),
-                whole,
-                "{s:?} baseline {baseline}"
-            );
+            assert_eq!(window(s, hay, Edges::WHOLE), whole, "{s:?} {paths:?}");
             found += whole.len();
             // A window cut out of the middle of a stream.
             let lo = cut.min(hay.len());
@@ -491,13 +487,13 @@ fn same_findings(hay: &[u8], cut: usize) -> usize {
                     assert_eq!(
                         window(s, part, edges),
                         window(reference, part, edges),
-                        "{s:?} {edges:?} baseline {baseline}"
+                        "{s:?} {edges:?} {paths:?}"
                     );
                 }
             }
         }
     }
-    force_baseline(false);
+    Paths::Native.force();
     found
 }
 

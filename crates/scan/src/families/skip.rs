@@ -2,7 +2,7 @@
 //! token, in order): every token that a rule other than the seed phrase could look at, and
 //! every stretch that could hold a seed phrase. The rest (most of prose, code and JSON) cannot
 //! hold a candidate and is skipped without being tokenised. Found from 64-byte class masks
-//! (AVX2 where the CPU has it, SSE2 otherwise), one pass over the run:
+//! (AVX-512 VBMI or AVX2 where the CPU has them, SSE2 otherwise), one pass over the run:
 //!
 //! - Tokens a rule of `financial` could look at: a number that could be or start a card (13
 //!   digits or more, or followed by a space or a dash and a digit), tokens with a digit of 4
@@ -208,6 +208,73 @@ fn in_register(mut x: u64) -> u64 {
     x
 }
 
+/// Per ASCII byte, its classes as bits (bytes of 0x80 and above have none).
+const DIGIT_BIT: u8 = 1;
+const UPPER_BIT: u8 = 2;
+const LOWER_BIT: u8 = 4;
+const BREAKER_BIT: u8 = 8;
+const SEP_BIT: u8 = 16;
+#[cfg(target_arch = "x86_64")]
+static CLASS_BITS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_digit() {
+            DIGIT_BIT
+        } else if c.is_ascii_uppercase() {
+            UPPER_BIT
+        } else if c.is_ascii_lowercase() {
+            LOWER_BIT
+        } else if matches!(c, b'!' | b'$'..=b'&' | b'+' | b'/' | b'<'..=b'@' | b'^'..=b'`' | b'{' | b'}' | b'~')
+        {
+            BREAKER_BIT
+        } else if c == b' ' || c == b'-' {
+            SEP_BIT
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// [`masks`] with AVX-512 VBMI: the block's bytes' class bits by one permute of a 128-byte
+/// table, each mask one test into a mask register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+fn masks_vbmi(block: &[u8]) -> Masks {
+    use std::arch::x86_64::{
+        __m512i, _mm512_loadu_si512, _mm512_maskz_loadu_epi8, _mm512_maskz_permutex2var_epi8,
+        _mm512_movepi8_mask, _mm512_set1_epi8, _mm512_test_epi8_mask,
+    };
+    // SAFETY: a masked load reads (and may fault on) only the bytes it is asked for, the
+    // block's; the others are zero, as in the padded blocks of the other masks.
+    let v = unsafe { _mm512_maskz_loadu_epi8(below(block.len() as u32), block.as_ptr().cast()) };
+    // SAFETY: the table has 128 bytes, read as two of 64.
+    let (low, high) = unsafe {
+        (
+            _mm512_loadu_si512(CLASS_BITS.as_ptr().cast::<__m512i>()),
+            _mm512_loadu_si512(CLASS_BITS.as_ptr().add(64).cast::<__m512i>()),
+        )
+    };
+    let ascii = !_mm512_movepi8_mask(v);
+    let bits = _mm512_maskz_permutex2var_epi8(ascii, low, v, high);
+    macro_rules! with {
+        ($bits:expr) => {
+            _mm512_test_epi8_mask(bits, _mm512_set1_epi8($bits as i8))
+        };
+    }
+    Masks {
+        alnum: with!(DIGIT_BIT | UPPER_BIT | LOWER_BIT),
+        digit: with!(DIGIT_BIT),
+        upper: with!(UPPER_BIT),
+        lower: with!(LOWER_BIT),
+        breaker: with!(BREAKER_BIT),
+        sep: with!(SEP_BIT),
+    }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn masks(block: &[u8]) -> Masks {
     let mut m = Masks::default();
@@ -317,14 +384,20 @@ pub(crate) struct Scratch {
 fn plan(run: &[u8], want: Want, scratch: &mut Scratch) {
     #[cfg(target_arch = "x86_64")]
     if *AVX2 && !crate::text_runs::baseline_forced() {
-        // SAFETY: the CPU has the features `plan_avx2` is compiled for.
-        unsafe { plan_avx2(run, want, scratch) };
+        if crate::text_runs::vbmi() {
+            // SAFETY: the CPU has the features `plan_vbmi` is compiled for (AVX-512 VBMI
+            // CPUs have every feature of `plan_avx2`, checked here all the same).
+            unsafe { plan_vbmi(run, want, scratch) };
+        } else {
+            // SAFETY: the CPU has the features `plan_avx2` is compiled for.
+            unsafe { plan_avx2(run, want, scratch) };
+        }
         return;
     }
-    if want.seeds && wordy::<false>(run) {
-        plan_with::<false, true>(run, want, scratch);
+    if want.seeds && wordy::<BASELINE>(run) {
+        plan_with::<BASELINE, true>(run, want, scratch);
     } else {
-        plan_with::<false, false>(run, want, scratch);
+        plan_with::<BASELINE, false>(run, want, scratch);
     }
 }
 
@@ -346,20 +419,43 @@ static AVX2: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
 fn plan_avx2(run: &[u8], want: Want, scratch: &mut Scratch) {
     // Two loops, each with its own way to the stretches: one loop holding both ran 4 % slower
     // on code.
-    if want.seeds && wordy::<true>(run) {
-        plan_with::<true, true>(run, want, scratch);
+    if want.seeds && wordy::<WITH_AVX2>(run) {
+        plan_with::<WITH_AVX2, true>(run, want, scratch);
     } else {
-        plan_with::<true, false>(run, want, scratch);
+        plan_with::<WITH_AVX2, false>(run, want, scratch);
     }
 }
 
+/// [`plan_avx2`] with the masks of AVX-512 VBMI: a class table looked up by one byte permute,
+/// each mask one test (a fifth of the instructions of the AVX2 masks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt,avx512f,avx512bw,avx512vbmi")]
+fn plan_vbmi(run: &[u8], want: Want, scratch: &mut Scratch) {
+    if want.seeds && wordy::<WITH_VBMI>(run) {
+        plan_with::<WITH_VBMI, true>(run, want, scratch);
+    } else {
+        plan_with::<WITH_VBMI, false>(run, want, scratch);
+    }
+}
+
+/// The instructions the masks are made with: `LEVEL` of the planning's functions.
+const BASELINE: u8 = 0;
+const WITH_AVX2: u8 = 1;
+const WITH_VBMI: u8 = 2;
+
 /// The masks of block `k` of `run`.
 #[inline(always)]
-fn block_masks<const AVX2: bool>(run: &[u8], k: usize) -> Masks {
+fn block_masks<const LEVEL: u8>(run: &[u8], k: usize) -> Masks {
     let base = 64 * k;
     let block = &run[base..(base + 64).min(run.len())];
     #[cfg(target_arch = "x86_64")]
-    if AVX2 {
+    if LEVEL == WITH_VBMI {
+        // SAFETY: only `plan_vbmi`, compiled for AVX-512 VBMI and called on a CPU that has
+        // it, asks for these masks.
+        return unsafe { masks_vbmi(block) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if LEVEL == WITH_AVX2 {
         // SAFETY: only `plan_avx2`, compiled for AVX2 and called on a CPU that has it, asks
         // for these masks.
         return unsafe { masks_avx2(block) };
@@ -448,7 +544,7 @@ fn breakers(m: &Masks, prev: &Masks, valid: u64) -> u64 {
 /// holds `MIN_WORDS` such starts or more. Every breaker is worked out only here: text where
 /// capitals and symbols come more often than every 12 words (code, JSON, most of prose)
 /// never gets this far.
-fn stretches_within<const AVX2: bool>(
+fn stretches_within<const LEVEL: u8>(
     run: &[u8],
     (s, e): (usize, usize),
     out: &mut Vec<(usize, usize)>,
@@ -458,7 +554,7 @@ fn stretches_within<const AVX2: bool>(
     // The block holding `e` (a capital or a breaker byte, which ends a stretch), or the last.
     let last_block = if e < n { e / 64 } else { (n - 1) / 64 };
     let mut prev = if first_block > 0 {
-        block_masks::<AVX2>(run, first_block - 1)
+        block_masks::<LEVEL>(run, first_block - 1)
     } else {
         Masks::default()
     };
@@ -468,7 +564,7 @@ fn stretches_within<const AVX2: bool>(
     // breaker byte, so its stretch was found by the caller or had fewer than 12 words).
     let mut open = (64 * first_block, 0);
     for k in first_block..=last_block {
-        let m = block_masks::<AVX2>(run, k);
+        let m = block_masks::<LEVEL>(run, k);
         let base = 64 * k;
         let valid = below((n - base).min(64) as u32);
         end_stretches(
@@ -499,12 +595,12 @@ fn stretches_within<const AVX2: bool>(
 /// breaker bytes then hold 12 words or more, and working out every breaker at once is cheaper
 /// than finding those stretches first. Either way finds the same stretches.
 #[inline(always)]
-fn wordy<const AVX2: bool>(run: &[u8]) -> bool {
+fn wordy<const LEVEL: u8>(run: &[u8]) -> bool {
     const SAMPLE: usize = 8;
     let sampled = run.len().div_ceil(64).min(SAMPLE);
     let free = (0..sampled)
         .filter(|&k| {
-            let m = block_masks::<AVX2>(run, k);
+            let m = block_masks::<LEVEL>(run, k);
             m.upper | m.breaker == 0
         })
         .count();
@@ -517,7 +613,7 @@ const WORDY_SHARE: usize = 4;
 
 #[inline(always)]
 /// `WORDY`: every breaker is worked out in the one pass (see [`wordy`]).
-fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
+fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
     let n = run.len();
     let blocks = n.div_ceil(64);
     let Scratch {
@@ -548,7 +644,7 @@ fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratc
     let mut open = (0usize, 0usize);
     for k in 0..blocks {
         let base = 64 * k;
-        let m = block_masks::<AVX2>(run, k);
+        let m = block_masks::<LEVEL>(run, k);
         let mut x = 0;
         if want.all_digits {
             x |= m.digit;
@@ -612,7 +708,7 @@ fn plan_with<const AVX2: bool, const WORDY: bool>(run: &[u8], want: Want, scratc
             }
         }
         for &c in coarse.iter() {
-            stretches_within::<AVX2>(run, c, stretches);
+            stretches_within::<LEVEL>(run, c, stretches);
         }
     }
     for &(s, e) in stretches.iter() {
@@ -829,7 +925,7 @@ mod tests {
     use super::super::tokens::for_each_token;
     use super::super::{DIGIT, is_alnum};
     use super::*;
-    use crate::text_runs::force_baseline;
+    use crate::text_runs::Paths;
     use proptest::prelude::*;
 
     fn scalar_masks(block: &[u8]) -> Masks {
@@ -866,6 +962,11 @@ mod tests {
                     if *AVX2 {
                         // SAFETY: the CPU has AVX2.
                         assert!(same(unsafe { masks_avx2(&block) }, want));
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if crate::text_runs::vbmi() {
+                        // SAFETY: the CPU has AVX-512 VBMI.
+                        assert!(same(unsafe { masks_vbmi(&block) }, want));
                     }
                 }
             }
@@ -932,16 +1033,17 @@ mod tests {
     /// The ranges of `run`: in order, apart, made of whole tokens, holding every token a rule
     /// other than the seed phrase looks at; the same with both kinds of masks.
     fn check_ranges(run: &[u8], want: Want) {
-        let ranges = |baseline: bool| {
-            force_baseline(baseline);
+        let ranges = |paths: Paths| {
+            paths.force();
             let mut scratch = Scratch::default();
             let mut ranges = Vec::new();
             for_each_range(run, want, &mut scratch, |s, e| ranges.push((s, e)));
-            force_baseline(false);
+            Paths::Native.force();
             ranges
         };
-        let got = ranges(false);
-        assert_eq!(got, ranges(true));
+        let got = ranges(Paths::Native);
+        assert_eq!(got, ranges(Paths::Avx2));
+        assert_eq!(got, ranges(Paths::Baseline));
         let alnum = |i: usize| is_alnum(run[i]);
         let mut last = 0;
         for &(s, e) in &got {
@@ -1020,18 +1122,18 @@ mod tests {
             seeds: true,
         };
         let expected = stretches_reference(run);
-        for baseline in [false, true] {
-            force_baseline(baseline);
+        for paths in Paths::ALL {
+            paths.force();
             let mut scratch = Scratch::default();
             plan(run, want, &mut scratch);
-            force_baseline(false);
-            assert_eq!(scratch.stretches, expected, "baseline {baseline}");
+            Paths::Native.force();
+            assert_eq!(scratch.stretches, expected, "{paths:?}");
         }
         // Both ways to the stretches, whichever the run looks like.
         let mut scratch = Scratch::default();
-        plan_with::<false, true>(run, want, &mut scratch);
+        plan_with::<BASELINE, true>(run, want, &mut scratch);
         assert_eq!(scratch.stretches, expected, "every breaker at once");
-        plan_with::<false, false>(run, want, &mut scratch);
+        plan_with::<BASELINE, false>(run, want, &mut scratch);
         assert_eq!(
             scratch.stretches, expected,
             "capitals and breaker bytes first"
