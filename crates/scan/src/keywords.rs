@@ -36,21 +36,23 @@ pub(crate) struct Keywords {
 
 /// aho-corasick's DFA copied into a flat table that the walk reads without bounds checks or
 /// calls: the next state is `next[state + class[byte]]`, states numbered by their offset in
-/// `next` less `match_limit`, match states first, so a state is a match state when it is
-/// negative (several lanes are tested with one OR).
+/// `next`, match states last, from `match_from`, a power of two (the rows before it that no
+/// state has are never touched, so never resident): a state is a match state when it has a
+/// bit at or above `match_from`'s, and several lanes are tested with one OR. Offsets are
+/// unsigned, so that a step's address needs no sign extension.
 /// The copy is the same automaton (every state reachable from the unanchored start, with
 /// its transitions and its matches in the automaton's order): the hits are the same, in the
 /// same order. Only the walk's speed changes: a step is one load, an add and a compare, and
 /// four lanes' states stay in registers (through the crate's `Automaton` interface the
 /// compiler spilled them, and each step paid a bounds check).
 struct Table {
-    next: Vec<i32>,
+    next: Vec<u32>,
     class: [u8; 256],
-    start: i32,
-    /// The offset of the first state that is not a match state.
-    match_limit: u32,
-    /// Per match state (its offset divided by the stride): (keyword, its length), in the
-    /// order the automaton reports them.
+    start: u32,
+    /// The offset of the first match state.
+    match_from: u32,
+    /// Per match state (its offset less `match_from`, divided by the stride): (keyword, its
+    /// length), in the order the automaton reports them.
     matches: Vec<Vec<(u32, u32)>>,
     stride: u32,
 }
@@ -89,28 +91,37 @@ impl Table {
                 u8::try_from(n).expect("at most 256 classes")
             });
         }
-        // Match states first.
+        // Match states last (a stable sort: the start stays the first state).
         let mut order: Vec<usize> = (0..states.len()).collect();
-        order.sort_by_key(|&i| !dfa.is_match(states[i]));
+        order.sort_by_key(|&i| dfa.is_match(states[i]));
+        let stride = representatives.len() as u32;
+        let plain = order
+            .iter()
+            .take_while(|&&i| !dfa.is_match(states[i]))
+            .count();
+        let match_from = (plain as u32 * stride).next_power_of_two();
+        let offset = |new: usize| {
+            if new < plain {
+                new as u32 * stride
+            } else {
+                match_from + (new - plain) as u32 * stride
+            }
+        };
         let mut renumber = vec![0u32; states.len()];
         for (new, &old) in order.iter().enumerate() {
-            renumber[old] = new as u32;
+            renumber[old] = offset(new);
         }
-        let stride = representatives.len() as u32;
-        let matching = order
-            .iter()
-            .take_while(|&&i| dfa.is_match(states[i]))
-            .count();
-        let limit = (matching as u32 * stride) as i32;
-        let mut next = vec![0i32; states.len() * stride as usize];
-        let mut matches = Vec::with_capacity(matching);
+        let size = match_from as usize + (states.len() - plain) * stride as usize;
+        let mut next = vec![0u32; size];
+        let mut matches = Vec::with_capacity(states.len() - plain);
         for (new, &old) in order.iter().enumerate() {
             let sid = states[old];
+            let row = offset(new) as usize;
             for (c, &b) in representatives.iter().enumerate() {
                 let to = index[&dfa.next_state(Anchored::No, sid, b)];
-                next[new * stride as usize + c] = (renumber[to] * stride) as i32 - limit;
+                next[row + c] = renumber[to];
             }
-            if new < matching {
+            if new >= plain {
                 matches.push(
                     (0..dfa.match_len(sid))
                         .map(|m| {
@@ -124,39 +135,43 @@ impl Table {
         Table {
             next,
             class,
-            start: (renumber[0] * stride) as i32 - limit,
-            match_limit: limit as u32,
+            start: renumber[0],
+            match_from,
             matches,
             stride,
         }
     }
 
-    /// Where state 0 is: the first state that is not a match state.
     #[inline(always)]
-    fn origin(&self) -> *const i32 {
-        // SAFETY: `match_limit` is the offset of a state, or the table's length.
-        unsafe { self.next.as_ptr().add(self.match_limit as usize) }
+    fn step(&self, state: u32, byte: u8) -> u32 {
+        // SAFETY: as `step_from`.
+        unsafe { step_from(self.next.as_ptr(), state, self.class[usize::from(byte)]) }
     }
 
     #[inline(always)]
-    fn step(&self, state: i32, byte: u8) -> i32 {
-        // SAFETY: as `step_from`, whose origin this is.
-        unsafe { step_from(self.origin(), state, self.class[usize::from(byte)]) }
+    fn is_match(&self, state: u32) -> bool {
+        state >= self.match_from
+    }
+
+    /// Whether any of `states` is a match state (one OR: `match_from` is a power of two).
+    #[inline(always)]
+    fn any_match<const L: usize>(&self, states: &[u32; L]) -> bool {
+        states.iter().fold(0, |a, &b| a | b) >= self.match_from
     }
 
     /// The keywords ending where the walk is in `state`, a match state.
-    fn matches_of(&self, state: i32) -> &[(u32, u32)] {
-        &self.matches[((state + self.match_limit as i32) as u32 / self.stride) as usize]
+    fn matches_of(&self, state: u32) -> &[(u32, u32)] {
+        &self.matches[((state - self.match_from) / self.stride) as usize]
     }
 }
 
-/// The state after `state` on a byte of class `class`, `origin` being [`Table::origin`].
+/// The state after `state` on a byte of class `class`, `next` being [`Table::next`]'s.
 ///
 /// SAFETY: `state` is a state of the table (its start, or read from it, which holds only
 /// states): its offset plus a class is within the table, as classes are below the stride.
 #[inline(always)]
-unsafe fn step_from(origin: *const i32, state: i32, class: u8) -> i32 {
-    unsafe { *origin.offset(state as isize + class as isize) }
+unsafe fn step_from(next: *const u32, state: u32, class: u8) -> u32 {
+    unsafe { *next.add(state as usize + class as usize) }
 }
 
 /// A keyword without upper-case letters matches ignoring case.
@@ -204,7 +219,7 @@ impl Keywords {
     /// [`Keywords::for_each_hit`] with the keyword's index in the list built from.
     pub(crate) fn for_each_keyword(&self, hay: &[u8], mut each: impl FnMut(usize, usize, usize)) {
         let Some(table) = &self.table else { return };
-        let mut expand = |state: i32, end: usize| {
+        let mut expand = |state: u32, end: usize| {
             for &(k, len) in table.matches_of(state) {
                 let k = k as usize;
                 let start = end - len as usize;
@@ -240,8 +255,8 @@ impl Keywords {
         &self,
         table: &Table,
         hay: &[u8],
-        expand: &mut impl FnMut(i32, usize),
-        walk_side_by_side: impl FnOnce([&[u8]; L], &mut dyn FnMut(usize, [i32; L])) -> ([i32; L], usize),
+        expand: &mut impl FnMut(u32, usize),
+        walk_side_by_side: impl FnOnce([&[u8]; L], &mut dyn FnMut(usize, [u32; L])) -> ([u32; L], usize),
     ) {
         // Lane j reports the keywords ending in (bounds[j], bounds[j + 1]], walking from
         // `warmup` bytes earlier so that a keyword straddling its left bound is seen whole.
@@ -250,17 +265,17 @@ impl Keywords {
         let stretch = hay.len() / L;
         let bound = |j: usize| if j == L { hay.len() } else { j * stretch };
         let mut at = [0usize; L];
-        let mut found: [Vec<(i32, usize)>; L] = std::array::from_fn(|_| Vec::new());
+        let mut found: [Vec<(u32, usize)>; L] = std::array::from_fn(|_| Vec::new());
         for (j, a) in at.iter_mut().enumerate() {
             *a = bound(j).saturating_sub(self.warmup);
         }
         // All lanes step together for as long as the shortest one has bytes.
         let common = (0..L).map(|j| bound(j + 1) - at[j]).min().unwrap_or(0);
         let lanes: [&[u8]; L] = std::array::from_fn(|j| &hay[at[j]..at[j] + common]);
-        let mut on_match = |i: usize, states: [i32; L]| {
+        let mut on_match = |i: usize, states: [u32; L]| {
             for (j, state) in states.into_iter().enumerate() {
                 let end = at[j] + i + 1;
-                if state < 0 && end > bound(j) {
+                if table.is_match(state) && end > bound(j) {
                     found[j].push((state, end));
                 }
             }
@@ -291,8 +306,8 @@ impl Keywords {
 fn walk_lanes(
     table: &Table,
     lanes: [&[u8]; LANES],
-    on_match: &mut dyn FnMut(usize, [i32; LANES]),
-) -> ([i32; LANES], usize) {
+    on_match: &mut dyn FnMut(usize, [u32; LANES]),
+) -> ([u32; LANES], usize) {
     let mut s = [table.start; LANES];
     let len = lanes.iter().map(|l| l.len()).min().unwrap_or(0);
     let lanes = lanes.map(|l| &l[..len]);
@@ -303,7 +318,7 @@ fn walk_lanes(
         for j in 0..LANES {
             s[j] = table.step(s[j], lanes[j][i]);
         }
-        if s.iter().fold(0, |a, &b| a | b) < 0 {
+        if table.any_match(&s) {
             on_match(i, s);
         }
     }
@@ -318,8 +333,8 @@ fn walk_lanes(
 fn walk_wide(
     table: &Table,
     lanes: [&[u8]; WIDE],
-    on_match: &mut dyn FnMut(usize, [i32; WIDE]),
-) -> ([i32; WIDE], usize) {
+    on_match: &mut dyn FnMut(usize, [u32; WIDE]),
+) -> ([u32; WIDE], usize) {
     use std::arch::x86_64::{
         __m512i, _mm512_loadu_si512, _mm512_mask_blend_epi8, _mm512_movepi8_mask,
         _mm512_permutex2var_epi8, _mm512_storeu_si512,
@@ -333,7 +348,7 @@ fn walk_wide(
     };
     let (c0, c1, c2, c3) = (class(0), class(1), class(2), class(3));
     let mut classes = Classes([0; WIDE * BLOCK]);
-    let origin = table.origin();
+    let next = table.next.as_ptr();
     let mut s = [table.start; WIDE];
     let mut i0 = 0;
     while i0 < len {
@@ -356,9 +371,9 @@ fn walk_wide(
             for j in 0..WIDE {
                 let c = classes.0[BLOCK * j + i];
                 // SAFETY: `s[j]` is the start or a state read from the table.
-                s[j] = unsafe { step_from(origin, s[j], c) };
+                s[j] = unsafe { step_from(next, s[j], c) };
             }
-            if s.iter().fold(0, |a, &b| a | b) < 0 {
+            if table.any_match(&s) {
                 on_match(i0 + i, s);
             }
         }
@@ -373,12 +388,12 @@ fn walk(
     hay: &[u8],
     from: usize,
     report_after: usize,
-    mut state: i32,
-    report: &mut impl FnMut(i32, usize),
+    mut state: u32,
+    report: &mut impl FnMut(u32, usize),
 ) {
     for (i, &b) in hay.iter().enumerate().skip(from) {
         state = table.step(state, b);
-        if state < 0 && i + 1 > report_after {
+        if table.is_match(state) && i + 1 > report_after {
             report(state, i + 1);
         }
     }
