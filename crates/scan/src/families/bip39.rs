@@ -27,16 +27,24 @@ const MAX_RUN: usize = 27;
 pub(crate) const MAX_RUN_BYTES: usize = MAX_RUN * 8 + (MAX_RUN - 1) * MAX_GAP;
 
 /// The words packed big-endian into a u64 each (at most 8 letters), in an open-addressing
-/// table: a look-up is one multiplication and, for most words of prose, one probe.
+/// table: a look-up is one multiplication and, for most words of prose, one probe. Before it,
+/// a filter of one bit per hash of 15 bits (4 KiB, which stays in the L1 cache where the
+/// table's 80 KiB do not) turns away about 94 % of the words that are not in the list.
 struct Table {
     keys: Vec<u64>,
     index: Vec<u16>,
+    filter: Vec<u64>,
 }
 
 const TABLE_BITS: u32 = 13;
+const FILTER_BITS: u32 = 15;
 
 fn slot(key: u64) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
+}
+
+fn filter_bit(key: u64) -> usize {
+    (key.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - FILTER_BITS)) as usize
 }
 
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -44,9 +52,12 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     let mut t = Table {
         keys: vec![0; size],
         index: vec![0; size],
+        filter: vec![0; (1 << FILTER_BITS) / 64],
     };
     for (i, w) in BIP39_ENGLISH.split_whitespace().enumerate() {
         let key = pack(w.as_bytes());
+        let bit = filter_bit(key);
+        t.filter[bit / 64] |= 1 << (bit % 64);
         let mut s = slot(key);
         while t.keys[s] != 0 {
             s = (s + 1) & (size - 1);
@@ -68,8 +79,33 @@ pub fn bip39_word_index(word: &[u8]) -> Option<u16> {
     if !(3..=8).contains(&word.len()) {
         return None;
     }
-    let key = pack(word);
+    index_of(pack(word))
+}
+
+/// [`bip39_word_index`] of `text[start..end]`, read with one 8-byte load where `text` has 8
+/// bytes from `start` (a copy of a few bytes is a call to `memcpy`).
+#[inline]
+pub(crate) fn bip39_word_index_in(text: &[u8], start: usize, end: usize) -> Option<u16> {
+    let len = end - start;
+    if !(3..=8).contains(&len) {
+        return None;
+    }
+    let key = match text.get(start..start + 8) {
+        Some(eight) => {
+            let word = u64::from_be_bytes(eight.try_into().expect("8 bytes"));
+            word & !u64::MAX.checked_shr(8 * len as u32).unwrap_or(0)
+        }
+        None => pack(&text[start..end]),
+    };
+    index_of(key)
+}
+
+fn index_of(key: u64) -> Option<u16> {
     let t = &*TABLE;
+    let bit = filter_bit(key);
+    if t.filter[bit / 64] >> (bit % 64) & 1 == 0 {
+        return None;
+    }
     let mask = t.keys.len() - 1;
     let mut s = slot(key);
     loop {
@@ -255,7 +291,7 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
         self.syn += 1;
         if self.run_len > 0 || self.overflow {
             // A run of 12 or more list words goes on while its words are list words.
-            match bip39_word_index(&hay[start..end]) {
+            match bip39_word_index_in(hay, start, end) {
                 Some(i) => self.push_hit(Word { index: i, ..w }, out),
                 None => self.end_run(out),
             }
@@ -277,7 +313,7 @@ impl<'a, 'h> SeedRuns<'a, 'h> {
         while k > 0 {
             let w = &mut self.pending[k - 1];
             if w.index == NOT_LOOKED_UP {
-                match bip39_word_index(&hay[w.start as usize..w.end as usize]) {
+                match bip39_word_index_in(hay, w.start as usize, w.end as usize) {
                     Some(i) => w.index = i,
                     None => break,
                 }
@@ -434,6 +470,35 @@ mod tests {
         assert_eq!(bip39_word_index(b"zoo"), Some(2047));
         assert_eq!(bip39_word_index(b"the"), None);
         assert_eq!(bip39_word_index(b"abandons"), None);
+        // In place, with 8 bytes after the start and without.
+        // Every word, read in place at the end of a text and with letters after it.
+        for (i, w) in BIP39_ENGLISH.split_whitespace().enumerate() {
+            let w = w.as_bytes();
+            let longer = [w, b"abcdefgh"].concat();
+            assert_eq!(bip39_word_index_in(w, 0, w.len()), Some(i as u16));
+            assert_eq!(bip39_word_index_in(&longer, 0, w.len()), Some(i as u16));
+            assert_eq!(
+                bip39_word_index_in(&longer, 0, w.len() - 1),
+                bip39_word_index(&w[..w.len() - 1])
+            );
+        }
+        // (8 letters at the start, words with 8 bytes after them and without.)
+        let text = b"abstract zoo abandon the zoo";
+        for (start, end, want) in [
+            (0, 8, Some(7)),
+            (9, 12, Some(2047)),
+            (13, 20, Some(0)),
+            (21, 24, None),
+            (25, 28, Some(2047)),
+            (13, 17, None),
+            (0, 7, None),
+        ] {
+            assert_eq!(
+                bip39_word_index_in(text, start, end),
+                want,
+                "{start}..{end}"
+            );
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! words are looked up, a token is marked whenever a block's edge hides its length. Skipping
 //! changes no finding: `differential.rs` compares with the walk of every token.
 
-use super::bip39::{MAX_GAP, bip39_word_index};
+use super::bip39::{MAX_GAP, bip39_word_index_in};
 use crate::text_runs::runs_from;
 
 /// What the enabled families need the walk to see.
@@ -843,7 +843,7 @@ impl Letters<'_> {
         // `\nability` in a JSON string as sent: the escape is part of the separator.
         let escaped =
             start > 0 && run[start - 1] == b'\\' && matches!(run[start], b'n' | b't' | b'r');
-        bip39_word_index(&run[start + usize::from(escaped)..end]).is_some()
+        bip39_word_index_in(run, start + usize::from(escaped), end).is_some()
     }
 
     /// Whether 12 runs in a row are list words. Like `SeedRuns`, from the last of 12 back: a
