@@ -266,6 +266,11 @@ pub(crate) fn runs_from(m: u64, k: u32) -> u64 {
 pub(crate) fn first_run<const MIN: usize>(text: &[u8], bytes: RunBytes) -> Option<usize> {
     const { assert!(MIN >= 1 && MIN <= 64) };
     #[cfg(target_arch = "x86_64")]
+    if vbmi() {
+        // SAFETY: the CPU has AVX-512 (F and BW).
+        return unsafe { first_run_avx512::<MIN>(text, bytes) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: the CPU has AVX2.
         return unsafe { first_run_avx2::<MIN>(text, bytes) };
@@ -357,6 +362,46 @@ pub(crate) fn baseline_forced() -> bool {
 #[inline(always)]
 pub(crate) fn baseline_forced() -> bool {
     false
+}
+
+/// [`first_run`] with AVX-512: a 64-byte block's mask in one compare (a few for delimited
+/// hex), straight into a mask register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn first_run_avx512<const MIN: usize>(text: &[u8], bytes: RunBytes) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m512i, _mm512_cmpeq_epi8_mask, _mm512_cmpge_epu8_mask, _mm512_cmple_epu8_mask,
+        _mm512_loadu_si512, _mm512_or_si512, _mm512_set1_epi8, _mm512_sub_epi8,
+    };
+    let mut run = OpenRun::default();
+    let whole = text.len() / 64;
+    for k in 0..whole {
+        // SAFETY: block `k` is whole, so the 64 bytes read at 64 * k are in bounds.
+        let v = unsafe { _mm512_loadu_si512(text.as_ptr().add(64 * k).cast::<__m512i>()) };
+        let m = match bytes {
+            RunBytes::AtLeast(floor) => _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(floor as i8)),
+            RunBytes::DelimitedHex => {
+                // `0`..=`:` and `a`..=`f` in either case, by unsigned distance from the first.
+                let digit_colon = _mm512_cmple_epu8_mask(
+                    _mm512_sub_epi8(v, _mm512_set1_epi8(b'0' as i8)),
+                    _mm512_set1_epi8((b':' - b'0') as i8),
+                );
+                let lower = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+                let letter = _mm512_cmple_epu8_mask(
+                    _mm512_sub_epi8(lower, _mm512_set1_epi8(b'a' as i8)),
+                    _mm512_set1_epi8((b'f' - b'a') as i8),
+                );
+                digit_colon
+                    | letter
+                    | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'-' as i8))
+                    | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b' ' as i8))
+            }
+        };
+        if let Some(at) = run.step::<MIN>(64 * k, m) {
+            return Some(at);
+        }
+    }
+    run.last::<MIN>(text, whole, bytes)
 }
 
 /// [`first_run`] with AVX2: a 64-byte block's mask in two compares a class.
@@ -483,7 +528,7 @@ mod run_tests {
     fn the_first_run_is_the_one_a_byte_by_byte_look_finds() {
         // Runs of every length around the thresholds, at every offset across block bounds,
         // of bytes on both sides of each class's edges.
-        let pieces: [&[u8]; 10] = [
+        let pieces: [&[u8]; 19] = [
             b" ",
             b"\n",
             b"*",
@@ -494,6 +539,17 @@ mod run_tests {
             b"\xc3\xa9",
             b"-",
             b"Z",
+            // The edges of the hex classes: `/` `0` `9` `:` `;`, `@` `A` `F` `G`, `` ` `` `a`
+            // `f` `g`.
+            b"/",
+            b"9",
+            b";",
+            b"@",
+            b"AF",
+            b"G",
+            b"`",
+            b"f",
+            b"\x7f",
         ];
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
         for bytes in [
@@ -517,16 +573,16 @@ mod run_tests {
                         };
                         text.extend_from_slice(p);
                     }
-                    for baseline in [false, true] {
-                        force_baseline(baseline);
+                    for paths in Paths::ALL {
+                        paths.force();
                         assert_eq!(
                             first_run_n(&text, min, bytes),
                             brute(&text, min, bytes),
-                            "{bytes:?} min {min} baseline {baseline} in {:?}",
+                            "{bytes:?} min {min} {paths:?} in {:?}",
                             String::from_utf8_lossy(&text)
                         );
                     }
-                    force_baseline(false);
+                    Paths::Native.force();
                 }
             }
         }
