@@ -414,10 +414,10 @@ mod tests {
         kw.for_each_hit(hay, |s, e, r| out.push((s, e, r.to_vec())));
         assert!(out.windows(2).all(|w| w[0].1 <= w[1].1), "in order of ends");
         // The four-lane walk (the eight-lane one where the CPU has it) finds the same.
-        crate::text_runs::force_baseline(true);
+        crate::text_runs::Paths::Baseline.force();
         let mut four = Vec::new();
         kw.for_each_hit(hay, |s, e, r| four.push((s, e, r.to_vec())));
-        crate::text_runs::force_baseline(false);
+        crate::text_runs::Paths::Native.force();
         assert_eq!(out, four, "both walks");
         out.sort();
         out
@@ -541,10 +541,12 @@ mod tests {
                 }
             }
             for four_lanes in [false, true] {
-                crate::text_runs::force_baseline(four_lanes);
+                if four_lanes {
+                    crate::text_runs::Paths::Baseline.force();
+                }
                 let mut got = Vec::new();
                 kw.for_each_hit(&hay, |s, e, r| got.push((s, e, r[0])));
-                crate::text_runs::force_baseline(false);
+                crate::text_runs::Paths::Native.force();
                 assert_eq!(got, expected, "len {len}, four lanes {four_lanes}");
             }
         }

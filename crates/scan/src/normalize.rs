@@ -567,16 +567,16 @@ mod tests {
             } else {
                 true
             };
-            for baseline in [false, true] {
-                crate::text_runs::force_baseline(baseline);
+            for paths in crate::text_runs::Paths::ALL {
+                paths.force();
                 assert_eq!(
                     needs_normalization(&text),
                     expected,
-                    "baseline {baseline}: {:?}",
+                    "{paths:?}: {:?}",
                     String::from_utf8_lossy(&text)
                 );
             }
-            crate::text_runs::force_baseline(false);
+            crate::text_runs::Paths::Native.force();
         }
     }
 }

@@ -346,13 +346,6 @@ fn avx2_forced() -> bool {
     false
 }
 
-/// Takes the SSE2 (baseline) paths on this thread (`yes`) even where the CPU has AVX2: here
-/// and in the families' planning, for the tests of both.
-#[cfg(test)]
-pub(crate) fn force_baseline(yes: bool) {
-    BASELINE.with(|b| b.set(yes));
-}
-
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn baseline_forced() -> bool {
     BASELINE.with(std::cell::Cell::get)

@@ -394,10 +394,17 @@ fn plan(run: &[u8], want: Want, scratch: &mut Scratch) {
         }
         return;
     }
-    if want.seeds && wordy::<BASELINE>(run) {
-        plan_with::<BASELINE, true>(run, want, scratch);
+    plan_at::<BASELINE>(run, want, scratch);
+}
+
+/// [`plan_with`] in one of its two ways: two loops, each with its own way to the stretches
+/// (one loop holding both ran 4 % slower on code).
+#[inline(always)]
+fn plan_at<const LEVEL: u8>(run: &[u8], want: Want, scratch: &mut Scratch) {
+    if want.seeds && wordy::<LEVEL>(run) {
+        plan_with::<LEVEL, true>(run, want, scratch);
     } else {
-        plan_with::<BASELINE, false>(run, want, scratch);
+        plan_with::<LEVEL, false>(run, want, scratch);
     }
 }
 
@@ -417,13 +424,7 @@ static AVX2: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
 fn plan_avx2(run: &[u8], want: Want, scratch: &mut Scratch) {
-    // Two loops, each with its own way to the stretches: one loop holding both ran 4 % slower
-    // on code.
-    if want.seeds && wordy::<WITH_AVX2>(run) {
-        plan_with::<WITH_AVX2, true>(run, want, scratch);
-    } else {
-        plan_with::<WITH_AVX2, false>(run, want, scratch);
-    }
+    plan_at::<WITH_AVX2>(run, want, scratch);
 }
 
 /// [`plan_avx2`] with the masks of AVX-512 VBMI: a class table looked up by one byte permute,
@@ -431,11 +432,7 @@ fn plan_avx2(run: &[u8], want: Want, scratch: &mut Scratch) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt,avx512f,avx512bw,avx512vbmi")]
 fn plan_vbmi(run: &[u8], want: Want, scratch: &mut Scratch) {
-    if want.seeds && wordy::<WITH_VBMI>(run) {
-        plan_with::<WITH_VBMI, true>(run, want, scratch);
-    } else {
-        plan_with::<WITH_VBMI, false>(run, want, scratch);
-    }
+    plan_at::<WITH_VBMI>(run, want, scratch);
 }
 
 /// The instructions the masks are made with: `LEVEL` of the planning's functions.
