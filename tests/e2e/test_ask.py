@@ -245,8 +245,9 @@ def test_nobody_deciding_in_time_is_a_denial(ask_proxy, detect_up):
 def test_other_requests_keep_flowing_while_one_is_held(ask_proxy, detect_up):
     p = ask_proxy()
     tag = "ask" + detect_up.new_tag()
-    held_client = in_background(curl, f"http://example.test/t/{tag}", proxy=p, timeout=30)
-    second = in_background(requests_session(p).get, f"https://example.test/t/{tag}-second", timeout=30)
+    # Ceilings, not waits: both stay held through ten other exchanges, which take longer on a loaded machine.
+    held_client = in_background(curl, f"http://example.test/t/{tag}", proxy=p, timeout=90)
+    second = in_background(requests_session(p).get, f"https://example.test/t/{tag}-second", timeout=90)
     first = wait_held(p, tag)
     wait_for(lambda: pending(p), None, 2, 5, what="two held requests")
     session = requests_session(p)

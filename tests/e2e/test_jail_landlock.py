@@ -25,8 +25,27 @@ def _landlock_abi() -> int:
     return max(libc.syscall(444, None, 0, 1), 0)
 
 
+@pytest.fixture(scope="module")
+def runnable_binary():
+    """airlock where the unprivileged user can run it, wherever the checkout is (/root is 0700).
+
+    One per module, and a hard link where the file system allows: a debug build is a few hundred
+    MB, and a copy per test once filled a CI machine's disk.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="airlock-landlock-bin-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    binary = folder / "airlock"
+    try:
+        os.link(AIRLOCK_BIN, binary)
+    except OSError:
+        shutil.copy(AIRLOCK_BIN, binary)
+    os.chmod(binary, 0o755)
+    yield binary
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def unprivileged(request, certs, upstreams):
+def unprivileged(request, certs, upstreams, runnable_binary):
     """An environment and a command prefix that run airlock as an unprivileged user."""
     if os.geteuid() != 0:
         pytest.skip("switching to an unprivileged user needs root (these tests run airlock as uid 65534)")
@@ -39,10 +58,7 @@ def unprivileged(request, certs, upstreams):
     home = Path(tempfile.mkdtemp(prefix="airlock-landlock-", dir="/tmp"))
     request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
     os.chmod(home, 0o777)
-    # A copy the unprivileged user can run wherever the checkout is (/root is 0700).
-    binary = home / "airlock"
-    shutil.copy(AIRLOCK_BIN, binary)
-    os.chmod(binary, 0o755)
+    binary = runnable_binary
     from conftest import base_config
 
     config = home / "airlock.json"
