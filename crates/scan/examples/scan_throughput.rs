@@ -21,7 +21,11 @@ const TARGET: usize = 8 << 20;
 const CHUNK: usize = 64 * 1024;
 /// The text families a request body goes through with the default settings.
 fn default_families() -> FamilySet {
-    FamilySet::of(&[Family::Financial, Family::CryptoKeys])
+    match std::env::var("SCAN_FAMILIES").as_deref() {
+        Ok("financial") => FamilySet::of(&[Family::Financial]),
+        Ok("crypto") => FamilySet::of(&[Family::CryptoKeys]),
+        _ => FamilySet::of(&[Family::Financial, Family::CryptoKeys]),
+    }
 }
 
 struct Rng(u64);

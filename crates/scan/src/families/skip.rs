@@ -302,6 +302,12 @@ fn back(cur: u64, prev: u64, s: u32) -> u64 {
     (cur << s) | (prev >> (64 - s))
 }
 
+/// Bits `i` of `cur` with bit `i + s` of the stream (`cur` before `next`), `1 <= s <= 63`.
+#[inline(always)]
+fn ahead(cur: u64, next: u64, s: u32) -> u64 {
+    (cur >> s) | (next << (64 - s))
+}
+
 /// Bits below `i` (`i <= 64`).
 #[inline(always)]
 fn below(i: u32) -> u64 {
@@ -362,15 +368,86 @@ fn next_clear(bits: &[u64], from: usize) -> usize {
     }
 }
 
+/// The masks of every block of a run, one array per class: the passes of [`plan_with`] read
+/// them, each a short loop with few values live (one loop doing everything kept a dozen in
+/// memory), and the digits' pass, where a block's marks depend on its neighbours alone, in
+/// vector registers.
+#[derive(Default)]
+struct Classes {
+    /// The run's length.
+    len: usize,
+    alnum: Vec<u64>,
+    digit: Vec<u64>,
+    upper: Vec<u64>,
+    lower: Vec<u64>,
+    breaker: Vec<u64>,
+    sep: Vec<u64>,
+}
+
+impl Classes {
+    /// The masks of block `k` (none before the run: the byte before a run of text is not
+    /// text, or it is before the window, where the walk starts too).
+    #[inline(always)]
+    fn at(&self, k: usize) -> Masks {
+        Masks {
+            alnum: self.alnum[k],
+            digit: self.digit[k],
+            upper: self.upper[k],
+            lower: self.lower[k],
+            breaker: self.breaker[k],
+            sep: self.sep[k],
+        }
+    }
+
+    #[inline(always)]
+    fn before(&self, k: usize) -> Masks {
+        if k > 0 {
+            self.at(k - 1)
+        } else {
+            Masks::default()
+        }
+    }
+
+    /// The bytes of block `k` that are in the run.
+    #[inline(always)]
+    fn valid(&self, k: usize) -> u64 {
+        below((self.len - 64 * k).min(64) as u32)
+    }
+}
+
+/// Fills `classes` with the masks of every block of `run`.
+#[inline(always)]
+fn classify<const LEVEL: u8>(run: &[u8], classes: &mut Classes) {
+    let blocks = run.len().div_ceil(64);
+    classes.len = run.len();
+    for v in [
+        &mut classes.alnum,
+        &mut classes.digit,
+        &mut classes.upper,
+        &mut classes.lower,
+        &mut classes.breaker,
+        &mut classes.sep,
+    ] {
+        v.clear();
+        v.resize(blocks, 0);
+    }
+    for k in 0..blocks {
+        let m = block_masks::<LEVEL>(run, k);
+        classes.alnum[k] = m.alnum;
+        classes.digit[k] = m.digit;
+        classes.upper[k] = m.upper;
+        classes.lower[k] = m.lower;
+        classes.breaker[k] = m.breaker;
+        classes.sep[k] = m.sep;
+    }
+}
+
 /// Scratch space of [`for_each_range`], kept from one run to the next.
 #[derive(Default)]
 pub(crate) struct Scratch {
+    classes: Classes,
     /// One bit per byte of the run: what the walk must see.
     marks: Vec<u64>,
-    /// One bit per byte of the run: lower-case letters.
-    lower: Vec<u64>,
-    /// One bit per byte of the run: letters and digits.
-    alnum: Vec<u64>,
     /// Stretches between two capitals or breaker bytes with 12 starts of lower-case tokens or
     /// more: where the stretches below can be.
     coarse: Vec<(usize, usize)>,
@@ -401,7 +478,8 @@ fn plan(run: &[u8], want: Want, scratch: &mut Scratch) {
 /// (one loop holding both ran 4 % slower on code).
 #[inline(always)]
 fn plan_at<const LEVEL: u8>(run: &[u8], want: Want, scratch: &mut Scratch) {
-    if want.seeds && wordy::<LEVEL>(run) {
+    classify::<LEVEL>(run, &mut scratch.classes);
+    if want.seeds && wordy(&scratch.classes) {
         plan_with::<LEVEL, true>(run, want, scratch);
     } else {
         plan_with::<LEVEL, false>(run, want, scratch);
@@ -541,37 +619,25 @@ fn breakers(m: &Masks, prev: &Masks, valid: u64) -> u64 {
 /// holds `MIN_WORDS` such starts or more. Every breaker is worked out only here: text where
 /// capitals and symbols come more often than every 12 words (code, JSON, most of prose)
 /// never gets this far.
-fn stretches_within<const LEVEL: u8>(
-    run: &[u8],
-    (s, e): (usize, usize),
-    out: &mut Vec<(usize, usize)>,
-) {
-    let n = run.len();
+fn stretches_within(classes: &Classes, (s, e): (usize, usize), out: &mut Vec<(usize, usize)>) {
+    let n = classes.len;
     let first_block = s / 64;
     // The block holding `e` (a capital or a breaker byte, which ends a stretch), or the last.
     let last_block = if e < n { e / 64 } else { (n - 1) / 64 };
-    let mut prev = if first_block > 0 {
-        block_masks::<LEVEL>(run, first_block - 1)
-    } else {
-        Masks::default()
-    };
     let from = out.len();
     // Stretches ending before `s` are cut short here, and dropped below: they are not in
     // `s..e`, and the one ending at `s - 1` has too few words (`s - 1` is a capital or a
     // breaker byte, so its stretch was found by the caller or had fewer than 12 words).
     let mut open = (64 * first_block, 0);
     for k in first_block..=last_block {
-        let m = block_masks::<LEVEL>(run, k);
-        let base = 64 * k;
-        let valid = below((n - base).min(64) as u32);
+        let (m, prev) = (classes.at(k), classes.before(k));
         end_stretches(
-            breakers(&m, &prev, valid),
+            breakers(&m, &prev, classes.valid(k)),
             word_starts(&m, &prev),
-            base,
+            64 * k,
             &mut open,
             out,
         );
-        prev = m;
     }
     // The end of the run ends the last stretch.
     if e == n && open.1 >= MIN_WORDS {
@@ -588,18 +654,15 @@ fn stretches_within<const LEVEL: u8>(
     out.truncate(keep);
 }
 
-/// Whether `run` looks like prose, from its first blocks: most stretches between capitals and
-/// breaker bytes then hold 12 words or more, and working out every breaker at once is cheaper
-/// than finding those stretches first. Either way finds the same stretches.
+/// Whether the run looks like prose, from its first blocks: most stretches between capitals
+/// and breaker bytes then hold 12 words or more, and working out every breaker at once is
+/// cheaper than finding those stretches first. Either way finds the same stretches.
 #[inline(always)]
-fn wordy<const LEVEL: u8>(run: &[u8]) -> bool {
+fn wordy(classes: &Classes) -> bool {
     const SAMPLE: usize = 8;
-    let sampled = run.len().div_ceil(64).min(SAMPLE);
+    let sampled = classes.alnum.len().min(SAMPLE);
     let free = (0..sampled)
-        .filter(|&k| {
-            let m = block_masks::<LEVEL>(run, k);
-            m.upper | m.breaker == 0
-        })
+        .filter(|&k| classes.upper[k] | classes.breaker[k] == 0)
         .count();
     free * WORDY_SHARE >= sampled
 }
@@ -608,94 +671,120 @@ fn wordy<const LEVEL: u8>(run: &[u8]) -> bool {
 /// and no breaker byte.
 const WORDY_SHARE: usize = 4;
 
+/// The digits of a block that a rule of `financial` could look at (see [`plan_with`]), from
+/// its masks (`a`: letters and digits, `d`: digits, `s`: separators) and those of the blocks
+/// before and after it: a run of 4 or a separator and a digit can reach into the next one.
+#[inline(always)]
+fn digits_to_see(
+    a_before: u64,
+    a: u64,
+    a_after: u64,
+    d: u64,
+    d_after: u64,
+    s: u64,
+    s_after: u64,
+) -> u64 {
+    let four = a & back(a, a_before, 1) & back(a, a_before, 2) & back(a, a_before, 3);
+    let four_after = a_after & back(a_after, a, 1) & back(a_after, a, 2) & back(a_after, a, 3);
+    let in_four =
+        four | ahead(four, four_after, 1) | ahead(four, four_after, 2) | ahead(four, four_after, 3);
+    let grouped = ahead(s, s_after, 1) & ahead(d, d_after, 2);
+    d & (in_four | grouped)
+}
+
 #[inline(always)]
 /// `WORDY`: every breaker is worked out in the one pass (see [`wordy`]).
 fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch: &mut Scratch) {
     let n = run.len();
     let blocks = n.div_ceil(64);
     let Scratch {
+        classes,
         marks,
-        lower,
-        alnum,
         coarse,
         stretches,
         ranges,
     } = scratch;
+    let c = &*classes;
     coarse.clear();
     stretches.clear();
     marks.clear();
     marks.resize(blocks, 0);
-    alnum.clear();
-    alnum.resize(blocks, 0);
-    lower.clear();
-    if want.seeds {
-        lower.resize(blocks, 0);
-    }
-    // The previous block's masks: none before the run (the byte before a run of text is not
-    // text, or it is before the window, where the walk starts too).
-    let mut prev = Masks::default();
-    let mut tail = 0usize;
-    // The stretch since the last capital or breaker byte (a subset of the breakers, and the
-    // cheap one), and the starts of lower-case tokens in it. Only those with 12 starts or
-    // more can hold a stretch between two breakers with 12 words.
-    let mut open = (0usize, 0usize);
-    for k in 0..blocks {
-        let base = 64 * k;
-        let m = block_masks::<LEVEL>(run, k);
-        let mut x = 0;
-        if want.all_digits {
-            x |= m.digit;
-        } else if want.digits && m.digit != 0 {
-            // A token with a digit of 3 bytes or less is looked at by no rule of `financial`
-            // (an IBAN has 15 bytes or more, an address 26), unless it is a number that a card
-            // number could start with: followed by a space or a dash and a digit. Marked: the
-            // digits in runs of 4 letters and digits or more (runs past the block's end are
-            // not seen: its last 3 bytes are taken as in one), and those followed by a
-            // separator and a digit (the block's last 2 bytes: taken as such).
-            let a = m.alnum;
-            let four = a & back(a, prev.alnum, 1) & back(a, prev.alnum, 2) & back(a, prev.alnum, 3);
-            let in_four = four | (four >> 1) | (four >> 2) | (four >> 3) | (0b111 << 61);
-            let grouped = ((m.sep >> 1) & (m.digit >> 2)) | (0b11 << 62);
-            x |= m.digit & (in_four | grouped);
+    if want.all_digits {
+        for (x, &d) in marks.iter_mut().zip(&c.digit) {
+            *x |= d;
         }
-        // Alphanumeric bytes at the start of this block and at the end of the last ones.
-        let head = (!m.alnum).trailing_zeros();
-        if want.long {
-            // Every run of LONG_TOKEN alphanumeric bytes, within the block or reaching into it
-            // from before (then its part here is marked): widened to its token.
-            if m.alnum.count_ones() >= LONG_TOKEN {
-                x |= runs_from(m.alnum, LONG_TOKEN);
+    } else if want.digits && blocks > 0 {
+        // A token with a digit of 3 bytes or less is looked at by no rule of `financial` (an
+        // IBAN has 15 bytes or more, an address 26), unless it is a number that a card number
+        // could start with: followed by a space or a dash and a digit. Marked: the digits in
+        // runs of 4 letters and digits or more, and those followed by a separator and a digit
+        // (the first and last blocks apart, so that the loop between them vectorises).
+        let at = |k: usize| {
+            let (a_after, d_after, s_after) = if k + 1 < blocks {
+                (c.alnum[k + 1], c.digit[k + 1], c.sep[k + 1])
+            } else {
+                (0, 0, 0)
+            };
+            let a_before = if k > 0 { c.alnum[k - 1] } else { 0 };
+            digits_to_see(
+                a_before, c.alnum[k], a_after, c.digit[k], d_after, c.sep[k], s_after,
+            )
+        };
+        marks[0] |= at(0);
+        if blocks > 2 {
+            let inner = marks[1..blocks - 1]
+                .iter_mut()
+                .zip(c.alnum.windows(3))
+                .zip(c.digit[1..].iter().zip(&c.digit[2..]))
+                .zip(c.sep[1..].iter().zip(&c.sep[2..]));
+            for (((x, a), (&d, &d_after)), (&s, &s_after)) in inner {
+                *x |= digits_to_see(a[0], a[1], a[2], d, d_after, s, s_after);
+            }
+        }
+        if blocks > 1 {
+            marks[blocks - 1] |= at(blocks - 1);
+        }
+    }
+    if want.long {
+        // Every run of LONG_TOKEN alphanumeric bytes, within a block or reaching into it from
+        // before (then its part there is marked): widened to its token.
+        let mut tail = 0usize;
+        for (x, &a) in marks.iter_mut().zip(&c.alnum) {
+            // Alphanumeric bytes at the start of this block, and at the end of the last ones.
+            let head = (!a).trailing_zeros();
+            if a.count_ones() >= LONG_TOKEN {
+                *x |= runs_from(a, LONG_TOKEN);
             }
             if tail + head as usize >= LONG_TOKEN as usize {
-                x |= below(head);
+                *x |= below(head);
             }
+            tail = if head == 64 {
+                tail + 64
+            } else {
+                a.leading_ones() as usize
+            };
         }
-        tail = if head == 64 {
-            tail + 64
-        } else {
-            m.alnum.leading_ones() as usize
-        };
-        marks[k] |= x;
-        alnum[k] = m.alnum;
-        if want.seeds {
-            lower[k] = m.lower;
+    }
+    if want.seeds {
+        // The stretch since the last capital or breaker byte (a subset of the breakers, and
+        // the cheap one), and the starts of lower-case tokens in it. Only those with 12 starts
+        // or more can hold a stretch between two breakers with 12 words.
+        let mut open = (0usize, 0usize);
+        for k in 0..blocks {
+            let (m, prev) = (c.at(k), c.before(k));
             let words = word_starts(&m, &prev);
             if WORDY {
-                let valid = below((n - base).min(64) as u32);
                 end_stretches(
-                    breakers(&m, &prev, valid),
+                    breakers(&m, &prev, c.valid(k)),
                     words,
-                    base,
+                    64 * k,
                     &mut open,
                     stretches,
                 );
             } else {
-                end_stretches(m.upper | m.breaker, words, base, &mut open, coarse);
+                end_stretches(m.upper | m.breaker, words, 64 * k, &mut open, coarse);
             }
         }
-        prev = m;
-    }
-    if want.seeds {
         // The end of the run ends the last stretch.
         if open.1 >= MIN_WORDS {
             if WORDY {
@@ -704,10 +793,11 @@ fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch
                 coarse.push((open.0, n));
             }
         }
-        for &c in coarse.iter() {
-            stretches_within::<LEVEL>(run, c, stretches);
+        for &stretch in coarse.iter() {
+            stretches_within(c, stretch, stretches);
         }
     }
+    let (lower, alnum) = (&c.lower[..], &c.alnum[..]);
     for &(s, e) in stretches.iter() {
         if (Letters::<LEVEL> { run, lower, s, e }).list_words_in_a_row() {
             mark(marks, s, e);
@@ -1174,6 +1264,7 @@ mod tests {
         assert!(ranges.windows(2).all(|w| w[0] == w[1]), "{ranges:?}");
         // Both ways to the stretches, whichever the run looks like.
         let mut scratch = Scratch::default();
+        classify::<BASELINE>(run, &mut scratch.classes);
         plan_with::<BASELINE, true>(run, want, &mut scratch);
         assert_eq!(scratch.stretches, expected, "every breaker at once");
         plan_with::<BASELINE, false>(run, want, &mut scratch);
