@@ -47,6 +47,11 @@ pub(crate) struct Want {
 /// The shortest token a rule looks at without a digit in it: a WIF key (extended and Ethereum
 /// keys are longer; Bitcoin addresses, IBANs, cards and phone numbers have digits).
 pub(crate) const LONG_TOKEN: u32 = 51;
+/// The bits that a run of [`LONG_TOKEN`] set bits of a block always covers, wherever it starts
+/// (at bit 13 at the latest, so it ends at bit 50 at the earliest): a block of prose, with a
+/// space every few bytes, is dismissed with one test.
+const WITHIN_EVERY_LONG_RUN: u64 = below(LONG_TOKEN) & !below(64 - LONG_TOKEN);
+
 /// Words of a phrase's shortest run.
 const MIN_WORDS: usize = 12;
 /// A run of this many non-alphanumeric bytes is a gap no phrase has.
@@ -310,7 +315,7 @@ fn ahead(cur: u64, next: u64, s: u32) -> u64 {
 
 /// Bits below `i` (`i <= 64`).
 #[inline(always)]
-fn below(i: u32) -> u64 {
+const fn below(i: u32) -> u64 {
     if i >= 64 { u64::MAX } else { (1u64 << i) - 1 }
 }
 
@@ -406,6 +411,28 @@ impl Classes {
         } else {
             Masks::default()
         }
+    }
+
+    /// The masks of blocks `from..`, in order (one bounds check for all).
+    #[inline(always)]
+    fn from(&self, from: usize) -> impl Iterator<Item = Masks> + '_ {
+        self.alnum[from..]
+            .iter()
+            .zip(&self.digit[from..])
+            .zip(&self.upper[from..])
+            .zip(&self.lower[from..])
+            .zip(&self.breaker[from..])
+            .zip(&self.sep[from..])
+            .map(
+                |(((((&alnum, &digit), &upper), &lower), &breaker), &sep)| Masks {
+                    alnum,
+                    digit,
+                    upper,
+                    lower,
+                    breaker,
+                    sep,
+                },
+            )
     }
 
     /// The bytes of block `k` that are in the run.
@@ -629,8 +656,8 @@ fn stretches_within(classes: &Classes, (s, e): (usize, usize), out: &mut Vec<(us
     // `s..e`, and the one ending at `s - 1` has too few words (`s - 1` is a capital or a
     // breaker byte, so its stretch was found by the caller or had fewer than 12 words).
     let mut open = (64 * first_block, 0);
-    for k in first_block..=last_block {
-        let (m, prev) = (classes.at(k), classes.before(k));
+    let mut prev = classes.before(first_block);
+    for (k, m) in (first_block..=last_block).zip(classes.from(first_block)) {
         end_stretches(
             breakers(&m, &prev, classes.valid(k)),
             word_starts(&m, &prev),
@@ -638,6 +665,7 @@ fn stretches_within(classes: &Classes, (s, e): (usize, usize), out: &mut Vec<(us
             &mut open,
             out,
         );
+        prev = m;
     }
     // The end of the run ends the last stretch.
     if e == n && open.1 >= MIN_WORDS {
@@ -752,7 +780,7 @@ fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch
         for (x, &a) in marks.iter_mut().zip(&c.alnum) {
             // Alphanumeric bytes at the start of this block, and at the end of the last ones.
             let head = (!a).trailing_zeros();
-            if a.count_ones() >= LONG_TOKEN {
+            if a & WITHIN_EVERY_LONG_RUN == WITHIN_EVERY_LONG_RUN {
                 *x |= runs_from(a, LONG_TOKEN);
             }
             if tail + head as usize >= LONG_TOKEN as usize {
@@ -770,8 +798,8 @@ fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch
         // the cheap one), and the starts of lower-case tokens in it. Only those with 12 starts
         // or more can hold a stretch between two breakers with 12 words.
         let mut open = (0usize, 0usize);
-        for k in 0..blocks {
-            let (m, prev) = (c.at(k), c.before(k));
+        let mut prev = Masks::default();
+        for (k, m) in c.from(0).enumerate() {
             let words = word_starts(&m, &prev);
             if WORDY {
                 end_stretches(
@@ -784,6 +812,7 @@ fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch
             } else {
                 end_stretches(m.upper | m.breaker, words, 64 * k, &mut open, coarse);
             }
+            prev = m;
         }
         // The end of the run ends the last stretch.
         if open.1 >= MIN_WORDS {
