@@ -340,7 +340,7 @@ fn avx2_forced() -> bool {
     AVX2_ONLY.with(std::cell::Cell::get)
 }
 
-#[cfg(not(test))]
+#[cfg(all(not(test), not(feature = "bench-paths")))]
 #[inline(always)]
 fn avx2_forced() -> bool {
     false
@@ -351,10 +351,30 @@ pub(crate) fn baseline_forced() -> bool {
     BASELINE.with(std::cell::Cell::get)
 }
 
-#[cfg(all(not(test), target_arch = "x86_64"))]
+#[cfg(all(not(test), not(feature = "bench-paths"), target_arch = "x86_64"))]
 #[inline(always)]
 pub(crate) fn baseline_forced() -> bool {
     false
+}
+
+/// The paths `SCAN_PATHS` asks for (`avx2`, `baseline`; anything else: what the CPU has), read
+/// once: (baseline, AVX2 only). Built only for the benchmark (feature `bench-paths`).
+#[cfg(all(not(test), feature = "bench-paths"))]
+static BENCH_PATHS: std::sync::LazyLock<(bool, bool)> =
+    std::sync::LazyLock::new(|| match std::env::var("SCAN_PATHS").as_deref() {
+        Ok("baseline") => (true, false),
+        Ok("avx2") => (false, true),
+        _ => (false, false),
+    });
+
+#[cfg(all(not(test), feature = "bench-paths"))]
+fn avx2_forced() -> bool {
+    BENCH_PATHS.1
+}
+
+#[cfg(all(not(test), feature = "bench-paths", target_arch = "x86_64"))]
+pub(crate) fn baseline_forced() -> bool {
+    BENCH_PATHS.0
 }
 
 /// [`first_run`] with AVX-512: a 64-byte block's mask in one compare (a few for delimited
