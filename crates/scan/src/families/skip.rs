@@ -473,6 +473,10 @@ fn classify<const LEVEL: u8>(run: &[u8], classes: &mut Classes) {
 #[derive(Default)]
 pub(crate) struct Scratch {
     classes: Classes,
+    /// Per block: the bytes that end a stretch (every breaker, or capitals and breaker bytes),
+    /// and the starts of lower-case tokens.
+    ends: Vec<u64>,
+    words: Vec<u64>,
     /// One bit per byte of the run: what the walk must see.
     marks: Vec<u64>,
     /// Stretches between two capitals or breaker bytes with 12 starts of lower-case tokens or
@@ -727,6 +731,8 @@ fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch
     let blocks = n.div_ceil(64);
     let Scratch {
         classes,
+        ends,
+        words,
         marks,
         coarse,
         stretches,
@@ -793,26 +799,46 @@ fn plan_with<const LEVEL: u8, const WORDY: bool>(run: &[u8], want: Want, scratch
             };
         }
     }
-    if want.seeds {
+    if want.seeds && blocks > 0 {
         // The stretch since the last capital or breaker byte (a subset of the breakers, and
         // the cheap one), and the starts of lower-case tokens in it. Only those with 12 starts
         // or more can hold a stretch between two breakers with 12 words.
-        let mut open = (0usize, 0usize);
-        let mut prev = Masks::default();
-        for (k, m) in c.from(0).enumerate() {
-            let words = word_starts(&m, &prev);
+        // First what ends a stretch and the word starts of every block, each from its masks and
+        // the last block's (a loop the compiler vectorises: the first and last blocks apart),
+        // then the stretches, in order.
+        let ends_of = |m: &Masks, prev: &Masks, valid: u64| {
             if WORDY {
-                end_stretches(
-                    breakers(&m, &prev, c.valid(k)),
-                    words,
-                    64 * k,
-                    &mut open,
-                    stretches,
-                );
+                breakers(m, prev, valid)
             } else {
-                end_stretches(m.upper | m.breaker, words, 64 * k, &mut open, coarse);
+                m.upper | m.breaker
             }
-            prev = m;
+        };
+        for v in [&mut *ends, &mut *words] {
+            v.clear();
+            v.resize(blocks, 0);
+        }
+        let edge = |k: usize| {
+            let (m, prev) = (c.at(k), c.before(k));
+            (ends_of(&m, &prev, c.valid(k)), word_starts(&m, &prev))
+        };
+        (ends[0], words[0]) = edge(0);
+        if blocks > 2 {
+            let (inner_ends, inner_words) = (&mut ends[1..blocks - 1], &mut words[1..blocks - 1]);
+            let pairs = inner_ends
+                .iter_mut()
+                .zip(inner_words.iter_mut())
+                .zip(c.from(1).zip(c.from(0)));
+            for ((e, w), (m, prev)) in pairs {
+                (*e, *w) = (ends_of(&m, &prev, u64::MAX), word_starts(&m, &prev));
+            }
+        }
+        if blocks > 1 {
+            (ends[blocks - 1], words[blocks - 1]) = edge(blocks - 1);
+        }
+        let out = if WORDY { &mut *stretches } else { &mut *coarse };
+        let mut open = (0usize, 0usize);
+        for (k, (&e, &w)) in ends.iter().zip(words.iter()).enumerate() {
+            end_stretches(e, w, 64 * k, &mut open, out);
         }
         // The end of the run ends the last stretch.
         if open.1 >= MIN_WORDS {
