@@ -226,6 +226,33 @@ def policy():
     return seeds
 
 
+def families():
+    """Cards, IBANs, crypto keys, seed phrases, emails and phone numbers, in prose, JSON and
+    minified code long enough for the planning's every pass (several 64-byte blocks)."""
+    values = [
+        b"4111 1111 1111 1111", b"4111-1111-1111-1111", b"5500005555555559", b"378282246310005",
+        b"GB82 WEST 1234 5698 7654 32", b"DE89370400440532013000",
+        b"5HueCGU8rMjxEXxiPuD5BDku4MkFqeZyd4dJ1jvhTVqvbTLvyTJ",
+        b"1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", b"bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        b"0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318",
+        b" ".join([b"abandon"] * 11 + [b"about"]),
+        b"legal winner thank year wave sausage worth useful legal winner thank yellow",
+        b"jane.doe@example.com", b"+1 415 555 2671", b"(415) 555-2671",
+    ]
+    fillers = [
+        b"the function returns a value when called with a list of items ",
+        b'{"role":"user","content":"please refactor this module\\n"},',
+        b"function a1(b,c){var d=b.map(c);return d&&d.length>42?d.slice(0,42):X9z(d,\"x\")};",
+    ]
+    seeds = []
+    for i, v in enumerate(values):
+        for j, f in enumerate(fillers):
+            body = f * (1 + i % 3) + v + b" " + f * (2 + j)
+            for pick in (0x07, 0x0F, 1 << (i % 3)):
+                seeds.append(bytes([pick]) + struct.pack("<I", 17 * i + j) + body)
+    return seeds
+
+
 TARGETS = {
     "scan_stream": scan,
     "scan_body": scan_body,
@@ -236,6 +263,7 @@ TARGETS = {
     "llm": llm,
     "websocket": websocket,
     "policy": policy,
+    "families": families,
 }
 
 if __name__ == "__main__":
