@@ -68,6 +68,9 @@ fuzz_target!(|data: &[u8]| {
             .any(|&e| e + CARRY as u64 >= start && e <= end + CARRY as u64)
     };
     for f in whole.iter().filter(|f| !near_an_edge(f)) {
-        assert!(streamed.contains(f), "{f:?} found in the whole body, not in the stream");
+        assert!(
+            streamed.contains(f),
+            "{f:?} found in the whole body, not in the stream"
+        );
     }
 });
