@@ -2,7 +2,8 @@
 //! token, in order): every token that a rule other than the seed phrase could look at, and
 //! every stretch that could hold a seed phrase. The rest (most of prose, code and JSON) cannot
 //! hold a candidate and is skipped without being tokenised. Found from 64-byte class masks
-//! (AVX-512 VBMI or AVX2 where the CPU has them, SSE2 otherwise), one pass over the run:
+//! (AVX-512 VBMI or AVX2 where the CPU has them, SSE2 otherwise), stored per class for the
+//! whole run ([`Classes`]), then one short pass over them for each of:
 //!
 //! - Tokens a rule of `financial` could look at: a number that could be or start a card (13
 //!   digits or more, or followed by a space or a dash and a digit), tokens with a digit of 4
